@@ -1,0 +1,142 @@
+/* util: errors, strings, JSON, files, ids, time. */
+#include <errno.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <yajl/yajl_tree.h>
+
+#include "util/util.h"
+#include "tests/unit/check.h"
+
+static void test_err(void)
+{
+        cleanup_err struct err e = ERR_INIT;
+        CHECK(err_make(&e, ENOENT, "open %s", "/x") == -1);
+        CHECK(e.kind == ERR_NOT_FOUND);
+        CHECK_STR(e.msg, "open /x: No such file or directory");
+        err_wrap(&e, "pull %s", "busybox");
+        CHECK_STR(e.msg, "pull busybox: open /x: No such file or directory");
+        err_set(&e, ERR_INVALID, "bad %d", 3);
+        CHECK(e.kind == ERR_INVALID && e.errnum == 0);
+        CHECK_STR(err_kind_name(e.kind), "INVALID_ARGUMENT");
+        CHECK(err_make(NULL, EIO, "ignored") == -1);
+        struct err f = ERR_INIT;
+        err_move(&f, &e);
+        CHECK(e.msg == NULL && f.kind == ERR_INVALID);
+        err_clear(&f);
+        CHECK(err_make(&f, ETIMEDOUT, "t") < 0 && f.kind == ERR_DEADLINE);
+        err_clear(&f);
+}
+
+static void test_sbuf_strv(void)
+{
+        struct sbuf b = {0};
+        for (int i = 0; i < 1000; i++)
+                sbuf_printf(&b, "%d,", i);
+        CHECK(b.len == strlen(b.buf));
+        CHECK(str_has_prefix(b.buf, "0,1,2,"));
+        CHECK(str_has_suffix(b.buf, "998,999,"));
+        char *s = sbuf_steal(&b);
+        CHECK(b.buf == NULL);
+        free(s);
+        cleanup_strv char **v = NULL;
+        strv_push(&v, "a");
+        strv_push(&v, "b");
+        CHECK(strv_len(v) == 2);
+        cleanup_strv char **w = strv_dup(v);
+        CHECK_STR(w[1], "b");
+        CHECK(w[2] == NULL);
+}
+
+static void test_json(void)
+{
+        cleanup_err struct err e = ERR_INIT;
+        const char doc[] = "{\"a\": \"x\", \"n\": 42, \"t\": true, \"o\": {\"k\": [1]}}";
+        yajl_val v = json_parse(doc, strlen(doc), "doc", &e);
+        CHECK(v != NULL);
+        CHECK_STR(json_get_str(v, "a"), "x");
+        int64_t n = 0;
+        CHECK(json_get_int(v, "n", &n) && n == 42);
+        bool t = false;
+        CHECK(json_get_bool(v, "t", &t) && t);
+        CHECK(json_get_str(v, "n") == NULL);
+        CHECK(json_get(json_get(v, "o"), "k") != NULL);
+        yajl_tree_free(v);
+        CHECK(json_parse("{\"a\":", 5, "cfg.json", &e) == NULL);
+        CHECK(e.kind == ERR_INVALID && strstr(e.msg, "cfg.json") != NULL);
+        CHECK(json_parse("{}\0x", 4, "nul", &e) == NULL);
+        struct sbuf b = {0};
+        json_quote(&b, "a\"b\\c\n\x01");
+        CHECK_STR(b.buf, "\"a\\\"b\\\\c\\n\\u0001\"");
+        sbuf_free(&b);
+}
+
+static void test_files(void)
+{
+        cleanup_err struct err e = ERR_INIT;
+        char tmpl[] = "/tmp/corral-util-XXXXXX";
+        CHECK(mkdtemp(tmpl) != NULL);
+        cleanup_free char *deep = path_join(tmpl, "a/b/c");
+        CHECK(mkdir_p(deep, 0755, &e) == 0);
+        CHECK(mkdir_p(deep, 0755, &e) == 0);
+        cleanup_free char *f = path_join(deep, "f");
+        CHECK(file_write_atomic(f, "hello", 5, 0600, &e) == 0);
+        cleanup_free char *data = NULL;
+        size_t len = 0;
+        CHECK(file_read_all(f, &data, &len, 0, &e) == 0);
+        CHECK(len == 5 && strcmp(data, "hello") == 0);
+        struct stat st;
+        CHECK(stat(f, &st) == 0 && (st.st_mode & 0777) == 0600);
+        cleanup_free char *small = NULL;
+        CHECK(file_read_all(f, &small, NULL, 3, &e) < 0 && e.kind == ERR_EXHAUSTED);
+        CHECK(mkdir_p(f, 0755, &e) < 0);
+        CHECK(file_read_all("/nonexistent/x", &small, NULL, 0, &e) < 0 && e.kind == ERR_NOT_FOUND);
+        CHECK(rm_rf(tmpl, &e) == 0);
+        CHECK(stat(tmpl, &st) < 0 && errno == ENOENT);
+        CHECK(rm_rf(tmpl, &e) == 0);
+        cleanup_free char *j = path_join("/a/", "/b");
+        CHECK_STR(j, "/a/b");
+}
+
+static void test_ids(void)
+{
+        char a[ID_LEN + 1], b[ID_LEN + 1];
+        id_generate(a);
+        id_generate(b);
+        CHECK(id_is_valid(a) && id_is_valid(b));
+        CHECK(strcmp(a, b) != 0);
+        CHECK(!id_is_valid("abc"));
+        CHECK(!id_is_valid("ZZ"));
+        char *ids[] = {"abc123", "abd456", "abc"};
+        const char *out = NULL;
+        cleanup_err struct err e = ERR_INIT;
+        CHECK(id_resolve_prefix("abd", ids, 3, &out, &e) == 0);
+        CHECK_STR(out, "abd456");
+        CHECK(id_resolve_prefix("abc", ids, 3, &out, &e) == 0); /* exact wins */
+        CHECK_STR(out, "abc");
+        CHECK(id_resolve_prefix("ab", ids, 3, &out, &e) < 0 && e.kind == ERR_INVALID);
+        CHECK(id_resolve_prefix("zz", ids, 3, &out, &e) < 0 && e.kind == ERR_NOT_FOUND);
+}
+
+static void test_time(void)
+{
+        char buf[40];
+        time_rfc3339nano(1700000000123456789LL, buf);
+        CHECK_STR(buf, "2023-11-14T22:13:20.123456789Z");
+        time_rfc3339nano(0, buf);
+        CHECK_STR(buf, "1970-01-01T00:00:00.000000000Z");
+        CHECK(time_mono_ns() > 0);
+}
+
+int main(void)
+{
+        enum log_level l;
+        CHECK(log_level_parse("debug", &l) == 0 && l == LOG_LVL_DEBUG);
+        CHECK(log_level_parse("loud", &l) < 0);
+        test_err();
+        test_sbuf_strv();
+        test_json();
+        test_files();
+        test_ids();
+        test_time();
+        return check_report("util");
+}

@@ -1,0 +1,211 @@
+/* util: the few basics every corral module shares: errors, cleanup helpers,
+ * allocation, logging, strings, JSON, files, ids and time.
+ *
+ * Conventions (see ../shared/STYLE.md):
+ * - A fallible function takes `struct err *e` last and returns a negative int
+ *   (or NULL). The error carries a kind (what the caller should do about it),
+ *   the errno if any, and a heap message. It becomes a gRPC status only in cri/.
+ * - Allocation never fails: the x* functions abort on OOM.
+ * - Destructors accept NULL.
+ */
+#ifndef CORRAL_UTIL_H
+#define CORRAL_UTIL_H
+
+#include <dirent.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+/* ---------- errors ---------- */
+
+/* Values equal the canonical gRPC status codes so that cri/ maps them 1:1. */
+enum err_kind {
+        ERR_OK = 0,
+        ERR_CANCELLED = 1,
+        ERR_UNKNOWN = 2,
+        ERR_INVALID = 3,     /* INVALID_ARGUMENT */
+        ERR_DEADLINE = 4,    /* DEADLINE_EXCEEDED */
+        ERR_NOT_FOUND = 5,
+        ERR_EXISTS = 6,      /* ALREADY_EXISTS */
+        ERR_PERMISSION = 7,  /* PERMISSION_DENIED */
+        ERR_EXHAUSTED = 8,   /* RESOURCE_EXHAUSTED */
+        ERR_PRECONDITION = 9,/* FAILED_PRECONDITION */
+        ERR_ABORTED = 10,
+        ERR_RANGE = 11,      /* OUT_OF_RANGE */
+        ERR_UNIMPLEMENTED = 12,
+        ERR_INTERNAL = 13,
+        ERR_UNAVAILABLE = 14,
+        ERR_DATA_LOSS = 15,
+        ERR_UNAUTHENTICATED = 16,
+};
+
+struct err {
+        enum err_kind kind;
+        int errnum; /* errno of the failing call, 0 if none */
+        char *msg;  /* owned; NULL when no error */
+};
+
+#define ERR_INIT {ERR_OK, 0, NULL}
+
+/* A failed system call: kind from errno (ETIMEDOUT -> ERR_DEADLINE,
+ * ENOENT -> ERR_NOT_FOUND, ... else ERR_INTERNAL); the message gets
+ * ": strerror(errnum)" appended. `e` may be NULL. Always returns -1. */
+int err_make(struct err *e, int errnum, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/* A domain error of a given kind, no errno. `e` may be NULL. Returns -1. */
+int err_set(struct err *e, enum err_kind kind, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/* Prefix context to an existing error: "context: old message". Returns -1. */
+int err_wrap(struct err *e, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Move src into dst (dst cleared first). */
+void err_move(struct err *dst, struct err *src);
+void err_clear(struct err *e);
+const char *err_kind_name(enum err_kind kind);
+static inline bool err_is(const struct err *e, enum err_kind kind) { return e && e->msg && e->kind == kind; }
+
+/* ---------- allocation (abort on OOM) ---------- */
+
+void *xmalloc(size_t n);
+void *xzalloc(size_t n);
+void *xcalloc(size_t nmemb, size_t size);
+void *xrealloc(void *p, size_t n);
+char *xstrdup(const char *s);  /* NULL -> NULL */
+char *xstrndup(const char *s, size_t n);
+char *xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+char *xvasprintf(const char *fmt, va_list ap);
+void *xmemdup(const void *p, size_t n);
+
+/* ---------- cleanup attributes ---------- */
+
+void cleanup_freep(void *p);
+void cleanup_closep(int *fd);
+void cleanup_fclosep(FILE **f);
+void cleanup_closedirp(DIR **d);
+void cleanup_errp(struct err *e);
+void cleanup_strvp(char ***v);
+
+#define cleanup_free __attribute__((cleanup(cleanup_freep)))
+#define cleanup_close __attribute__((cleanup(cleanup_closep)))
+#define cleanup_fclose __attribute__((cleanup(cleanup_fclosep)))
+#define cleanup_dir __attribute__((cleanup(cleanup_closedirp)))
+#define cleanup_err __attribute__((cleanup(cleanup_errp)))
+#define cleanup_strv __attribute__((cleanup(cleanup_strvp)))
+
+/* Hand ownership out of a cleanup variable. */
+#define steal_ptr(pp)                          \
+        ({                                     \
+                __typeof__(*(pp)) _tmp = *(pp); \
+                *(pp) = NULL;                  \
+                _tmp;                          \
+        })
+static inline int steal_fd(int *fd)
+{
+        int r = *fd;
+        *fd = -1;
+        return r;
+}
+
+#define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+#define UNUSED __attribute__((unused))
+
+/* ---------- logging (logfmt on stderr, one line per event) ---------- */
+
+enum log_level { LOG_LVL_ERROR = 0, LOG_LVL_WARN, LOG_LVL_INFO, LOG_LVL_DEBUG, LOG_LVL_TRACE };
+
+/* Parse "error|warn|info|debug|trace". Returns -1 on unknown names. */
+int log_level_parse(const char *name, enum log_level *out);
+void log_set_level(enum log_level lvl);
+enum log_level log_get_level(void);
+/* Output "json" (one object per line) or "logfmt" (default). */
+void log_set_json(bool json);
+/* `component` names the module ("cri", "image", ...); `fmt` is the event
+ * text, ideally "event key=value key=value". Thread-safe, one write(2) per line. */
+void log_write(enum log_level lvl, const char *component, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+#define log_error(comp, ...) log_write(LOG_LVL_ERROR, comp, __VA_ARGS__)
+#define log_warn(comp, ...) log_write(LOG_LVL_WARN, comp, __VA_ARGS__)
+#define log_info(comp, ...) log_write(LOG_LVL_INFO, comp, __VA_ARGS__)
+#define log_debug(comp, ...)                                                   \
+        do {                                                                   \
+                if (log_get_level() >= LOG_LVL_DEBUG)                          \
+                        log_write(LOG_LVL_DEBUG, comp, __VA_ARGS__);           \
+        } while (0)
+
+/* ---------- strings ---------- */
+
+/* Growable byte buffer, always NUL-terminated. Zero-initialise to start. */
+struct sbuf {
+        char *buf;
+        size_t len;
+        size_t cap;
+};
+void sbuf_append(struct sbuf *b, const void *data, size_t n);
+void sbuf_puts(struct sbuf *b, const char *s);
+void sbuf_putc(struct sbuf *b, char c);
+void sbuf_printf(struct sbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Take the string out (caller frees); the buffer is reset. Never NULL. */
+char *sbuf_steal(struct sbuf *b);
+void sbuf_free(struct sbuf *b);
+
+bool str_has_prefix(const char *s, const char *prefix);
+bool str_has_suffix(const char *s, const char *suffix);
+/* NULL-terminated string vectors. */
+size_t strv_len(char *const *v);
+char **strv_dup(char *const *v);
+void strv_free(char **v);
+/* Append a copy of s; *v may be NULL. */
+void strv_push(char ***v, const char *s);
+
+/* ---------- JSON (yajl) ---------- */
+
+/* Parsing uses yajl's tree API; see <yajl/yajl_tree.h>. */
+struct yajl_val_s;
+typedef struct yajl_val_s *yajl_val;
+/* Parse `len` bytes (need not be NUL-terminated). Caller frees with
+ * yajl_tree_free. On error returns NULL with an ERR_INVALID that includes
+ * yajl's message and `what` (a file name or "manifest"). */
+yajl_val json_parse(const char *buf, size_t len, const char *what, struct err *e);
+/* Member lookup on an object; NULL when absent or `obj` is not an object. */
+yajl_val json_get(yajl_val obj, const char *key);
+/* Typed lookups: NULL / false when absent or of another type. */
+const char *json_get_str(yajl_val obj, const char *key);
+bool json_get_int(yajl_val obj, const char *key, int64_t *out);
+bool json_get_bool(yajl_val obj, const char *key, bool *out);
+/* Append `s` to b as a quoted JSON string with escapes. */
+void json_quote(struct sbuf *b, const char *s);
+void json_quote_n(struct sbuf *b, const char *s, size_t n);
+
+/* ---------- files ---------- */
+
+/* Read a whole file (NUL-terminated; *len excludes the NUL). max 0 = 256 MiB. */
+int file_read_all(const char *path, char **out, size_t *len, size_t max, struct err *e);
+/* Write via temp file + fsync + rename + fsync(dir): readers see old or new. */
+int file_write_atomic(const char *path, const void *data, size_t len, mode_t mode, struct err *e);
+/* Write all bytes, retrying on EINTR / short writes. */
+int fd_write_all(int fd, const void *data, size_t len);
+/* mkdir -p; existing dirs are fine. */
+int mkdir_p(const char *path, mode_t mode, struct err *e);
+/* rm -rf without crossing mount points; a missing path is fine. */
+int rm_rf(const char *path, struct err *e);
+char *path_join(const char *a, const char *b);
+
+/* ---------- ids ---------- */
+
+#define ID_LEN 64
+/* 64 lowercase hex chars from getrandom(2) plus NUL. */
+void id_generate(char out[ID_LEN + 1]);
+bool id_is_valid(const char *s);
+/* Resolve `prefix` against `ids` (n entries): exact match wins, else one
+ * unique prefix match. ERR_NOT_FOUND / ERR_INVALID ("ambiguous") otherwise. */
+int id_resolve_prefix(const char *prefix, char *const *ids, size_t n, const char **out, struct err *e);
+
+/* ---------- time ---------- */
+
+int64_t time_now_ns(void);           /* CLOCK_REALTIME */
+int64_t time_mono_ns(void);          /* CLOCK_MONOTONIC */
+/* RFC 3339 with nanoseconds in UTC, e.g. 2026-11-22T20:43:59.123456789Z. */
+void time_rfc3339nano(int64_t ns, char out[40]);
+
+#endif
