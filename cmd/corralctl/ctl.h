@@ -1,0 +1,43 @@
+/* corralctl's private header: the global options every verb sees, the
+ * verb table, and the output helpers. */
+#ifndef CORRALCTL_H
+#define CORRALCTL_H
+
+#include "cri/cri.h"
+#include "runtime/v1/api.pb-c.h"
+
+enum ctl_output { CTL_OUT_TABLE, CTL_OUT_JSON };
+
+struct ctl {
+        const char *endpoint;
+        int timeout_ms;
+        enum ctl_output output;
+        struct cri_client *client; /* connected lazily by ctl_client() */
+};
+
+struct ctl_verb {
+        const char *name;
+        const char *summary;
+        int (*run)(struct ctl *ctl, int argc, char **argv);
+};
+
+/* Verbs by file; each file exports a table ending in {NULL}. */
+extern const struct ctl_verb ctl_info_verbs[];
+
+struct cri_client *ctl_client(struct ctl *ctl);
+/* Call `rpc` ("Version") and print errors as "corralctl: RPC: message".
+ * Returns 0 or 1 (the exit code). */
+int ctl_call(struct ctl *ctl, const char *rpc, const ProtobufCMessage *req, const ProtobufCMessageDescriptor *desc,
+             ProtobufCMessage **resp);
+
+/* Protobuf message as JSON with lowerCamel names like protojson (crictl's
+ * inspect output); enums by name, bytes in base64, 64-bit ints as strings. */
+void ctl_pb_to_json(const ProtobufCMessage *msg, struct sbuf *out, int indent);
+void ctl_print_json(const ProtobufCMessage *msg);
+
+/* Shorten an id for tables (13 chars like crictl). */
+const char *ctl_short_id(const char *id, char buf[14]);
+/* "3 minutes ago" style age of a nanosecond timestamp. */
+void ctl_age(int64_t ns, char *buf, size_t len);
+
+#endif

@@ -1,0 +1,125 @@
+/* cri/ private: the daemon context, the call context handlers see, and the
+ * handler tables each service-area file contributes. */
+#ifndef CORRAL_CRI_INTERNAL_H
+#define CORRAL_CRI_INTERNAL_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+
+#include "cri/cri.h"
+#include "runtime/v1/api.pb-c.h"
+
+struct store;
+struct cri_server;
+struct cri_events;
+struct net_cni;
+
+struct cri_daemon {
+        const struct cfg *cfg;
+        struct store *store;
+        struct cri_server *server;
+        struct cri_events *events;
+        struct net_cni *cni;
+        int64_t started_ns;
+        atomic_bool stopping;
+        /* Test hook (see cri_daemon_opts.debug_delay). */
+        char *delay_method;
+        int delay_ms;
+        /* Host facts detected once at start, for Status. */
+        char *cgroup_mode;   /* "v1", "v2", "hybrid" */
+        char *cgroup_driver; /* "cgroupfs" or "systemd" */
+        bool has_sys_resource;
+        bool has_kvm;
+};
+
+/* ---------- the call a handler runs in ---------- */
+
+struct cri_call;
+
+/* The client went away or cancelled; long handlers check this. */
+bool cri_call_cancelled(const struct cri_call *call);
+/* The call's deadline on CLOCK_MONOTONIC, INT64_MAX when there is none. */
+int64_t cri_call_deadline_ns(const struct cri_call *call);
+/* Server-streaming: send one message and wait until it is written.
+ * Returns -1 (ERR_CANCELLED) when the client has gone. */
+int cri_call_send(struct cri_call *call, const ProtobufCMessage *msg, struct err *e);
+
+/* A unary handler fills *resp with a heap message of the method's output
+ * type (every part malloc'ed: the server frees it with
+ * protobuf_c_message_free_unpacked). */
+typedef int (*cri_unary_fn)(struct cri_daemon *d, struct cri_call *call, const ProtobufCMessage *req,
+                            ProtobufCMessage **resp, struct err *e);
+/* A streaming handler sends with cri_call_send and returns when done. */
+typedef int (*cri_stream_fn)(struct cri_daemon *d, struct cri_call *call, const ProtobufCMessage *req,
+                             struct err *e);
+
+enum {
+        /* Cheap and never blocking: run on the completion-queue thread
+         * instead of a worker (saves a thread hand-off per call). */
+        CRI_INLINE = 1,
+};
+
+struct cri_handler {
+        const char *name; /* RPC name, e.g. "Version" */
+        cri_unary_fn unary;
+        cri_stream_fn stream;
+        unsigned flags;
+};
+
+/* Each service-area file exports a table ending in {NULL}. */
+extern const struct cri_handler cri_info_handlers[];
+extern const struct cri_handler cri_event_handlers[];
+
+/* ---------- method table (methods.c) ---------- */
+
+struct cri_method {
+        char *path; /* "/runtime.v1.RuntimeService/Version" */
+        const char *name;
+        const ProtobufCMessageDescriptor *input;
+        const ProtobufCMessageDescriptor *output;
+        bool server_streaming;
+        const struct cri_handler *handler; /* NULL: answers UNIMPLEMENTED */
+};
+
+/* All methods of both services, in descriptor order. */
+const struct cri_method *cri_methods(size_t *n);
+
+/* ---------- server (server.c) ---------- */
+
+int cri_server_new(struct cri_daemon *d, const char *listen, size_t max_message_bytes, struct cri_server **out,
+                   struct err *e);
+void cri_server_shutdown(struct cri_server *s, int grace_ms);
+void cri_server_free(struct cri_server *s);
+
+/* ---------- worker pool (pool.c) ---------- */
+
+/* Threads are created on demand and kept while busy, so a slow call never
+ * waits behind another; idle ones retire after a while. */
+struct cri_pool;
+struct cri_pool *cri_pool_new(unsigned keep_idle, unsigned max_threads);
+void cri_pool_submit(struct cri_pool *p, void (*fn)(void *), void *arg);
+/* Waits for queued and running jobs, then frees. */
+void cri_pool_free(struct cri_pool *p);
+
+/* ---------- container events (events.c) ---------- */
+
+struct cri_events *cri_events_new(void);
+void cri_events_free(struct cri_events *ev);
+/* Wakes every GetContainerEvents stream so it can end (daemon stopping). */
+void cri_events_close(struct cri_events *ev);
+/* Publish one event to every subscriber (the message is copied). */
+void cri_events_publish(struct cri_events *ev, const Runtime__V1__ContainerEventResponse *msg);
+
+/* ---------- network (network.c) ---------- */
+
+int cri_network_init(struct cri_daemon *d, struct err *e);
+void cri_network_fini(struct cri_daemon *d);
+/* NetworkReady with its reason and message (caller frees both). */
+bool cri_network_ready(struct cri_daemon *d, char **reason, char **message);
+
+/* ---------- status conversion (methods.c) ---------- */
+
+/* grpc_status_code for an error kind (they share numbering). */
+int cri_status_code(const struct err *e);
+
+#endif

@@ -1,0 +1,196 @@
+/* Version, Status, RuntimeConfig, UpdateRuntimeConfig: what kubelet asks
+ * first and then every few seconds. */
+#include <string.h>
+
+#include "config/config.h"
+#include "cri/cri-internal.h"
+#include "runtime/runtime.h"
+#include "store/store.h"
+
+#define CRI_API_VERSION "v1"
+
+static int version(struct cri_daemon *d, struct cri_call *call, const ProtobufCMessage *req, ProtobufCMessage **resp,
+                   struct err *e)
+{
+        (void)d, (void)call, (void)req, (void)e;
+        Runtime__V1__VersionResponse *r = xmalloc(sizeof(*r));
+        runtime__v1__version_response__init(r);
+        r->version = xstrdup("0.1.0"); /* the kubelet runtime API version */
+        r->runtime_name = xstrdup("corral");
+        r->runtime_version = xstrdup(CORRAL_VERSION);
+        r->runtime_api_version = xstrdup(CRI_API_VERSION);
+        *resp = &r->base;
+        return 0;
+}
+
+static Runtime__V1__RuntimeCondition *condition(const char *type, bool status, const char *reason, const char *msg)
+{
+        Runtime__V1__RuntimeCondition *c = xmalloc(sizeof(*c));
+        runtime__v1__runtime_condition__init(c);
+        c->type = xstrdup(type);
+        c->status = status;
+        c->reason = xstrdup(reason ? reason : "");
+        c->message = xstrdup(msg ? msg : "");
+        return c;
+}
+
+static Runtime__V1__StatusResponse__InfoEntry *info_entry(const char *key, char *value /* owned */)
+{
+        Runtime__V1__StatusResponse__InfoEntry *kv = xmalloc(sizeof(*kv));
+        runtime__v1__status_response__info_entry__init(kv);
+        kv->key = xstrdup(key);
+        kv->value = value;
+        return kv;
+}
+
+/* Whether a handler can run on this host, and why not. */
+static bool handler_usable(const struct cri_daemon *d, const struct cfg_runtime *rt, const char **why)
+{
+        *why = "";
+        if (rt->type != CFG_RUNTIME_VM)
+                return true;
+        if (rt->vmm == CFG_VMM_CLOUD_HYPERVISOR && !d->has_kvm) {
+                *why = "cloud-hypervisor needs /dev/kvm";
+                return false;
+        }
+        if (access(rt->kernel, R_OK) != 0) {
+                *why = "guest kernel not found";
+                return false;
+        }
+        return true;
+}
+
+static char *host_json(const struct cri_daemon *d)
+{
+        const struct rt_features *f = rt_host_features();
+        struct sbuf b = {0};
+        sbuf_puts(&b, "{\"cgroupMode\":");
+        json_quote(&b, d->cgroup_mode);
+        sbuf_puts(&b, ",\"cgroupDriver\":");
+        json_quote(&b, d->cgroup_driver);
+        sbuf_puts(&b, ",\"cgroupControllers\":");
+        json_quote(&b, f->cgroup_controllers ? f->cgroup_controllers : "");
+        sbuf_printf(&b,
+                    ",\"capSysResource\":%s,\"seccomp\":%s,\"openat2\":%s,\"clone3\":%s,\"kvm\":%s,"
+                    "\"userNamespaces\":%s,\"systemd\":%s",
+                    f->cap_sys_resource ? "true" : "false", f->seccomp ? "true" : "false",
+                    f->openat2 ? "true" : "false", f->clone3 ? "true" : "false", d->has_kvm ? "true" : "false",
+                    f->user_namespaces ? "true" : "false", f->systemd_running ? "true" : "false");
+        sbuf_puts(&b, ",\"missing\":[");
+        const char *sep = "";
+        if (!f->cap_sys_resource) {
+                sbuf_printf(&b, "%s\"CAP_SYS_RESOURCE (oom_score_adj is clamped)\"", sep);
+                sep = ",";
+        }
+        if (!d->has_kvm) {
+                sbuf_printf(&b, "%s\"/dev/kvm (VM pods run under QEMU TCG only)\"", sep);
+                sep = ",";
+        }
+        if (f->cgroup_mode != RT_CGROUP_V2_UNIFIED)
+                sbuf_printf(&b, "%s\"cgroup v2 unified hierarchy (using v1 controllers)\"", sep);
+        sbuf_puts(&b, "]}");
+        return sbuf_steal(&b);
+}
+
+static int status(struct cri_daemon *d, struct cri_call *call, const ProtobufCMessage *req, ProtobufCMessage **resp,
+                  struct err *e)
+{
+        (void)call, (void)e;
+        const Runtime__V1__StatusRequest *rq = (const Runtime__V1__StatusRequest *)req;
+        Runtime__V1__StatusResponse *r = xmalloc(sizeof(*r));
+        runtime__v1__status_response__init(r);
+        Runtime__V1__RuntimeStatus *st = xmalloc(sizeof(*st));
+        runtime__v1__runtime_status__init(st);
+        r->status = st;
+        st->n_conditions = 2;
+        st->conditions = xcalloc(2, sizeof(*st->conditions));
+        st->conditions[0] = condition("RuntimeReady", true, NULL, NULL);
+        cleanup_free char *net_reason = NULL, *net_msg = NULL;
+        bool net_ready = cri_network_ready(d, &net_reason, &net_msg);
+        st->conditions[1] = condition("NetworkReady", net_ready, net_reason, net_msg);
+
+        const struct cfg *cfg = d->cfg;
+        r->n_runtime_handlers = cfg->n_runtimes;
+        r->runtime_handlers = xcalloc(cfg->n_runtimes ? cfg->n_runtimes : 1, sizeof(*r->runtime_handlers));
+        const struct rt_features *f = rt_host_features();
+        struct sbuf hb = {0};
+        sbuf_putc(&hb, '[');
+        for (size_t i = 0; i < cfg->n_runtimes; i++) {
+                const struct cfg_runtime *rt = &cfg->runtimes[i];
+                Runtime__V1__RuntimeHandler *h = xmalloc(sizeof(*h));
+                runtime__v1__runtime_handler__init(h);
+                h->name = xstrdup(rt->name);
+                h->features = xmalloc(sizeof(*h->features));
+                runtime__v1__runtime_handler_features__init(h->features);
+                h->features->recursive_read_only_mounts = rt->type == CFG_RUNTIME_NAMESPACE && f->new_mount_api;
+                h->features->user_namespaces = false;
+                r->runtime_handlers[i] = h;
+                const char *why;
+                bool ok = handler_usable(d, rt, &why);
+                sbuf_printf(&hb, "%s{\"name\":", i ? "," : "");
+                json_quote(&hb, rt->name);
+                sbuf_printf(&hb, ",\"type\":\"%s\",\"usable\":%s,\"reason\":",
+                            rt->type == CFG_RUNTIME_VM ? "vm" : "namespace", ok ? "true" : "false");
+                json_quote(&hb, why);
+                sbuf_putc(&hb, '}');
+        }
+        sbuf_putc(&hb, ']');
+        r->features = xmalloc(sizeof(*r->features));
+        runtime__v1__runtime_features__init(r->features);
+        r->features->supplemental_groups_policy = true;
+        if (rq->verbose) {
+                struct sbuf cb = {0};
+                cfg_to_json(cfg, &cb);
+                r->n_info = 3;
+                r->info = xcalloc(3, sizeof(*r->info));
+                r->info[0] = info_entry("config", sbuf_steal(&cb));
+                r->info[1] = info_entry("host", host_json(d));
+                r->info[2] = info_entry("runtimeHandlers", sbuf_steal(&hb));
+        }
+        sbuf_free(&hb);
+        *resp = &r->base;
+        return 0;
+}
+
+static int runtime_config(struct cri_daemon *d, struct cri_call *call, const ProtobufCMessage *req,
+                          ProtobufCMessage **resp, struct err *e)
+{
+        (void)call, (void)req, (void)e;
+        Runtime__V1__RuntimeConfigResponse *r = xmalloc(sizeof(*r));
+        runtime__v1__runtime_config_response__init(r);
+        r->linux = xmalloc(sizeof(*r->linux));
+        runtime__v1__linux_runtime_configuration__init(r->linux);
+        r->linux->cgroup_driver = strcmp(d->cgroup_driver, "systemd") == 0 ? RUNTIME__V1__CGROUP_DRIVER__SYSTEMD
+                                                                           : RUNTIME__V1__CGROUP_DRIVER__CGROUPFS;
+        *resp = &r->base;
+        return 0;
+}
+
+static int update_runtime_config(struct cri_daemon *d, struct cri_call *call, const ProtobufCMessage *req,
+                                 ProtobufCMessage **resp, struct err *e)
+{
+        (void)call;
+        const Runtime__V1__UpdateRuntimeConfigRequest *rq = (const Runtime__V1__UpdateRuntimeConfigRequest *)req;
+        const char *cidr = rq->runtime_config && rq->runtime_config->network_config
+                                   ? rq->runtime_config->network_config->pod_cidr
+                                   : NULL;
+        if (cidr && *cidr) {
+                if (strchr(cidr, '/') == NULL)
+                        return err_set(e, ERR_INVALID, "pod CIDR %s is not in CIDR notation", cidr);
+                if (store_meta_set(d->store, "pod_cidr", cidr, e) < 0)
+                        return err_wrap(e, "store pod CIDR");
+                log_info("cri", "pod CIDR updated cidr=%s", cidr);
+        }
+        Runtime__V1__UpdateRuntimeConfigResponse *r = xmalloc(sizeof(*r));
+        runtime__v1__update_runtime_config_response__init(r);
+        *resp = &r->base;
+        return 0;
+}
+
+const struct cri_handler cri_info_handlers[] = {
+        {.name = "Version", .unary = version, .flags = CRI_INLINE},
+        {.name = "Status", .unary = status},
+        {.name = "RuntimeConfig", .unary = runtime_config, .flags = CRI_INLINE},
+        {.name = "UpdateRuntimeConfig", .unary = update_runtime_config},
+        {NULL},
+};

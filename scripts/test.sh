@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# The second README command (and all that .ci/run does): every test.
+#  1. dependencies (Debian packages), 2. build with -Werror, 3. unit and
+#  integration tests (CTest, real daemon, real kernel features), 4. unit tests
+#  again under ASan+UBSan, 5. unit tests under valgrind, 6. short fuzz runs.
+# Tests that cannot run on this host exit 77 and are listed as skipped.
+set -uo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+src=$(dirname "$here")
+[ "$(id -u)" = 0 ] || { echo "test: run as root (sudo $0): the tests use namespaces, mounts and cgroups"; exit 1; }
+"$here/install-deps.sh" || exit 1
+jobs=$(nproc)
+fail=0
+step() { echo; echo "=== $*"; }
+
+step "build (RelWithDebInfo, -Werror)"
+b="$src/build/test"
+cmake -S "$src" -B "$b" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null || exit 1
+cmake --build "$b" -j"$jobs" 2>&1 | grep -E "error|warning|Error" ; [ "${PIPESTATUS[0]}" = 0 ] || exit 1
+
+step "unit and integration tests"
+ctest --test-dir "$b" --output-on-failure -j"$jobs" -L unit || fail=1
+ctest --test-dir "$b" --output-on-failure -L integration || fail=1
+
+step "unit tests under ASan + UBSan"
+a="$src/build/asan"
+cmake -S "$src" -B "$a" -DCMAKE_BUILD_TYPE=Debug -DCORRAL_SANITIZE=ON >/dev/null || exit 1
+cmake --build "$a" -j"$jobs" 2>&1 | grep -E "error|Error"; [ "${PIPESTATUS[0]}" = 0 ] || exit 1
+ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+  ctest --test-dir "$a" --output-on-failure -j"$jobs" -L unit || fail=1
+
+step "unit tests under valgrind"
+ctest --test-dir "$b" -L unit -E "$(cat "$src/tests/valgrind-exclude.txt" 2>/dev/null | paste -sd'|' || echo none)" \
+  -T memcheck --overwrite MemoryCheckCommandOptions="--error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite" \
+  >"$b/memcheck.log" 2>&1
+if grep -q "Memory checking results" "$b/memcheck.log" && ! grep -qE "Defect|Memory Leak|Invalid" "$b/memcheck.log"; then
+  echo "valgrind: clean"
+elif grep -qE "Defect|Memory Leak|Invalid" "$b/memcheck.log"; then
+  sed -n '/Memory checking results/,$p' "$b/memcheck.log"; fail=1
+else
+  tail -20 "$b/memcheck.log"
+fi
+
+step "fuzzing (libFuzzer, ${FUZZ_SECONDS:=20} s per target)"
+f="$src/build/fuzz"
+CC=clang cmake -S "$src" -B "$f" -DCMAKE_BUILD_TYPE=Debug -DCORRAL_FUZZ=ON >/dev/null || exit 1
+cmake --build "$f" -j"$jobs" 2>&1 | grep -E "error|Error"; [ "${PIPESTATUS[0]}" = 0 ] || exit 1
+for t in "$f"/bin/fuzz_*; do
+  [ -x "$t" ] || continue
+  name=$(basename "$t")
+  corpus="$f/corpus/$name"; mkdir -p "$corpus"
+  dirs=("$corpus"); [ -d "$src/tests/fuzz/seeds/$name" ] && dirs+=("$src/tests/fuzz/seeds/$name")
+  if "$t" -max_total_time="$FUZZ_SECONDS" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 "${dirs[@]}" \
+       >"$f/$name.log" 2>&1; then
+    echo "fuzz $name: $(grep -Eo 'number_of_executed_units: [0-9]+' "$f/$name.log" | awk '{print $2}') runs, no crash"
+  else
+    echo "fuzz $name: FAILED"; tail -40 "$f/$name.log"; fail=1
+  fi
+done
+
+echo
+if [ $fail = 0 ]; then echo "test: all passed"; else echo "test: FAILURES (see above)"; fi
+exit $fail
