@@ -32,7 +32,46 @@ void daemon_init(struct daemon *d, const char *config_json)
         }
 }
 
+static pid_t spawn(struct daemon *d, char *const *extra);
+
+int daemon_expect_exit(struct daemon *d, char *const *extra)
+{
+        pid_t pid = spawn(d, extra);
+        for (int i = 0; i < 1000; i++) {
+                int st;
+                if (waitpid(pid, &st, WNOHANG) == pid)
+                        return st;
+                struct timespec ts = {0, 10 * 1000000L};
+                nanosleep(&ts, NULL);
+        }
+        d->pid = pid;
+        daemon_kill(d);
+        return -1;
+}
+
 int daemon_start(struct daemon *d, char *const *extra, int *status)
+{
+        pid_t pid = spawn(d, extra);
+        d->pid = pid;
+        for (int i = 0; i < 1000; i++) {
+                int st;
+                if (waitpid(pid, &st, WNOHANG) == pid) {
+                        d->pid = 0;
+                        if (status)
+                                *status = st;
+                        return -1;
+                }
+                struct stat sb;
+                if (stat(d->socket, &sb) == 0 && S_ISSOCK(sb.st_mode))
+                        return 0;
+                struct timespec ts = {0, 10 * 1000000L};
+                nanosleep(&ts, NULL);
+        }
+        fprintf(stderr, "corrald did not create %s in 10 s\n", d->socket);
+        return -1;
+}
+
+static pid_t spawn(struct daemon *d, char *const *extra)
 {
         const char *bin = getenv("CORRALD");
         if (bin == NULL)
@@ -70,23 +109,7 @@ int daemon_start(struct daemon *d, char *const *extra, int *status)
                 _exit(127);
         }
         strv_free(argv);
-        d->pid = pid;
-        for (int i = 0; i < 1000; i++) {
-                int st;
-                if (waitpid(pid, &st, WNOHANG) == pid) {
-                        d->pid = 0;
-                        if (status)
-                                *status = st;
-                        return -1;
-                }
-                struct stat sb;
-                if (stat(d->socket, &sb) == 0 && S_ISSOCK(sb.st_mode))
-                        return 0;
-                struct timespec ts = {0, 10 * 1000000L};
-                nanosleep(&ts, NULL);
-        }
-        fprintf(stderr, "corrald did not create %s in 10 s\n", d->socket);
-        return -1;
+        return pid;
 }
 
 int daemon_stop(struct daemon *d)

@@ -28,6 +28,9 @@ void daemon_init(struct daemon *d, const char *config_json);
  * and wait for its socket. Returns -1 if it exited instead (exit status in
  * *status when not NULL). */
 int daemon_start(struct daemon *d, char *const *extra, int *status);
+/* Start corrald expecting it to refuse to run: wait (up to 10 s) for it to
+ * exit and return its waitpid status, or -1 if it kept running. */
+int daemon_expect_exit(struct daemon *d, char *const *extra);
 /* SIGTERM and wait; returns the exit status (waitpid form) or -1. */
 int daemon_stop(struct daemon *d);
 /* SIGKILL and wait. */

@@ -3,6 +3,7 @@
  * a server stream, a config typo, SIGTERM. */
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -244,9 +245,8 @@ static void test_config_typo(void)
 {
         struct daemon bad;
         daemon_init(&bad, "{\"log_levle\": \"debug\"}");
-        int st = 0;
-        CHECK(daemon_start(&bad, NULL, &st) < 0);
-        CHECK(WIFEXITED(st) && WEXITSTATUS(st) != 0);
+        int st = daemon_expect_exit(&bad, NULL);
+        CHECK(st != -1 && WIFEXITED(st) && WEXITSTATUS(st) != 0);
         char *log = NULL;
         cleanup_err struct err e = ERR_INIT;
         CHECK(file_read_all(bad.log, &log, NULL, 0, &e) == 0);
@@ -265,9 +265,12 @@ static void test_second_daemon_refused(void)
         free(two.endpoint);
         two.socket = xstrdup(D.socket);
         two.endpoint = xstrdup(D.endpoint);
-        int st = 0;
-        CHECK(daemon_start(&two, NULL, &st) < 0);
-        CHECK(WIFEXITED(st) && WEXITSTATUS(st) != 0);
+        int st = daemon_expect_exit(&two, NULL);
+        CHECK(st != -1 && WIFEXITED(st) && WEXITSTATUS(st) != 0);
+        char *log = NULL;
+        cleanup_err struct err e = ERR_INIT;
+        CHECK(file_read_all(two.log, &log, NULL, 0, &e) == 0 && strstr(log, "already running") != NULL);
+        free(log);
         daemon_cleanup(&two);
         test_version();
 }
