@@ -13,6 +13,10 @@ struct store;
 struct cri_server;
 struct cri_events;
 struct net_cni;
+struct snap;
+struct img_service;
+struct stream_server;
+struct cri_sandboxes;
 
 struct cri_daemon {
         const struct cfg *cfg;
@@ -20,6 +24,10 @@ struct cri_daemon {
         struct cri_server *server;
         struct cri_events *events;
         struct net_cni *cni;
+        struct snap *snaps;               /* images.c */
+        struct img_service *images;       /* images.c */
+        struct cri_sandboxes *sandboxes;  /* pods.c: per-pod locks, in-flight RunPodSandbox */
+        struct stream_server *streaming;  /* streaming.c */
         int64_t started_ns;
         atomic_bool stopping;
         /* Test hook (see cri_daemon_opts.debug_delay). */
@@ -67,8 +75,25 @@ struct cri_handler {
 };
 
 /* Each service-area file exports a table ending in {NULL}. */
-extern const struct cri_handler cri_info_handlers[];
-extern const struct cri_handler cri_event_handlers[];
+extern const struct cri_handler cri_info_handlers[];      /* info.c */
+extern const struct cri_handler cri_event_handlers[];     /* events.c */
+extern const struct cri_handler cri_image_handlers[];     /* images.c */
+extern const struct cri_handler cri_pod_handlers[];       /* pods.c */
+extern const struct cri_handler cri_container_handlers[]; /* containers.c */
+extern const struct cri_handler cri_stats_handlers[];     /* stats.c */
+extern const struct cri_handler cri_streaming_handlers[]; /* streaming.c */
+
+/* Start-up and shut-down of each area, called by daemon.c in this order
+ * (and the reverse). Each init may leave its pointers NULL and log why
+ * when the host lacks something, instead of failing the daemon. */
+int cri_images_init(struct cri_daemon *d, struct err *e);
+void cri_images_fini(struct cri_daemon *d);
+/* Loads pods and containers from the store, reconnects to live shims,
+ * repairs half-done work (crash recovery). */
+int cri_pods_init(struct cri_daemon *d, struct err *e);
+void cri_pods_fini(struct cri_daemon *d);
+int cri_streaming_init(struct cri_daemon *d, struct err *e);
+void cri_streaming_fini(struct cri_daemon *d);
 
 /* ---------- method table (methods.c) ---------- */
 

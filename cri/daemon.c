@@ -65,6 +65,8 @@ int cri_daemon_start(const struct cfg *cfg, const struct cri_daemon_opts *opts, 
         if (cri_network_init(d, e) < 0)
                 goto fail;
         d->events = cri_events_new();
+        if (cri_images_init(d, e) < 0 || cri_pods_init(d, e) < 0 || cri_streaming_init(d, e) < 0)
+                goto fail;
         if (cri_server_new(d, cfg->listen, (size_t)cfg->max_message_bytes, &d->server, e) < 0)
                 goto fail;
         log_info("daemon", "started version=%s listen=%s root=%s state=%s cgroup=%s driver=%s kvm=%s", CORRAL_VERSION,
@@ -89,6 +91,9 @@ void cri_daemon_stop(struct cri_daemon *d, int grace_ms)
                 cri_server_shutdown(d->server, grace_ms);
                 cri_server_free(d->server);
         }
+        cri_streaming_fini(d);
+        cri_pods_fini(d);
+        cri_images_fini(d);
         cri_events_free(d->events);
         cri_network_fini(d);
         store_close(d->store);
