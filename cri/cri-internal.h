@@ -10,6 +10,7 @@
 #include "runtime/v1/api.pb-c.h"
 
 struct store;
+struct store_pod;
 struct cri_server;
 struct cri_events;
 struct net_cni;
@@ -141,6 +142,60 @@ int cri_network_init(struct cri_daemon *d, struct err *e);
 void cri_network_fini(struct cri_daemon *d);
 /* NetworkReady with its reason and message (caller frees both). */
 bool cri_network_ready(struct cri_daemon *d, char **reason, char **message);
+
+/* ---------- CRI <-> our types (convert.c) ---------- */
+
+/* Every protobuf-c map<string,string> entry has this layout. */
+struct cri_kv {
+        ProtobufCMessage base;
+        char *key;
+        char *value;
+};
+/* A map field (n entries) as a JSON object; NULL when empty. */
+char *cri_map_to_json(size_t n, void *const *entries);
+/* A JSON object back into heap entries of `entry_desc` (a map entry type).
+ * Returns the count; *out is NULL when there are none. */
+size_t cri_map_from_json(const char *json, const ProtobufCMessageDescriptor *entry_desc, void ***out);
+/* Every selector pair is present in the labels JSON. */
+bool cri_labels_match(const char *labels_json, size_t n_sel, void *const *selector);
+/* Heap PodSandboxMetadata / ContainerMetadata copies. */
+Runtime__V1__PodSandboxMetadata *cri_pod_metadata(const char *name, const char *uid, const char *ns,
+                                                  uint32_t attempt);
+/* The pod config a pod was created with (unpacked from the store record). */
+Runtime__V1__PodSandboxConfig *cri_pod_config(const struct store_pod *p);
+
+/* ---------- per-pod serialisation (pods.c) ---------- */
+
+/* Operations on one pod (and its containers' create/remove) run one at a
+ * time; different pods never wait on each other. */
+void cri_pod_lock(struct cri_daemon *d, const char *pod_id);
+void cri_pod_unlock(struct cri_daemon *d, const char *pod_id);
+/* Resolve a full or unique-prefix pod id; ERR_NOT_FOUND names it. */
+int cri_pod_resolve(struct cri_daemon *d, const char *id, struct store_pod *out, struct err *e);
+/* The pod's private state kept in store_pod.extra_json. */
+struct cri_pod_extra {
+        char *ns_dir;     /* pinned namespaces */
+        char *pod_dir;    /* hostname, hosts, resolv.conf */
+        char *cgroup;     /* effective cgroup parent for its containers */
+        bool host_net, host_ipc, host_pid;
+        bool shared_pid;  /* namespace_options.pid == POD */
+        int pod_init_pid; /* holds the shared pid namespace */
+        bool net_setup;   /* CNI ADD done (DEL needed) */
+};
+int cri_pod_extra_parse(const char *json, struct cri_pod_extra *out, struct err *e);
+void cri_pod_extra_clear(struct cri_pod_extra *x);
+
+/* ---------- containers of a pod (containers.c) ---------- */
+
+/* Stop every running container of the pod (timeout_s grace each, 0 = kill). */
+int cri_containers_stop_pod(struct cri_daemon *d, const char *pod_id, int64_t timeout_s, struct err *e);
+/* Remove every container of the pod. */
+int cri_containers_remove_pod(struct cri_daemon *d, const char *pod_id, struct err *e);
+/* ContainerStatus messages for PodSandboxStatus (heap, caller frees each). */
+size_t cri_containers_statuses(struct cri_daemon *d, const char *pod_id, Runtime__V1__ContainerStatus ***out);
+/* Publish a container event (type: CONTAINER_*_EVENT) for id in pod. */
+void cri_event(struct cri_daemon *d, const char *container_id, const char *pod_id,
+               Runtime__V1__ContainerEventType type);
 
 /* ---------- status conversion (methods.c) ---------- */
 

@@ -22,7 +22,12 @@ struct ctl_verb {
 };
 
 /* Verbs by file; each file exports a table ending in {NULL}. */
-extern const struct ctl_verb ctl_info_verbs[];
+extern const struct ctl_verb ctl_info_verbs[];      /* info.c: version, info */
+extern const struct ctl_verb ctl_image_verbs[];     /* images.c: pull, images, inspecti, rmi, imagefsinfo */
+extern const struct ctl_verb ctl_pod_verbs[];       /* pods.c: runp, pods, inspectp, stopp, rmp */
+extern const struct ctl_verb ctl_container_verbs[]; /* containers.c: create, start, ps, inspect, stop, rm,
+                                                       logs, exec, stats, run */
+extern const struct ctl_verb ctl_stream_verbs[];    /* stream.c: exec -it, attach, port-forward */
 
 struct cri_client *ctl_client(struct ctl *ctl);
 /* Call `rpc` ("Version") and print errors as "corralctl: RPC: message".
