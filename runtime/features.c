@@ -1,0 +1,79 @@
+/* Host features, detected once: what this kernel and host let us do.
+ * Reported in Status so that a degraded host says why. */
+#include <errno.h>
+#include <linux/capability.h>
+#include <pthread.h>
+#include <seccomp.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+
+#include "runtime/runtime-internal.h"
+
+char *cg_v1_controllers(void);
+
+static pthread_once_t once = PTHREAD_ONCE_INIT;
+static struct rt_features feat;
+
+/* A syscall exists when it fails with anything but ENOSYS on bad input. */
+static bool have_syscall(long nr, long a, long b, long c, long d)
+{
+        long r = syscall(nr, a, b, c, d);
+        return r >= 0 || errno != ENOSYS;
+}
+
+static char *v2_controllers(void)
+{
+        cleanup_free char *s = NULL;
+        size_t n;
+        if (file_read_all("/sys/fs/cgroup/cgroup.controllers", &s, &n, 4096, NULL) < 0)
+                return xstrdup("");
+        s[strcspn(s, "\n")] = '\0';
+        return steal_ptr(&s);
+}
+
+static void detect(void)
+{
+        feat.cgroup_mode = rt_cgroup_mode();
+        feat.cgroup_controllers = feat.cgroup_mode == RT_CGROUP_V2_UNIFIED ? v2_controllers() : cg_v1_controllers();
+        /* CAP_SYS_RESOURCE in our effective set (capget, no libcap needed). */
+        struct __user_cap_header_struct h = {.version = _LINUX_CAPABILITY_VERSION_3, .pid = 0};
+        struct __user_cap_data_struct d[2];
+        memset(d, 0, sizeof(d));
+        if (syscall(SYS_capget, &h, d) == 0)
+                feat.cap_sys_resource = (d[CAP_SYS_RESOURCE / 32].effective >> (CAP_SYS_RESOURCE % 32)) & 1;
+        feat.seccomp = prctl(PR_GET_SECCOMP, 0, 0, 0, 0) >= 0 && seccomp_api_get() > 0;
+        feat.openat2 = have_syscall(SYS_openat2, -1, 0, 0, 0);
+        feat.clone3 = have_syscall(SYS_clone3, 0, 0, 0, 0);
+        feat.clone_into_cgroup = feat.clone3 && feat.cgroup_mode == RT_CGROUP_V2_UNIFIED;
+        feat.pidfd = have_syscall(SYS_pidfd_open, 0, ~0L, 0, 0);
+        feat.new_mount_api = have_syscall(SYS_open_tree, -1, 0, ~0L, 0);
+        cleanup_free char *max = NULL;
+        size_t n;
+        feat.user_namespaces = file_read_all("/proc/sys/user/max_user_namespaces", &max, &n, 64, NULL) == 0 &&
+                               atoi(max) > 0;
+        struct stat st;
+        feat.systemd_running = stat("/run/systemd/system", &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+const struct rt_features *rt_host_features(void)
+{
+        pthread_once(&once, detect);
+        return &feat;
+}
+
+char *rt_host_features_string(void)
+{
+        const struct rt_features *f = rt_host_features();
+        return xasprintf("cgroup=%s driver=%s controllers=\"%s\" cap_sys_resource=%s%s seccomp=%s openat2=%s "
+                         "clone3=%s clone_into_cgroup=%s pidfd=%s new_mount_api=%s user_namespaces=%s "
+                         "systemd=%s%s",
+                         rt_cgroup_mode_name(f->cgroup_mode), rt_cgroup_driver_name(), f->cgroup_controllers,
+                         f->cap_sys_resource ? "yes" : "no",
+                         f->cap_sys_resource ? "" : " (oom_score_adj clamped)", f->seccomp ? "yes" : "no",
+                         f->openat2 ? "yes" : "no", f->clone3 ? "yes" : "no", f->clone_into_cgroup ? "yes" : "no",
+                         f->pidfd ? "yes" : "no", f->new_mount_api ? "yes" : "no",
+                         f->user_namespaces ? "yes" : "no", f->systemd_running ? "yes" : "no",
+                         f->systemd_running ? " (systemd cgroup paths created directly, no transient units)" : "");
+}

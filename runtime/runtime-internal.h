@@ -1,0 +1,131 @@
+/* runtime private helpers shared between the files of runtime/. */
+#ifndef CORRAL_RUNTIME_INTERNAL_H
+#define CORRAL_RUNTIME_INTERNAL_H
+
+#include <sys/types.h>
+
+#include "runtime/runtime.h"
+
+/* ----- cgroup driver vtable (crun's libcrun_cgroup_manager idea) ----- */
+
+struct rt_cgroup_ops {
+        const char *name;
+        /* `root` is the mount of the hierarchy for v2 (tests point it at
+         * /sys/fs/cgroup/unified); v1 ignores it and uses every mounted
+         * v1 hierarchy. */
+        int (*create)(const char *root, const char *path, const struct rt_resources *r, struct err *e);
+        int (*enter)(const char *root, const char *path, pid_t pid, struct err *e);
+        int (*update)(const char *root, const char *path, const struct rt_resources *r, struct err *e);
+        int (*stats)(const char *root, const char *path, struct rt_cgroup_stats *out, struct err *e);
+        int (*oom_kills)(const char *root, const char *path, uint64_t *out, struct err *e);
+        int (*oom_fd)(const char *root, const char *path, struct err *e);
+        int (*pids)(const char *root, const char *path, pid_t **pids, size_t *n, struct err *e);
+        int (*kill_all)(const char *root, const char *path, int sig, struct err *e);
+        int (*remove)(const char *root, const char *path, int timeout_ms, struct err *e);
+};
+
+extern const struct rt_cgroup_ops rt_cgroup_v1_ops;
+extern const struct rt_cgroup_ops rt_cgroup_v2_ops;
+
+/* The ops and root chosen once for this host. */
+const struct rt_cgroup_ops *cg_ops(const char **root);
+/* An O_DIRECTORY fd of the v2 cgroup for CLONE_INTO_CGROUP, or -1 (v1). */
+int cg_v2_dirfd(const char *path, struct err *e);
+
+/* Small file helpers for cgroup files: write a string / read a u64 / read
+ * a "key value" line from a flat-keyed file. */
+int cg_write(const char *dir, const char *file, const char *value, struct err *e);
+int cg_read_u64(const char *dir, const char *file, uint64_t *out, struct err *e);
+int cg_read_key(const char *dir, const char *file, const char *key, uint64_t *out, struct err *e);
+int cg_read_pids(const char *dir, pid_t **pids, size_t *n, struct err *e);
+int cg_rmdir_retry(const char *dir, int timeout_ms, struct err *e);
+
+/* ----- capabilities ----- */
+
+/* Parse a name ("CAP_SYS_ADMIN", "sys_admin") or number; -1 if unknown. */
+int caps_parse(const char *name);
+bool caps_has(char *const *set, int cap);
+/* Apply in the child: bounding drop, keep caps across setuid done by the
+ * caller around user switching, then eff/perm/inh and ambient. */
+int caps_drop_bounding(const struct rt_caps *c, bool privileged, struct err *e);
+int caps_apply(const struct rt_caps *c, bool privileged, struct err *e);
+
+/* ----- seccomp ----- */
+
+/* Install a compiled filter (SECCOMP_SET_MODE_FILTER). */
+int seccomp_install(const void *bpf, size_t len, struct err *e);
+
+/* ----- files inside a root (user.c) ----- */
+
+/* openat2(RESOLVE_IN_ROOT) relative to rootfd; falls back to openat with
+ * O_NOFOLLOW on kernels without openat2. */
+int openat_in_root(int rootfd, const char *path, int flags, mode_t mode);
+
+/* ----- mounts (child side) ----- */
+
+/* Build the mount namespace under spec->root.path and pivot_root into it. */
+int mounts_setup(const struct rt_spec *spec, struct err *e);
+
+/* ----- process set-up shared by create and exec (child side) ----- */
+
+struct proc_plan {
+        const struct rt_spec *spec;
+        char **args;
+        char **env;
+        const char *cwd;
+        bool tty;
+        uint32_t uid, gid;
+        uint32_t *gids;
+        size_t n_gids;
+        const char *username;
+        const struct rt_caps *caps;
+        bool no_new_privs;
+        const void *bpf; /* compiled seccomp, NULL = none */
+        size_t bpf_len;
+        char *exe; /* args[0] resolved */
+};
+
+int proc_stdio(const struct rt_stdio *stdio, bool tty, struct err *e);
+int proc_rlimits(const struct rt_process *p, struct err *e);
+int proc_oom_score_adj(const struct rt_process *p, struct err *e);
+/* User, caps, nnp, cwd, resolve args[0]; seccomp before caps when !nnp. */
+int proc_identity(struct proc_plan *pl, struct err *e);
+/* Seccomp (when nnp) and execve. Returns only on error. */
+int proc_exec(struct proc_plan *pl, struct err *e);
+
+/* ----- sync protocol over the SOCK_SEQPACKET socketpair ----- */
+
+enum {
+        SYNC_GO = 'g',    /* parent -> child: cgroup joined, uid maps written */
+        SYNC_READY = 'r', /* child -> parent: set up, waiting */
+        SYNC_START = 's', /* parent -> child: exec */
+        SYNC_PID = 'p',   /* child -> parent: pid of the real process (after a pid ns join) */
+        SYNC_ERROR = 'e', /* child -> parent: kind, errno, message */
+};
+
+int sync_send(int fd, char type, const void *data, size_t len);
+/* Receive one message; returns its type, 0 on EOF, -1 on error (errno).
+ * data (may be NULL) gets up to cap bytes, *len the size. */
+int sync_recv(int fd, char *data, size_t cap, size_t *len);
+/* Child: send the error and _exit(1). */
+void sync_fail(int fd, struct err *e) __attribute__((noreturn));
+/* Parent: turn an error message into *e. */
+int sync_error_to_err(const char *data, size_t len, struct err *e);
+
+/* ----- JSON helpers (spec_json.c) ----- */
+
+struct yajl_val_s;
+/* Numbers of any size: yajl keeps the text for values beyond int64. */
+bool jv_u64(struct yajl_val_s *v, uint64_t *out);
+bool jv_i64(struct yajl_val_s *v, int64_t *out);
+char **jv_strv(struct yajl_val_s *v);
+void seccomp_to_json(struct sbuf *b, const struct rt_seccomp *s);
+struct rt_seccomp *seccomp_from_val(struct yajl_val_s *v, struct err *e);
+/* FNV-1a 64 over the canonical JSON: the cache key of compiled filters. */
+uint64_t seccomp_hash(const struct rt_seccomp *s);
+
+/* Namespace helpers. */
+const char *ns_proc_name(enum rt_ns_type t); /* "mnt", "pid", ... */
+int ns_clone_flag(enum rt_ns_type t);
+
+#endif

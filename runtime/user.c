@@ -1,0 +1,137 @@
+/* User lookup in a container's /etc/passwd and /etc/group, and opening
+ * files inside a root without leaving it (openat2 RESOLVE_IN_ROOT). */
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/openat2.h>
+#include <string.h>
+#include <sys/syscall.h>
+
+#include "runtime/runtime-internal.h"
+
+int openat_in_root(int rootfd, const char *path, int flags, mode_t mode)
+{
+        static int have_openat2 = -1;
+        while (*path == '/')
+                path++;
+        if (*path == '\0')
+                path = ".";
+        if (have_openat2 != 0) {
+                struct open_how how = {
+                        .flags = (uint64_t)flags,
+                        .mode = (flags & O_CREAT) ? mode : 0,
+                        .resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS,
+                };
+                int fd = (int)syscall(SYS_openat2, rootfd, path, &how, sizeof(how));
+                if (fd >= 0 || errno != ENOSYS) {
+                        have_openat2 = 1;
+                        return fd;
+                }
+                have_openat2 = 0;
+        }
+        /* Old kernels: no symlink may be followed in the last component;
+         * intermediate symlinks are the caller's risk (documented). */
+        return openat(rootfd, path, flags | O_NOFOLLOW, mode);
+}
+
+static bool parse_u32(const char *s, uint32_t *out)
+{
+        char *end;
+        errno = 0;
+        unsigned long v = strtoul(s, &end, 10);
+        if (errno || end == s || *end || v > UINT32_MAX)
+                return false;
+        *out = (uint32_t)v;
+        return true;
+}
+
+/* Split a colon-separated line in place into at most n fields. */
+static size_t split(char *line, char **f, size_t n)
+{
+        size_t i = 0;
+        line[strcspn(line, "\n")] = '\0';
+        while (i < n) {
+                f[i++] = line;
+                char *c = strchr(line, ':');
+                if (c == NULL)
+                        break;
+                *c = '\0';
+                line = c + 1;
+        }
+        return i;
+}
+
+static FILE *open_etc(int rootfd, const char *path)
+{
+        int fd = openat_in_root(rootfd, path, O_RDONLY | O_CLOEXEC, 0);
+        if (fd < 0)
+                return NULL;
+        FILE *f = fdopen(fd, "re");
+        if (f == NULL)
+                close(fd);
+        return f;
+}
+
+int rt_resolve_user(const char *rootfs, const char *name, uint32_t *uid, uint32_t *gid, uint32_t **groups,
+                    size_t *n_groups, struct err *e)
+{
+        cleanup_close int rootfd = open(rootfs, O_PATH | O_DIRECTORY | O_CLOEXEC);
+        if (rootfd < 0)
+                return err_make(e, errno, "open rootfs %s", rootfs);
+        if (groups) {
+                *groups = NULL;
+                *n_groups = 0;
+        }
+
+        uint32_t num;
+        bool numeric = parse_u32(name, &num);
+        bool found = false;
+        cleanup_free char *uname = NULL;
+        cleanup_free char *line = NULL;
+        size_t cap = 0;
+
+        cleanup_fclose FILE *pw = open_etc(rootfd, "/etc/passwd");
+        if (pw == NULL && !numeric)
+                return err_set(e, ERR_NOT_FOUND, "user %s: no /etc/passwd in the image", name);
+        while (pw && getline(&line, &cap, pw) > 0) {
+                char *f[7];
+                if (line[0] == '#' || split(line, f, 7) < 4)
+                        continue;
+                uint32_t u, g;
+                if (!parse_u32(f[2], &u) || !parse_u32(f[3], &g))
+                        continue;
+                if (numeric ? u == num : strcmp(f[0], name) == 0) {
+                        *uid = u;
+                        *gid = g;
+                        uname = xstrdup(f[0]);
+                        found = true;
+                        break;
+                }
+        }
+        if (!found) {
+                if (!numeric)
+                        return err_set(e, ERR_NOT_FOUND, "user %s not found in the image's /etc/passwd", name);
+                /* A uid without an entry runs with gid 0, as runc does. */
+                *uid = num;
+                *gid = 0;
+                return 0;
+        }
+        if (groups == NULL)
+                return 0;
+        cleanup_fclose FILE *gr = open_etc(rootfd, "/etc/group");
+        while (gr && getline(&line, &cap, gr) > 0) {
+                char *f[4];
+                if (line[0] == '#' || split(line, f, 4) < 4)
+                        continue;
+                uint32_t g;
+                if (!parse_u32(f[2], &g) || g == *gid)
+                        continue;
+                for (char *save = NULL, *m = strtok_r(f[3], ",", &save); m; m = strtok_r(NULL, ",", &save)) {
+                        if (strcmp(m, uname) == 0) {
+                                *groups = xrealloc(*groups, (*n_groups + 1) * sizeof(uint32_t));
+                                (*groups)[(*n_groups)++] = g;
+                                break;
+                        }
+                }
+        }
+        return 0;
+}
