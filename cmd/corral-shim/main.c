@@ -1,0 +1,103 @@
+/* corral-shim: one per container. Started by corrald through shim_spawn();
+ * see shim/shim.h. The options mirror struct shim_opts. */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "shim/shim.h"
+#include "util/util.h"
+
+static void usage(FILE *f)
+{
+        fprintf(f,
+                "usage: corral-shim --id ID --bundle DIR --state DIR [--log PATH] [--stdin] [--stdin-once]\n"
+                "                   [--tty] [--report-fd N] [--debug-log PATH] [--log-level LEVEL]\n");
+}
+
+int main(int argc, char **argv)
+{
+        static const struct option longopts[] = {
+                {"id", required_argument, NULL, 'i'},
+                {"bundle", required_argument, NULL, 'b'},
+                {"state", required_argument, NULL, 's'},
+                {"log", required_argument, NULL, 'l'},
+                {"stdin", no_argument, NULL, 'I'},
+                {"stdin-once", no_argument, NULL, 'O'},
+                {"tty", no_argument, NULL, 't'},
+                {"report-fd", required_argument, NULL, 'r'},
+                {"debug-log", required_argument, NULL, 'd'},
+                {"log-level", required_argument, NULL, 'L'},
+                {"version", no_argument, NULL, 'V'},
+                {"help", no_argument, NULL, 'h'},
+                {NULL, 0, NULL, 0},
+        };
+        struct shim_opts o = {0};
+        int report_fd = -1;
+        const char *debug_log = NULL;
+        int c;
+        while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
+                switch (c) {
+                case 'i':
+                        o.id = optarg;
+                        break;
+                case 'b':
+                        o.bundle = optarg;
+                        break;
+                case 's':
+                        o.state_dir = optarg;
+                        break;
+                case 'l':
+                        o.log_path = optarg;
+                        break;
+                case 'I':
+                        o.stdin_open = true;
+                        break;
+                case 'O':
+                        o.stdin_once = true;
+                        break;
+                case 't':
+                        o.tty = true;
+                        break;
+                case 'r':
+                        report_fd = atoi(optarg);
+                        break;
+                case 'd':
+                        debug_log = optarg;
+                        break;
+                case 'L': {
+                        enum log_level lvl;
+                        if (log_level_parse(optarg, &lvl) < 0) {
+                                fprintf(stderr, "corral-shim: unknown log level %s\n", optarg);
+                                return 2;
+                        }
+                        log_set_level(lvl);
+                        break;
+                }
+                case 'V':
+                        printf("corral-shim %s\n", CORRAL_VERSION);
+                        return 0;
+                case 'h':
+                        usage(stdout);
+                        return 0;
+                default:
+                        usage(stderr);
+                        return 2;
+                }
+        }
+        if (!o.id || !o.bundle || !o.state_dir) {
+                usage(stderr);
+                return 2;
+        }
+        o.shim_path = argv[0];
+        if (debug_log) {
+                /* shim_spawn leaves stderr on /dev/null; this is for debugging. */
+                int fd = open(debug_log, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
+                if (fd >= 0) {
+                        dup2(fd, 2);
+                        close(fd);
+                }
+        }
+        return shim_run(&o, report_fd);
+}

@@ -1,0 +1,252 @@
+/* corrald's side of the control socket: one request, one reply. */
+#include <errno.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include "shim/proto-internal.h"
+#include "shim/shim.h"
+
+/* Quick requests; a shim that does not answer in this time is wedged. */
+#define CALL_TIMEOUT_MS 10000
+/* Added to a wait/exec timeout: the shim's own timer fires first. */
+#define CALL_MARGIN_MS 5000
+
+struct shim_conn {
+        int fd; /* -1 once out of step (a reply timed out) */
+        char *state_dir;
+};
+
+int shim_connect(const char *state_dir, struct shim_conn **out, struct err *e)
+{
+        int fd = proto_connect(state_dir, SHIM_CTL_SOCKET, e);
+        if (fd < 0)
+                return -1;
+        struct shim_conn *c = xzalloc(sizeof(*c));
+        c->fd = fd;
+        c->state_dir = xstrdup(state_dir);
+        *out = c;
+        return 0;
+}
+
+struct shim_conn *shim_close(struct shim_conn *c)
+{
+        if (c == NULL)
+                return NULL;
+        if (c->fd >= 0)
+                close(c->fd);
+        free(c->state_dir);
+        free(c);
+        return NULL;
+}
+
+static int call(struct shim_conn *c, uint16_t op, const struct sbuf *body, int64_t timeout_ms,
+                struct proto_msg *reply, struct err *e)
+{
+        memset(reply, 0, sizeof(*reply));
+        if (c->fd < 0)
+                return err_set(e, ERR_UNAVAILABLE, "shim connection to %s is broken; reconnect",
+                               c->state_dir);
+        if (proto_send(c->fd, op, NULL, body, e) < 0)
+                return err_wrap(e, "shim %s", c->state_dir);
+        if (proto_recv(c->fd, timeout_ms, reply, e) < 0) {
+                /* A late reply would answer the next request: drop the connection. */
+                close(c->fd);
+                c->fd = -1;
+                return err_wrap(e, "shim %s", c->state_dir);
+        }
+        if (reply->hdr.op != OP_REPLY) {
+                proto_msg_clear(reply);
+                return err_set(e, ERR_INTERNAL, "shim %s: unexpected message %u", c->state_dir,
+                               reply->hdr.op);
+        }
+        return 0;
+}
+
+/* A request whose reply carries no data. */
+static int simple(struct shim_conn *c, uint16_t op, const struct sbuf *body, int64_t timeout_ms,
+                  struct err *e)
+{
+        struct proto_msg m;
+        if (call(c, op, body, timeout_ms, &m, e) < 0)
+                return -1;
+        int r = proto_reply_status(&m, e);
+        proto_msg_clear(&m);
+        return r;
+}
+
+static int64_t get_i64(const struct proto_msg *m, uint16_t tag)
+{
+        int64_t v = 0;
+        (void)proto_get_i64(m, tag, &v);
+        return v;
+}
+
+static void state_from(const struct proto_msg *m, struct shim_state *st)
+{
+        memset(st, 0, sizeof(*st));
+        st->pid = (pid_t)get_i64(m, PF_PID);
+        st->status = (enum shim_status)get_i64(m, PF_STATUS);
+        st->exit_code = (int)get_i64(m, PF_EXIT_CODE);
+        st->signal = (int)get_i64(m, PF_SIGNAL);
+        st->created_ns = get_i64(m, PF_CREATED);
+        st->started_ns = get_i64(m, PF_STARTED);
+        st->finished_ns = get_i64(m, PF_FINISHED);
+        st->oom_killed = get_i64(m, PF_OOM) != 0;
+}
+
+int shim_start(struct shim_conn *c, struct err *e)
+{
+        return simple(c, OP_START, NULL, CALL_TIMEOUT_MS * 3, e);
+}
+
+int shim_state(struct shim_conn *c, struct shim_state *st, struct err *e)
+{
+        struct proto_msg m;
+        if (call(c, OP_STATE, NULL, CALL_TIMEOUT_MS, &m, e) < 0)
+                return -1;
+        int r = proto_reply_status(&m, e);
+        if (r == 0)
+                state_from(&m, st);
+        proto_msg_clear(&m);
+        return r;
+}
+
+int shim_kill(struct shim_conn *c, int signo, bool all, struct err *e)
+{
+        struct sbuf b = {0};
+        proto_put_i64(&b, PF_SIGNO, signo);
+        proto_put_i64(&b, PF_ALL, all);
+        int r = simple(c, OP_KILL, &b, CALL_TIMEOUT_MS, e);
+        sbuf_free(&b);
+        return r;
+}
+
+int shim_wait(struct shim_conn *c, int64_t timeout_ms, struct shim_state *st, struct err *e)
+{
+        struct sbuf b = {0};
+        proto_put_i64(&b, PF_TIMEOUT_MS, timeout_ms < 0 ? -1 : timeout_ms);
+        struct proto_msg m;
+        int r = call(c, OP_WAIT, &b, timeout_ms < 0 ? -1 : timeout_ms + CALL_MARGIN_MS, &m, e);
+        sbuf_free(&b);
+        if (r < 0)
+                return -1;
+        r = proto_reply_status(&m, e);
+        if (r == 0 && st)
+                state_from(&m, st);
+        proto_msg_clear(&m);
+        return r;
+}
+
+int shim_wait_begin(struct shim_conn *c, struct err *e)
+{
+        if (c->fd < 0)
+                return err_set(e, ERR_UNAVAILABLE, "shim connection to %s is broken; reconnect",
+                               c->state_dir);
+        struct sbuf b = {0};
+        proto_put_i64(&b, PF_TIMEOUT_MS, -1);
+        int r = proto_send(c->fd, OP_WAIT, NULL, &b, e);
+        sbuf_free(&b);
+        return r < 0 ? err_wrap(e, "shim %s", c->state_dir) : 0;
+}
+
+int shim_wait_finish(struct shim_conn *c, struct shim_state *st, struct err *e)
+{
+        if (c->fd < 0)
+                return err_set(e, ERR_UNAVAILABLE, "shim connection to %s is broken; reconnect",
+                               c->state_dir);
+        struct proto_msg m;
+        if (proto_recv(c->fd, CALL_TIMEOUT_MS, &m, e) < 0) {
+                close(c->fd);
+                c->fd = -1;
+                return err_wrap(e, "shim %s", c->state_dir);
+        }
+        int r = proto_reply_status(&m, e);
+        if (r == 0 && st)
+                state_from(&m, st);
+        proto_msg_clear(&m);
+        return r;
+}
+
+int shim_conn_fd(const struct shim_conn *c)
+{
+        return c->fd;
+}
+
+int shim_reopen_log(struct shim_conn *c, struct err *e)
+{
+        return simple(c, OP_REOPEN_LOG, NULL, CALL_TIMEOUT_MS, e);
+}
+
+void shim_exec_result_clear(struct shim_exec_result *r)
+{
+        if (r == NULL)
+                return;
+        free(r->out);
+        free(r->err);
+        memset(r, 0, sizeof(*r));
+}
+
+static void take_bytes(const struct proto_msg *m, uint16_t tag, char **out, size_t *len)
+{
+        const char *d = NULL;
+        uint32_t n = 0;
+        (void)proto_get(m, tag, &d, &n);
+        *out = xmalloc((size_t)n + 1);
+        if (n)
+                memcpy(*out, d, n);
+        (*out)[n] = '\0';
+        *len = n;
+}
+
+int shim_exec_sync(struct shim_conn *c, char *const *args, char *const *env, int64_t timeout_ms,
+                   struct shim_exec_result *r, struct err *e)
+{
+        memset(r, 0, sizeof(*r));
+        if (args == NULL || args[0] == NULL)
+                return err_set(e, ERR_INVALID, "exec: no command");
+        struct sbuf b = {0};
+        for (char *const *a = args; *a; a++)
+                proto_put_str(&b, PF_ARG, *a);
+        for (char *const *v = env; v && *v; v++)
+                proto_put_str(&b, PF_ENV, *v);
+        proto_put_i64(&b, PF_TIMEOUT_MS, timeout_ms > 0 ? timeout_ms : 0);
+        struct proto_msg m;
+        int ret = call(c, OP_EXEC, &b, timeout_ms > 0 ? timeout_ms + CALL_MARGIN_MS : -1, &m, e);
+        sbuf_free(&b);
+        if (ret < 0)
+                return -1;
+        ret = proto_reply_status(&m, e);
+        /* A timeout still brings the output collected until the kill. */
+        if (ret == 0 || m.hdr.kind == ERR_DEADLINE) {
+                take_bytes(&m, PF_STDOUT, &r->out, &r->out_len);
+                take_bytes(&m, PF_STDERR, &r->err, &r->err_len);
+                r->exit_code = (int)get_i64(&m, PF_EXIT_CODE);
+                r->truncated = get_i64(&m, PF_TRUNCATED) != 0;
+        }
+        proto_msg_clear(&m);
+        return ret;
+}
+
+int shim_update_resources(struct shim_conn *c, const char *spec_json, struct err *e)
+{
+        struct sbuf b = {0};
+        proto_put_str(&b, PF_RESOURCES, spec_json);
+        int r = simple(c, OP_UPDATE, &b, CALL_TIMEOUT_MS, e);
+        sbuf_free(&b);
+        return r;
+}
+
+int shim_shutdown(struct shim_conn *c, struct err *e)
+{
+        return simple(c, OP_SHUTDOWN, NULL, CALL_TIMEOUT_MS, e);
+}
+
+int shim_attach_connect(const char *state_dir, int *fd, struct err *e)
+{
+        int r = proto_connect(state_dir, SHIM_ATTACH_SOCKET, e);
+        if (r < 0)
+                return -1;
+        *fd = r;
+        return 0;
+}

@@ -1,0 +1,168 @@
+/* shim: corral-shim, one small process per container that holds the
+ * container's stdio, writes its CRI log, records its exit durably, serves
+ * attach, and keeps doing so while corrald restarts.
+ *
+ * corrald side (client):
+ *   shim_spawn()        start a shim; it creates the container (not started)
+ *   shim_connect()      open the control socket <state>/ctl
+ *   shim_start/state/kill/wait/reopen_log/exec_sync/update_resources/shutdown
+ *   shim_read_exit()    read <state>/exit when the shim is gone
+ *   shim_attach_connect() a connection to <state>/attach (framing below)
+ *
+ * corral-shim side (server): shim_run(), called by cmd/corral-shim.
+ *
+ * The control protocol is private to this folder (shim/proto.c): one
+ * request, one response per round trip, over SOCK_SEQPACKET. A connection
+ * carries one request at a time; open several connections for concurrency.
+ */
+#ifndef CORRAL_SHIM_H
+#define CORRAL_SHIM_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "util/util.h"
+
+/* File names inside the state dir. */
+#define SHIM_CTL_SOCKET    "ctl"
+#define SHIM_ATTACH_SOCKET "attach"
+#define SHIM_EXIT_FILE     "exit"
+#define SHIM_PID_FILE      "shim.pid"
+
+struct shim_opts {
+        const char *id;        /* container id, for messages */
+        const char *bundle;    /* directory holding spec.json */
+        const char *state_dir; /* ctl and attach sockets, exit and pid files; created */
+        const char *log_path;  /* CRI log file; NULL or "" for none */
+        bool stdin_open;       /* the container gets a stdin fed by attach */
+        bool stdin_once;       /* stdin closes when the first stdin client detaches */
+        bool tty;              /* a pty instead of pipes */
+        const char *shim_path; /* the corral-shim binary */
+        int64_t timeout_ms;    /* how long shim_spawn waits for "created"; 0 = 60 s */
+};
+
+struct shim_info {
+        pid_t shim_pid; /* the shim process (no longer our child) */
+        pid_t pid;      /* the container's init, created but not started */
+};
+
+/* Start a shim for one container and wait until it reports the container
+ * created (or the create error, with its kind and text). The shim is
+ * double-forked into its own session: it is not our child and survives a
+ * SIGKILL of the caller. Safe to call from a multi-threaded process. */
+int shim_spawn(const struct shim_opts *opts, struct shim_info *out, struct err *e);
+
+/* ---------- control connection ---------- */
+
+struct shim_conn;
+
+int shim_connect(const char *state_dir, struct shim_conn **out, struct err *e);
+/* Accepts NULL; returns NULL. */
+struct shim_conn *shim_close(struct shim_conn *c);
+
+enum shim_status {
+        SHIM_CREATED = 0,
+        SHIM_RUNNING = 1,
+        SHIM_EXITED = 2,
+};
+
+struct shim_state {
+        pid_t pid; /* container init */
+        enum shim_status status;
+        int exit_code;       /* exit status, or 128+signo */
+        int signal;          /* killing signal, 0 if it exited */
+        int64_t created_ns;  /* CLOCK_REALTIME */
+        int64_t started_ns;  /* 0 until started */
+        int64_t finished_ns; /* 0 until exited */
+        bool oom_killed;
+};
+
+/* Start the created container's process. */
+int shim_start(struct shim_conn *c, struct err *e);
+int shim_state(struct shim_conn *c, struct shim_state *st, struct err *e);
+/* Signal the init (all = false) or every process in the container. */
+int shim_kill(struct shim_conn *c, int signo, bool all, struct err *e);
+/* Block until the container exits (fills *st, may be NULL) or timeout_ms
+ * passes (ERR_DEADLINE); timeout_ms < 0 waits forever. */
+int shim_wait(struct shim_conn *c, int64_t timeout_ms, struct shim_state *st, struct err *e);
+/* The same wait without a thread per container: send it, watch
+ * shim_conn_fd() for POLLIN (in corrald's own epoll), then collect the
+ * state. The connection carries nothing else meanwhile. */
+int shim_wait_begin(struct shim_conn *c, struct err *e);
+int shim_wait_finish(struct shim_conn *c, struct shim_state *st, struct err *e);
+int shim_conn_fd(const struct shim_conn *c);
+/* Close and reopen the log file at its path (after logrotate's rename). */
+int shim_reopen_log(struct shim_conn *c, struct err *e);
+
+struct shim_exec_result {
+        char *out; /* owned, NUL-terminated, out_len bytes (may hold NULs) */
+        size_t out_len;
+        char *err;
+        size_t err_len;
+        int exit_code;  /* 128+signo when killed */
+        bool truncated; /* output was longer than SHIM_EXEC_MAX_OUTPUT */
+};
+#define SHIM_EXEC_MAX_OUTPUT (16u << 20) /* per stream, like kubelet's message cap */
+void shim_exec_result_clear(struct shim_exec_result *r);
+
+/* Run args (env: "K=V" strings, may be NULL) inside the running container,
+ * stdin closed, and collect its output. timeout_ms <= 0: no timeout. When
+ * the timeout passes the process is killed and the call fails with
+ * ERR_DEADLINE; *r still holds the output collected so far. */
+int shim_exec_sync(struct shim_conn *c, char *const *args, char *const *env, int64_t timeout_ms,
+                   struct shim_exec_result *r, struct err *e);
+/* UpdateContainerResources: `spec_json` is a spec in runtime/'s JSON
+ * (rt_spec_to_json) of which only `resources` is used; its set fields are
+ * applied to the container's cgroup (rt_cgroup_update). */
+int shim_update_resources(struct shim_conn *c, const char *spec_json, struct err *e);
+/* Ask the shim to exit. A created-but-never-started container is killed;
+ * a running one must be killed first (ERR_PRECONDITION otherwise). The shim
+ * exits after the exit file is written and attach clients are closed; it
+ * removes the container's cgroup and its sockets, and keeps the exit file.
+ * (SIGTERM to the shim passes SIGTERM to the container and then does the
+ * same once the container is dead.) */
+int shim_shutdown(struct shim_conn *c, struct err *e);
+
+/* Read <state>/exit written by a shim (status SHIM_EXITED); ERR_NOT_FOUND
+ * when the container has not exited (or its shim died before recording). */
+int shim_read_exit(const char *state_dir, struct shim_state *st, struct err *e);
+
+/* ---------- attach ---------- */
+
+/* Attach framing over SOCK_SEQPACKET: every packet starts with one byte.
+ * shim -> client: SHIM_ATTACH_STDOUT / SHIM_ATTACH_STDERR followed by output
+ *   bytes; SHIM_ATTACH_EXIT followed by the exit code as 4 bytes little
+ *   endian, after the container's output ended; then the shim closes.
+ * client -> shim: SHIM_ATTACH_STDIN + bytes for the container's stdin;
+ *   SHIM_ATTACH_RESIZE + struct shim_attach_resize (tty only);
+ *   SHIM_ATTACH_CLOSE_STDIN (no payload): this client's stdin ended; the
+ *   container's stdin is closed when it was created stdin_once. */
+enum shim_attach_type {
+        SHIM_ATTACH_STDIN = 0,
+        SHIM_ATTACH_STDOUT = 1,
+        SHIM_ATTACH_STDERR = 2,
+        SHIM_ATTACH_RESIZE = 3,
+        SHIM_ATTACH_CLOSE_STDIN = 4,
+        SHIM_ATTACH_EXIT = 5,
+};
+struct shim_attach_resize {
+        uint16_t rows;
+        uint16_t cols;
+};
+/* Largest packet either side sends (type byte included). */
+#define SHIM_ATTACH_MAX_PACKET 32768
+
+/* Connect to <state>/attach (path length is not limited by sun_path).
+ * The fd is blocking and close-on-exec; the caller owns it. */
+int shim_attach_connect(const char *state_dir, int *fd, struct err *e);
+
+/* ---------- server ---------- */
+
+/* The whole life of a shim: create the container, report to `report_fd`
+ * (closed afterwards; -1 for none), serve until shut down. Returns the
+ * process exit status for cmd/corral-shim's main. */
+int shim_run(const struct shim_opts *opts, int report_fd);
+
+#endif
