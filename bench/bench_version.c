@@ -34,14 +34,16 @@ static void *run(void *arg)
         /* Warm the connection up first: the first call pays for the HTTP/2 handshake. */
         for (int i = 0; i < 50; i++) {
                 ProtobufCMessage *resp = NULL;
-                if (cri_client_call(c, path, &req.base, &runtime__v1__version_response__descriptor, 5000, &resp, &e) == 0)
+                if (cri_client_call(c, path, &req.base, &runtime__v1__version_response__descriptor, 5000,
+                                    &resp, &e) == 0)
                         protobuf_c_message_free_unpacked(resp, NULL);
                 err_clear(&e);
         }
         for (int i = 0; i < w->calls; i++) {
                 ProtobufCMessage *resp = NULL;
                 int64_t t0 = time_mono_ns();
-                int r = cri_client_call(c, path, &req.base, &runtime__v1__version_response__descriptor, 5000, &resp, &e);
+                int r = cri_client_call(c, path, &req.base, &runtime__v1__version_response__descriptor, 5000,
+                                        &resp, &e);
                 w->lat[i] = time_mono_ns() - t0;
                 if (r < 0) {
                         w->failed++;
@@ -81,14 +83,16 @@ int main(int argc, char **argv)
                         label = optarg;
                         break;
                 default:
-                        fprintf(stderr, "usage: bench_version [-r endpoint] [-n calls] [-c clients] [-l label]\n");
+                        fprintf(stderr,
+                                "usage: bench_version [-r endpoint] [-n calls] [-c clients] [-l label]\n");
                         return 2;
                 }
         }
         if (calls <= 0 || clients <= 0)
                 return 2;
         /* One connection, calls back to back. */
-        struct worker one = {.endpoint = endpoint, .calls = calls, .lat = xcalloc((size_t)calls, sizeof(int64_t))};
+        struct worker one = {
+                .endpoint = endpoint, .calls = calls, .lat = xcalloc((size_t)calls, sizeof(int64_t))};
         int64_t t0 = time_mono_ns();
         run(&one);
         cleanup_free char *l1 = xasprintf("%s 1 client", label);
@@ -100,7 +104,8 @@ int main(int argc, char **argv)
         pthread_t *th = xcalloc((size_t)clients, sizeof(*th));
         int per = calls / clients;
         for (int i = 0; i < clients; i++)
-                ws[i] = (struct worker){.endpoint = endpoint, .calls = per, .lat = xcalloc((size_t)per, sizeof(int64_t))};
+                ws[i] = (struct worker){
+                        .endpoint = endpoint, .calls = per, .lat = xcalloc((size_t)per, sizeof(int64_t))};
         t0 = time_mono_ns();
         for (int i = 0; i < clients; i++)
                 pthread_create(&th[i], NULL, run, &ws[i]);

@@ -36,8 +36,12 @@ int cri_client_new(const char *endpoint, struct cri_client **out, struct err *e)
         grpc_init();
         cleanup_free char *target = xasprintf("unix:%s", path);
         grpc_arg args[] = {
-                {.type = GRPC_ARG_INTEGER, .key = (char *)GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH, .value.integer = 16 << 20},
-                {.type = GRPC_ARG_INTEGER, .key = (char *)GRPC_ARG_MAX_SEND_MESSAGE_LENGTH, .value.integer = 16 << 20},
+                {.type = GRPC_ARG_INTEGER,
+                 .key = (char *)GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH,
+                 .value.integer = 16 << 20},
+                {.type = GRPC_ARG_INTEGER,
+                 .key = (char *)GRPC_ARG_MAX_SEND_MESSAGE_LENGTH,
+                 .value.integer = 16 << 20},
         };
         grpc_channel_args chargs = {.num_args = ARRAY_SIZE(args), .args = args};
         grpc_channel_credentials *creds = grpc_insecure_credentials_create();
@@ -277,7 +281,8 @@ static void build_paths(void)
         n = 0;
         for (size_t i = 0; i < ARRAY_SIZE(services); i++)
                 for (unsigned j = 0; j < services[i]->n_methods; j++)
-                        method_paths[n++] = xasprintf("/%s/%s", services[i]->name, services[i]->methods[j].name);
+                        method_paths[n++] =
+                                xasprintf("/%s/%s", services[i]->name, services[i]->methods[j].name);
 }
 
 const char *cri_method_path(const char *rpc)

@@ -72,7 +72,8 @@ bool cri_labels_match(const char *labels_json, size_t n_sel, void *const *select
         return ok;
 }
 
-Runtime__V1__PodSandboxMetadata *cri_pod_metadata(const char *name, const char *uid, const char *ns, uint32_t attempt)
+Runtime__V1__PodSandboxMetadata *cri_pod_metadata(const char *name, const char *uid, const char *ns,
+                                                  uint32_t attempt)
 {
         Runtime__V1__PodSandboxMetadata *m = xmalloc(sizeof(*m));
         runtime__v1__pod_sandbox_metadata__init(m);

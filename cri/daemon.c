@@ -69,8 +69,9 @@ int cri_daemon_start(const struct cfg *cfg, const struct cri_daemon_opts *opts, 
                 goto fail;
         if (cri_server_new(d, cfg->listen, (size_t)cfg->max_message_bytes, &d->server, e) < 0)
                 goto fail;
-        log_info("daemon", "started version=%s listen=%s root=%s state=%s cgroup=%s driver=%s kvm=%s", CORRAL_VERSION,
-                 cfg->listen, cfg->root, cfg->state, d->cgroup_mode, d->cgroup_driver, d->has_kvm ? "yes" : "no");
+        log_info("daemon", "started version=%s listen=%s root=%s state=%s cgroup=%s driver=%s kvm=%s",
+                 CORRAL_VERSION, cfg->listen, cfg->root, cfg->state, d->cgroup_mode, d->cgroup_driver,
+                 d->has_kvm ? "yes" : "no");
         if (!d->has_sys_resource)
                 log_warn("daemon", "CAP_SYS_RESOURCE is missing: lower oom_score_adj values are clamped");
         *out = d;

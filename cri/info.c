@@ -9,8 +9,8 @@
 
 #define CRI_API_VERSION "v1"
 
-static int version(struct cri_daemon *d, struct cri_call *call, const ProtobufCMessage *req, ProtobufCMessage **resp,
-                   struct err *e)
+static int version(struct cri_daemon *d, struct cri_call *call, const ProtobufCMessage *req,
+                   ProtobufCMessage **resp, struct err *e)
 {
         (void)d, (void)call, (void)req, (void)e;
         Runtime__V1__VersionResponse *r = xmalloc(sizeof(*r));
@@ -23,7 +23,8 @@ static int version(struct cri_daemon *d, struct cri_call *call, const ProtobufCM
         return 0;
 }
 
-static Runtime__V1__RuntimeCondition *condition(const char *type, bool status, const char *reason, const char *msg)
+static Runtime__V1__RuntimeCondition *condition(const char *type, bool status, const char *reason,
+                                                const char *msg)
 {
         Runtime__V1__RuntimeCondition *c = xmalloc(sizeof(*c));
         runtime__v1__runtime_condition__init(c);
@@ -74,8 +75,9 @@ static char *host_json(const struct cri_daemon *d)
                     ",\"capSysResource\":%s,\"seccomp\":%s,\"openat2\":%s,\"clone3\":%s,\"kvm\":%s,"
                     "\"userNamespaces\":%s,\"systemd\":%s",
                     f->cap_sys_resource ? "true" : "false", f->seccomp ? "true" : "false",
-                    f->openat2 ? "true" : "false", f->clone3 ? "true" : "false", d->has_kvm ? "true" : "false",
-                    f->user_namespaces ? "true" : "false", f->systemd_running ? "true" : "false");
+                    f->openat2 ? "true" : "false", f->clone3 ? "true" : "false",
+                    d->has_kvm ? "true" : "false", f->user_namespaces ? "true" : "false",
+                    f->systemd_running ? "true" : "false");
         sbuf_puts(&b, ",\"missing\":[");
         const char *sep = "";
         if (!f->cap_sys_resource) {
@@ -92,8 +94,8 @@ static char *host_json(const struct cri_daemon *d)
         return sbuf_steal(&b);
 }
 
-static int status(struct cri_daemon *d, struct cri_call *call, const ProtobufCMessage *req, ProtobufCMessage **resp,
-                  struct err *e)
+static int status(struct cri_daemon *d, struct cri_call *call, const ProtobufCMessage *req,
+                  ProtobufCMessage **resp, struct err *e)
 {
         (void)call, (void)e;
         const Runtime__V1__StatusRequest *rq = (const Runtime__V1__StatusRequest *)req;
@@ -122,7 +124,8 @@ static int status(struct cri_daemon *d, struct cri_call *call, const ProtobufCMe
                 h->name = xstrdup(rt->name);
                 h->features = xmalloc(sizeof(*h->features));
                 runtime__v1__runtime_handler_features__init(h->features);
-                h->features->recursive_read_only_mounts = rt->type == CFG_RUNTIME_NAMESPACE && f->new_mount_api;
+                h->features->recursive_read_only_mounts =
+                        rt->type == CFG_RUNTIME_NAMESPACE && f->new_mount_api;
                 h->features->user_namespaces = false;
                 r->runtime_handlers[i] = h;
                 const char *why;
@@ -160,8 +163,9 @@ static int runtime_config(struct cri_daemon *d, struct cri_call *call, const Pro
         runtime__v1__runtime_config_response__init(r);
         r->linux = xmalloc(sizeof(*r->linux));
         runtime__v1__linux_runtime_configuration__init(r->linux);
-        r->linux->cgroup_driver = strcmp(d->cgroup_driver, "systemd") == 0 ? RUNTIME__V1__CGROUP_DRIVER__SYSTEMD
-                                                                           : RUNTIME__V1__CGROUP_DRIVER__CGROUPFS;
+        r->linux->cgroup_driver = strcmp(d->cgroup_driver, "systemd") == 0
+                                          ? RUNTIME__V1__CGROUP_DRIVER__SYSTEMD
+                                          : RUNTIME__V1__CGROUP_DRIVER__CGROUPFS;
         *resp = &r->base;
         return 0;
 }
@@ -170,7 +174,8 @@ static int update_runtime_config(struct cri_daemon *d, struct cri_call *call, co
                                  ProtobufCMessage **resp, struct err *e)
 {
         (void)call;
-        const Runtime__V1__UpdateRuntimeConfigRequest *rq = (const Runtime__V1__UpdateRuntimeConfigRequest *)req;
+        const Runtime__V1__UpdateRuntimeConfigRequest *rq =
+                (const Runtime__V1__UpdateRuntimeConfigRequest *)req;
         const char *cidr = rq->runtime_config && rq->runtime_config->network_config
                                    ? rq->runtime_config->network_config->pod_cidr
                                    : NULL;

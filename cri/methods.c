@@ -8,7 +8,7 @@
 
 /* protobuf-c service descriptors do not record streaming; the proto does. */
 static const char *const streaming_rpcs[] = {
-        "StreamPodSandboxes",   "StreamContainers",        "StreamContainerStats", "StreamPodSandboxStats",
+        "StreamPodSandboxes",      "StreamContainers",   "StreamContainerStats", "StreamPodSandboxStats",
         "StreamPodSandboxMetrics", "GetContainerEvents", "StreamImages",
 };
 

@@ -126,11 +126,12 @@ static void arm(struct cri_server *s, const struct cri_method *m, size_t idx)
         grpc_metadata_array_init(&c->md);
         grpc_call_error r;
         if (m) {
-                r = grpc_server_request_registered_call(s->server, s->handles[idx], &c->call, &c->deadline, &c->md,
-                                                        &c->payload, s->cq, s->cq, &c->arrive);
+                r = grpc_server_request_registered_call(s->server, s->handles[idx], &c->call, &c->deadline,
+                                                        &c->md, &c->payload, s->cq, s->cq, &c->arrive);
         } else {
                 grpc_call_details_init(&c->details);
-                r = grpc_server_request_call(s->server, &c->call, &c->details, &c->md, s->cq, s->cq, &c->arrive);
+                r = grpc_server_request_call(s->server, &c->call, &c->details, &c->md, s->cq, s->cq,
+                                             &c->arrive);
         }
         if (r != GRPC_CALL_OK) {
                 log_error("cri", "request call failed method=%s code=%d", m ? m->name : "*", (int)r);
@@ -182,8 +183,8 @@ static void finish(struct cri_call *c, const ProtobufCMessage *resp, const struc
         const char *name = c->m ? c->m->name : "unknown";
         double ms = (double)(time_mono_ns() - c->start_ns) / 1e6;
         if (code != 0 && code != ERR_NOT_FOUND)
-                log_info("cri", "call method=%s code=%s ms=%.3f error=\"%s\"", name, err_kind_name(e->kind), ms,
-                         e->msg);
+                log_info("cri", "call method=%s code=%s ms=%.3f error=\"%s\"", name, err_kind_name(e->kind),
+                         ms, e->msg);
         else
                 log_debug("cri", "call method=%s code=%d ms=%.3f", name, code, ms);
         grpc_call_error r = grpc_call_start_batch(c->call, ops, n, &c->sent, NULL);
@@ -221,7 +222,8 @@ static void run(void *arg)
         }
         grpc_slice slice = grpc_byte_buffer_reader_readall(&reader);
         grpc_byte_buffer_reader_destroy(&reader);
-        req = protobuf_c_message_unpack(m->input, NULL, GRPC_SLICE_LENGTH(slice), GRPC_SLICE_START_PTR(slice));
+        req = protobuf_c_message_unpack(m->input, NULL, GRPC_SLICE_LENGTH(slice),
+                                        GRPC_SLICE_START_PTR(slice));
         grpc_slice_unref(slice);
         if (req == NULL) {
                 err_set(&e, ERR_INVALID, "%s: malformed %s message", m->name, m->input->name);
@@ -325,7 +327,8 @@ bool cri_call_cancelled(const struct cri_call *call)
 int64_t cri_call_deadline_ns(const struct cri_call *call)
 {
         gpr_timespec mono = gpr_convert_clock_type(call->deadline, GPR_CLOCK_MONOTONIC);
-        if (gpr_time_cmp(mono, gpr_inf_future(GPR_CLOCK_MONOTONIC)) == 0 || mono.tv_sec > INT64_MAX / 1000000000LL)
+        if (gpr_time_cmp(mono, gpr_inf_future(GPR_CLOCK_MONOTONIC)) == 0 ||
+            mono.tv_sec > INT64_MAX / 1000000000LL)
                 return INT64_MAX;
         /* gpr's monotonic clock has its own epoch; rebase onto ours. */
         gpr_timespec now = gpr_now(GPR_CLOCK_MONOTONIC);
@@ -420,14 +423,15 @@ static int claim_socket(const char *path, struct err *e)
         struct sockaddr_un sa = {.sun_family = AF_UNIX};
         strncpy(sa.sun_path, path, sizeof(sa.sun_path) - 1);
         if (fd >= 0 && connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0)
-                return err_set(e, ERR_EXISTS, "another process is serving %s (is corrald already running?)", path);
+                return err_set(e, ERR_EXISTS, "another process is serving %s (is corrald already running?)",
+                               path);
         if (unlink(path) < 0 && errno != ENOENT)
                 return err_make(e, errno, "remove stale socket %s", path);
         return 0;
 }
 
-int cri_server_new(struct cri_daemon *d, const char *listen, size_t max_message_bytes, struct cri_server **out,
-                   struct err *e)
+int cri_server_new(struct cri_daemon *d, const char *listen, size_t max_message_bytes,
+                   struct cri_server **out, struct err *e)
 {
         cleanup_free char *path = socket_path_of(listen, e);
         if (path == NULL)
@@ -535,7 +539,8 @@ void cri_server_shutdown(struct cri_server *s, int grace_ms)
         if (s->npollers == 0) {
                 /* Nothing drains the queue yet: do it here until shutdown lands. */
                 for (;;) {
-                        grpc_event ev = grpc_completion_queue_next(s->cq, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
+                        grpc_event ev =
+                                grpc_completion_queue_next(s->cq, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
                         if (ev.type != GRPC_OP_COMPLETE)
                                 break;
                         struct tag *t = ev.tag;
@@ -544,7 +549,8 @@ void cri_server_shutdown(struct cri_server *s, int grace_ms)
                                 break;
                 }
         } else if (!wait_shutdown(s, grace_ms)) {
-                log_warn("cri", "shutdown grace of %d ms passed: cancelling the calls still running", grace_ms);
+                log_warn("cri", "shutdown grace of %d ms passed: cancelling the calls still running",
+                         grace_ms);
                 grpc_server_cancel_all_calls(s->server);
                 wait_shutdown(s, 60000);
         }
@@ -560,7 +566,8 @@ void cri_server_free(struct cri_server *s)
                 pthread_join(s->pollers[i], NULL);
         if (s->npollers == 0) {
                 for (;;) {
-                        grpc_event ev = grpc_completion_queue_next(s->cq, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
+                        grpc_event ev =
+                                grpc_completion_queue_next(s->cq, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
                         if (ev.type == GRPC_QUEUE_SHUTDOWN)
                                 break;
                         if (ev.type == GRPC_OP_COMPLETE)

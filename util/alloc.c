@@ -13,10 +13,22 @@ static void *check(void *p)
         return p;
 }
 
-void *xmalloc(size_t n) { return check(malloc(n ? n : 1)); }
-void *xzalloc(size_t n) { return check(calloc(1, n ? n : 1)); }
-void *xcalloc(size_t nmemb, size_t size) { return check(calloc(nmemb ? nmemb : 1, size ? size : 1)); }
-void *xrealloc(void *p, size_t n) { return check(realloc(p, n ? n : 1)); }
+void *xmalloc(size_t n)
+{
+        return check(malloc(n ? n : 1));
+}
+void *xzalloc(size_t n)
+{
+        return check(calloc(1, n ? n : 1));
+}
+void *xcalloc(size_t nmemb, size_t size)
+{
+        return check(calloc(nmemb ? nmemb : 1, size ? size : 1));
+}
+void *xrealloc(void *p, size_t n)
+{
+        return check(realloc(p, n ? n : 1));
+}
 
 char *xstrdup(const char *s)
 {

@@ -21,9 +21,18 @@ int log_level_parse(const char *name, enum log_level *out)
         return -1;
 }
 
-void log_set_level(enum log_level lvl) { level = lvl; }
-enum log_level log_get_level(void) { return (enum log_level)level; }
-void log_set_json(bool json) { as_json = json; }
+void log_set_level(enum log_level lvl)
+{
+        level = lvl;
+}
+enum log_level log_get_level(void)
+{
+        return (enum log_level)level;
+}
+void log_set_json(bool json)
+{
+        as_json = json;
+}
 
 /* logfmt quotes a value only when it must. */
 static void logfmt_value(struct sbuf *b, const char *s)

@@ -9,8 +9,14 @@ static int64_t clock_ns(clockid_t id)
         return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
 }
 
-int64_t time_now_ns(void) { return clock_ns(CLOCK_REALTIME); }
-int64_t time_mono_ns(void) { return clock_ns(CLOCK_MONOTONIC); }
+int64_t time_now_ns(void)
+{
+        return clock_ns(CLOCK_REALTIME);
+}
+int64_t time_mono_ns(void)
+{
+        return clock_ns(CLOCK_MONOTONIC);
+}
 
 void time_rfc3339nano(int64_t ns, char out[40])
 {

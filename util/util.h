@@ -27,15 +27,15 @@ enum err_kind {
         ERR_OK = 0,
         ERR_CANCELLED = 1,
         ERR_UNKNOWN = 2,
-        ERR_INVALID = 3,     /* INVALID_ARGUMENT */
-        ERR_DEADLINE = 4,    /* DEADLINE_EXCEEDED */
+        ERR_INVALID = 3,  /* INVALID_ARGUMENT */
+        ERR_DEADLINE = 4, /* DEADLINE_EXCEEDED */
         ERR_NOT_FOUND = 5,
-        ERR_EXISTS = 6,      /* ALREADY_EXISTS */
-        ERR_PERMISSION = 7,  /* PERMISSION_DENIED */
-        ERR_EXHAUSTED = 8,   /* RESOURCE_EXHAUSTED */
-        ERR_PRECONDITION = 9,/* FAILED_PRECONDITION */
+        ERR_EXISTS = 6,       /* ALREADY_EXISTS */
+        ERR_PERMISSION = 7,   /* PERMISSION_DENIED */
+        ERR_EXHAUSTED = 8,    /* RESOURCE_EXHAUSTED */
+        ERR_PRECONDITION = 9, /* FAILED_PRECONDITION */
         ERR_ABORTED = 10,
-        ERR_RANGE = 11,      /* OUT_OF_RANGE */
+        ERR_RANGE = 11, /* OUT_OF_RANGE */
         ERR_UNIMPLEMENTED = 12,
         ERR_INTERNAL = 13,
         ERR_UNAVAILABLE = 14,
@@ -49,7 +49,10 @@ struct err {
         char *msg;  /* owned; NULL when no error */
 };
 
-#define ERR_INIT {ERR_OK, 0, NULL}
+#define ERR_INIT                                                                                             \
+        {                                                                                                    \
+                ERR_OK, 0, NULL                                                                              \
+        }
 
 /* A failed system call: kind from errno (ETIMEDOUT -> ERR_DEADLINE,
  * ENOENT -> ERR_NOT_FOUND, ... else ERR_INTERNAL); the message gets
@@ -63,7 +66,10 @@ int err_wrap(struct err *e, const char *fmt, ...) __attribute__((format(printf, 
 void err_move(struct err *dst, struct err *src);
 void err_clear(struct err *e);
 const char *err_kind_name(enum err_kind kind);
-static inline bool err_is(const struct err *e, enum err_kind kind) { return e && e->msg && e->kind == kind; }
+static inline bool err_is(const struct err *e, enum err_kind kind)
+{
+        return e && e->msg && e->kind == kind;
+}
 
 /* ---------- allocation (abort on OOM) ---------- */
 
@@ -71,7 +77,7 @@ void *xmalloc(size_t n);
 void *xzalloc(size_t n);
 void *xcalloc(size_t nmemb, size_t size);
 void *xrealloc(void *p, size_t n);
-char *xstrdup(const char *s);  /* NULL -> NULL */
+char *xstrdup(const char *s); /* NULL -> NULL */
 char *xstrndup(const char *s, size_t n);
 char *xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 char *xvasprintf(const char *fmt, va_list ap);
@@ -86,19 +92,19 @@ void cleanup_closedirp(DIR **d);
 void cleanup_errp(struct err *e);
 void cleanup_strvp(char ***v);
 
-#define cleanup_free __attribute__((cleanup(cleanup_freep)))
-#define cleanup_close __attribute__((cleanup(cleanup_closep)))
+#define cleanup_free   __attribute__((cleanup(cleanup_freep)))
+#define cleanup_close  __attribute__((cleanup(cleanup_closep)))
 #define cleanup_fclose __attribute__((cleanup(cleanup_fclosep)))
-#define cleanup_dir __attribute__((cleanup(cleanup_closedirp)))
-#define cleanup_err __attribute__((cleanup(cleanup_errp)))
-#define cleanup_strv __attribute__((cleanup(cleanup_strvp)))
+#define cleanup_dir    __attribute__((cleanup(cleanup_closedirp)))
+#define cleanup_err    __attribute__((cleanup(cleanup_errp)))
+#define cleanup_strv   __attribute__((cleanup(cleanup_strvp)))
 
 /* Hand ownership out of a cleanup variable. */
-#define steal_ptr(pp)                          \
-        ({                                     \
-                __typeof__(*(pp)) _tmp = *(pp); \
-                *(pp) = NULL;                  \
-                _tmp;                          \
+#define steal_ptr(pp)                                                                                        \
+        ({                                                                                                   \
+                __typeof__(*(pp)) _tmp = *(pp);                                                              \
+                *(pp) = NULL;                                                                                \
+                _tmp;                                                                                        \
         })
 static inline int steal_fd(int *fd)
 {
@@ -108,7 +114,7 @@ static inline int steal_fd(int *fd)
 }
 
 #define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
-#define UNUSED __attribute__((unused))
+#define UNUSED        __attribute__((unused))
 
 /* ---------- logging (logfmt on stderr, one line per event) ---------- */
 
@@ -122,15 +128,16 @@ enum log_level log_get_level(void);
 void log_set_json(bool json);
 /* `component` names the module ("cri", "image", ...); `fmt` is the event
  * text, ideally "event key=value key=value". Thread-safe, one write(2) per line. */
-void log_write(enum log_level lvl, const char *component, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+void log_write(enum log_level lvl, const char *component, const char *fmt, ...)
+        __attribute__((format(printf, 3, 4)));
 
 #define log_error(comp, ...) log_write(LOG_LVL_ERROR, comp, __VA_ARGS__)
-#define log_warn(comp, ...) log_write(LOG_LVL_WARN, comp, __VA_ARGS__)
-#define log_info(comp, ...) log_write(LOG_LVL_INFO, comp, __VA_ARGS__)
-#define log_debug(comp, ...)                                                   \
-        do {                                                                   \
-                if (log_get_level() >= LOG_LVL_DEBUG)                          \
-                        log_write(LOG_LVL_DEBUG, comp, __VA_ARGS__);           \
+#define log_warn(comp, ...)  log_write(LOG_LVL_WARN, comp, __VA_ARGS__)
+#define log_info(comp, ...)  log_write(LOG_LVL_INFO, comp, __VA_ARGS__)
+#define log_debug(comp, ...)                                                                                 \
+        do {                                                                                                 \
+                if (log_get_level() >= LOG_LVL_DEBUG)                                                        \
+                        log_write(LOG_LVL_DEBUG, comp, __VA_ARGS__);                                         \
         } while (0)
 
 /* ---------- strings ---------- */
@@ -203,8 +210,8 @@ int id_resolve_prefix(const char *prefix, char *const *ids, size_t n, const char
 
 /* ---------- time ---------- */
 
-int64_t time_now_ns(void);           /* CLOCK_REALTIME */
-int64_t time_mono_ns(void);          /* CLOCK_MONOTONIC */
+int64_t time_now_ns(void);  /* CLOCK_REALTIME */
+int64_t time_mono_ns(void); /* CLOCK_MONOTONIC */
 /* RFC 3339 with nanoseconds in UTC, e.g. 2026-11-22T20:43:59.123456789Z. */
 void time_rfc3339nano(int64_t ns, char out[40]);
 

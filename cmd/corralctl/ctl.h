@@ -32,8 +32,8 @@ extern const struct ctl_verb ctl_stream_verbs[];    /* stream.c: exec -it, attac
 struct cri_client *ctl_client(struct ctl *ctl);
 /* Call `rpc` ("Version") and print errors as "corralctl: RPC: message".
  * Returns 0 or 1 (the exit code). */
-int ctl_call(struct ctl *ctl, const char *rpc, const ProtobufCMessage *req, const ProtobufCMessageDescriptor *desc,
-             ProtobufCMessage **resp);
+int ctl_call(struct ctl *ctl, const char *rpc, const ProtobufCMessage *req,
+             const ProtobufCMessageDescriptor *desc, ProtobufCMessage **resp);
 
 /* Protobuf message as JSON with lowerCamel names like protojson (crictl's
  * inspect output); enums by name, bytes in base64, 64-bit ints as strings. */

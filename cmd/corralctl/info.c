@@ -14,8 +14,8 @@ static int cmd_version(struct ctl *ctl, int argc, char **argv)
         if (ctl->output == CTL_OUT_JSON) {
                 ctl_print_json(resp);
         } else {
-                printf("Version:  %s\nRuntimeName:  %s\nRuntimeVersion:  %s\nRuntimeApiVersion:  %s\n", v->version,
-                       v->runtime_name, v->runtime_version, v->runtime_api_version);
+                printf("Version:  %s\nRuntimeName:  %s\nRuntimeVersion:  %s\nRuntimeApiVersion:  %s\n",
+                       v->version, v->runtime_name, v->runtime_version, v->runtime_api_version);
         }
         protobuf_c_message_free_unpacked(resp, NULL);
         return 0;
@@ -39,8 +39,8 @@ static int cmd_info(struct ctl *ctl, int argc, char **argv)
                                *c->message ? ": " : "", c->message);
                 }
                 for (size_t i = 0; i < s->n_runtime_handlers; i++)
-                        printf("handler        %s\n", *s->runtime_handlers[i]->name ? s->runtime_handlers[i]->name
-                                                                                    : "(default)");
+                        printf("handler        %s\n",
+                               *s->runtime_handlers[i]->name ? s->runtime_handlers[i]->name : "(default)");
                 for (size_t i = 0; i < s->n_info; i++)
                         printf("%s: %s\n", s->info[i]->key, s->info[i]->value);
         }

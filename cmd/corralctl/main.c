@@ -13,12 +13,14 @@ static const struct ctl_verb *const verb_tables[] = {
 
 static void usage(FILE *f)
 {
-        fprintf(f, "Usage: corralctl [OPTIONS] COMMAND [ARGS]\n\n"
-                   "Options:\n"
-                   "  -r, --endpoint ADDR  CRI socket (default $CONTAINER_RUNTIME_ENDPOINT or " DEFAULT_ENDPOINT ")\n"
-                   "  -t, --timeout SECS   per-call timeout (default 10; pulls have their own)\n"
-                   "  -o, --output FMT     table or json\n"
-                   "  -h, --help           this help\n\nCommands:\n");
+        fprintf(f,
+                "Usage: corralctl [OPTIONS] COMMAND [ARGS]\n\n"
+                "Options:\n"
+                "  -r, --endpoint ADDR  CRI socket (default $CONTAINER_RUNTIME_ENDPOINT or " DEFAULT_ENDPOINT
+                ")\n"
+                "  -t, --timeout SECS   per-call timeout (default 10; pulls have their own)\n"
+                "  -o, --output FMT     table or json\n"
+                "  -h, --help           this help\n\nCommands:\n");
         for (const struct ctl_verb *const *t = verb_tables; *t; t++)
                 for (const struct ctl_verb *v = *t; v->name; v++)
                         fprintf(f, "  %-14s %s\n", v->name, v->summary);
@@ -36,8 +38,8 @@ struct cri_client *ctl_client(struct ctl *ctl)
         return ctl->client;
 }
 
-int ctl_call(struct ctl *ctl, const char *rpc, const ProtobufCMessage *req, const ProtobufCMessageDescriptor *desc,
-             ProtobufCMessage **resp)
+int ctl_call(struct ctl *ctl, const char *rpc, const ProtobufCMessage *req,
+             const ProtobufCMessageDescriptor *desc, ProtobufCMessage **resp)
 {
         struct cri_client *c = ctl_client(ctl);
         if (c == NULL)
@@ -74,9 +76,12 @@ void ctl_age(int64_t ns, char *buf, size_t len)
 int main(int argc, char **argv)
 {
         static const struct option opts[] = {
-                {"endpoint", required_argument, NULL, 'r'}, {"runtime-endpoint", required_argument, NULL, 'r'},
-                {"timeout", required_argument, NULL, 't'},  {"output", required_argument, NULL, 'o'},
-                {"help", no_argument, NULL, 'h'},           {NULL, 0, NULL, 0},
+                {"endpoint", required_argument, NULL, 'r'},
+                {"runtime-endpoint", required_argument, NULL, 'r'},
+                {"timeout", required_argument, NULL, 't'},
+                {"output", required_argument, NULL, 'o'},
+                {"help", no_argument, NULL, 'h'},
+                {NULL, 0, NULL, 0},
         };
         struct ctl ctl = {.timeout_ms = 10000, .output = CTL_OUT_TABLE};
         ctl.endpoint = getenv("CONTAINER_RUNTIME_ENDPOINT");
@@ -105,7 +110,8 @@ int main(int argc, char **argv)
                         else if (strcmp(optarg, "table") == 0)
                                 ctl.output = CTL_OUT_TABLE;
                         else {
-                                fprintf(stderr, "corralctl: unknown output format %s (table or json)\n", optarg);
+                                fprintf(stderr, "corralctl: unknown output format %s (table or json)\n",
+                                        optarg);
                                 return 2;
                         }
                         break;

@@ -46,8 +46,8 @@ static bool is_map_entry(const ProtobufCFieldDescriptor *f)
         if (f->type != PROTOBUF_C_TYPE_MESSAGE || f->label != PROTOBUF_C_LABEL_REPEATED)
                 return false;
         const ProtobufCMessageDescriptor *md = f->descriptor;
-        return str_has_suffix(md->name, "Entry") && md->n_fields == 2 && strcmp(md->fields[0].name, "key") == 0 &&
-               strcmp(md->fields[1].name, "value") == 0;
+        return str_has_suffix(md->name, "Entry") && md->n_fields == 2 &&
+               strcmp(md->fields[0].name, "key") == 0 && strcmp(md->fields[1].name, "value") == 0;
 }
 
 static void value(struct sbuf *b, const ProtobufCFieldDescriptor *f, const void *p, int level)

@@ -9,7 +9,7 @@
 #include "config/config.h"
 #include "cri/cri.h"
 
-#define DEFAULT_CONFIG "/etc/corral/corral.json"
+#define DEFAULT_CONFIG    "/etc/corral/corral.json"
 #define SHUTDOWN_GRACE_MS 10000
 
 static void usage(FILE *f)
@@ -33,7 +33,8 @@ static void usage(FILE *f)
 static void notify_ready(void)
 {
         const char *path = getenv("NOTIFY_SOCKET");
-        if (path == NULL || (*path != '/' && *path != '@') || strlen(path) >= sizeof(((struct sockaddr_un *)0)->sun_path))
+        if (path == NULL || (*path != '/' && *path != '@') ||
+            strlen(path) >= sizeof(((struct sockaddr_un *)0)->sun_path))
                 return;
         struct sockaddr_un sa = {.sun_family = AF_UNIX};
         memcpy(sa.sun_path, path, strlen(path));
@@ -69,8 +70,8 @@ static int apply_overrides(struct cfg *c, const struct overrides *o, struct err 
         if (o->level) {
                 enum log_level lvl;
                 if (log_level_parse(o->level, &lvl) < 0)
-                        return err_set(e, ERR_INVALID, "--log-level %s: want error, warn, info, debug or trace",
-                                       o->level);
+                        return err_set(e, ERR_INVALID,
+                                       "--log-level %s: want error, warn, info, debug or trace", o->level);
                 c->log_level = (int)lvl;
         }
         if (o->format) {
@@ -144,7 +145,8 @@ int main(int argc, char **argv)
         /* Flags win over the file; applied first too, so that paths the file
          * leaves empty resolve under the --root given on the command line. */
         struct overrides ov = {root, state, listen, level, format};
-        if (apply_overrides(&cfg, &ov, &e) < 0 || cfg_load(&cfg, config ? config : DEFAULT_CONFIG, config != NULL, &e) < 0 ||
+        if (apply_overrides(&cfg, &ov, &e) < 0 ||
+            cfg_load(&cfg, config ? config : DEFAULT_CONFIG, config != NULL, &e) < 0 ||
             apply_overrides(&cfg, &ov, &e) < 0) {
                 fprintf(stderr, "corrald: %s\n", e.msg);
                 cfg_clear(&cfg);

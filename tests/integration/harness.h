@@ -12,7 +12,7 @@
 
 struct daemon {
         pid_t pid;
-        char *dir;      /* temp dir holding everything below */
+        char *dir; /* temp dir holding everything below */
         char *root;
         char *state;
         char *socket;

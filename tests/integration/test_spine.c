@@ -17,8 +17,8 @@ static void test_version(void)
 {
         Runtime__V1__VersionRequest req = RUNTIME__V1__VERSION_REQUEST__INIT;
         ProtobufCMessage *resp = NULL;
-        CHECK(cri_call_simple(C, "Version", &req.base, &runtime__v1__version_response__descriptor, &resp, NULL) ==
-              ERR_OK);
+        CHECK(cri_call_simple(C, "Version", &req.base, &runtime__v1__version_response__descriptor, &resp,
+                              NULL) == ERR_OK);
         if (resp == NULL)
                 return;
         Runtime__V1__VersionResponse *v = (Runtime__V1__VersionResponse *)resp;
@@ -34,8 +34,8 @@ static void test_status(void)
         Runtime__V1__StatusRequest req = RUNTIME__V1__STATUS_REQUEST__INIT;
         req.verbose = true;
         ProtobufCMessage *resp = NULL;
-        CHECK(cri_call_simple(C, "Status", &req.base, &runtime__v1__status_response__descriptor, &resp, NULL) ==
-              ERR_OK);
+        CHECK(cri_call_simple(C, "Status", &req.base, &runtime__v1__status_response__descriptor, &resp,
+                              NULL) == ERR_OK);
         if (resp == NULL)
                 return;
         Runtime__V1__StatusResponse *s = (Runtime__V1__StatusResponse *)resp;
@@ -69,8 +69,8 @@ static void test_runtime_config(void)
 {
         Runtime__V1__RuntimeConfigRequest req = RUNTIME__V1__RUNTIME_CONFIG_REQUEST__INIT;
         ProtobufCMessage *resp = NULL;
-        CHECK(cri_call_simple(C, "RuntimeConfig", &req.base, &runtime__v1__runtime_config_response__descriptor,
-                              &resp, NULL) == ERR_OK);
+        CHECK(cri_call_simple(C, "RuntimeConfig", &req.base,
+                              &runtime__v1__runtime_config_response__descriptor, &resp, NULL) == ERR_OK);
         if (resp == NULL)
                 return;
         Runtime__V1__RuntimeConfigResponse *r = (Runtime__V1__RuntimeConfigResponse *)resp;
@@ -86,10 +86,12 @@ static void test_runtime_config(void)
         rc.network_config = &nc;
         up.runtime_config = &rc;
         CHECK(cri_call_simple(C, "UpdateRuntimeConfig", &up.base,
-                              &runtime__v1__update_runtime_config_response__descriptor, NULL, NULL) == ERR_OK);
+                              &runtime__v1__update_runtime_config_response__descriptor, NULL,
+                              NULL) == ERR_OK);
         nc.pod_cidr = "not-a-cidr";
         CHECK(cri_call_simple(C, "UpdateRuntimeConfig", &up.base,
-                              &runtime__v1__update_runtime_config_response__descriptor, NULL, NULL) == ERR_INVALID);
+                              &runtime__v1__update_runtime_config_response__descriptor, NULL,
+                              NULL) == ERR_INVALID);
 }
 
 static void test_unimplemented(void)
@@ -106,7 +108,8 @@ static void test_unimplemented(void)
         cleanup_err struct err e = ERR_INIT;
         uint8_t *out = NULL;
         size_t len = 0;
-        CHECK(cri_client_call_raw(C, "/runtime.v1alpha2.RuntimeService/Version", NULL, 0, 5000, &out, &len, &e) < 0);
+        CHECK(cri_client_call_raw(C, "/runtime.v1alpha2.RuntimeService/Version", NULL, 0, 5000, &out, &len,
+                                  &e) < 0);
         CHECK(e.kind == ERR_UNIMPLEMENTED && e.msg && strstr(e.msg, "v1alpha2") != NULL);
 }
 
@@ -116,7 +119,8 @@ static void test_malformed(void)
         cleanup_err struct err e = ERR_INIT;
         uint8_t *out = NULL;
         size_t len = 0;
-        CHECK(cri_client_call_raw(C, cri_method_path("Status"), junk, sizeof(junk), 5000, &out, &len, &e) < 0);
+        CHECK(cri_client_call_raw(C, cri_method_path("Status"), junk, sizeof(junk), 5000, &out, &len, &e) <
+              0);
         CHECK(e.kind == ERR_INVALID);
         CHECK(e.msg && strstr(e.msg, "malformed") != NULL);
         free(out);
@@ -133,7 +137,8 @@ static void *slow_status(void *arg)
 {
         struct slow_arg *a = arg;
         Runtime__V1__StatusRequest req = RUNTIME__V1__STATUS_REQUEST__INIT;
-        a->kind = cri_call_simple(C, "Status", &req.base, &runtime__v1__status_response__descriptor, NULL, NULL);
+        a->kind = cri_call_simple(C, "Status", &req.base, &runtime__v1__status_response__descriptor, NULL,
+                                  NULL);
         atomic_store(&a->done, true);
         return NULL;
 }
@@ -200,8 +205,8 @@ static void *slow_with_deadline(void *arg)
         ProtobufCMessage *resp = NULL;
         cleanup_err struct err e = ERR_INIT;
         /* 4 s of delay, 12 s of deadline: 8 calls in series would need 32 s. */
-        if (cri_client_call(C, cri_method_path("Status"), &req.base, &runtime__v1__status_response__descriptor,
-                            12000, &resp, &e) < 0)
+        if (cri_client_call(C, cri_method_path("Status"), &req.base,
+                            &runtime__v1__status_response__descriptor, 12000, &resp, &e) < 0)
                 a->kind = e.kind;
         else
                 protobuf_c_message_free_unpacked(resp, NULL);
@@ -282,8 +287,8 @@ int main(void)
         char cni_dir[] = "/tmp/corral-it-cni-XXXXXX";
         if (mkdtemp(cni_dir) == NULL)
                 return 1;
-        cleanup_free char *cfg = xasprintf("{\"cgroup_driver\": \"cgroupfs\", \"cni\": {\"conf_dir\": \"%s\"}}",
-                                           cni_dir);
+        cleanup_free char *cfg =
+                xasprintf("{\"cgroup_driver\": \"cgroupfs\", \"cni\": {\"conf_dir\": \"%s\"}}", cni_dir);
         daemon_init(&D, cfg);
         char *extra[] = {"--debug-delay", "Status=4000", NULL};
         if (daemon_start(&D, extra, NULL) < 0) {

@@ -1,0 +1,254 @@
+/* critest-style lifecycle benchmark over CRI: RunPodSandbox, CreateContainer,
+ * StartContainer, StopContainer, RemoveContainer, StopPodSandbox,
+ * RemovePodSandbox, N samples, median and p90 of each step. Then M pods with
+ * one running container each, to measure memory per pod (the caller reads
+ * RSS while they run: -p holds them until stdin closes). Works against any
+ * CRI runtime (corral or containerd). */
+#include <getopt.h>
+#include <string.h>
+
+#include "cri/cri.h"
+#include "runtime/v1/api.pb-c.h"
+
+enum { RUN, CREATE, START, STOP, REMOVE, STOPP, REMOVEP, NSTEPS };
+static const char *const step_names[NSTEPS] = {"RunPodSandbox",   "CreateContainer", "StartContainer",
+                                               "StopContainer",   "RemoveContainer", "StopPodSandbox",
+                                               "RemovePodSandbox"};
+
+static struct cri_client *C;
+static const char *image = "busybox";
+static const char *logdir = "/tmp/corral-bench-logs";
+static int failures;
+
+static ProtobufCMessage *call(const char *rpc, const ProtobufCMessage *req,
+                              const ProtobufCMessageDescriptor *d)
+{
+        ProtobufCMessage *resp = NULL;
+        cleanup_err struct err e = ERR_INIT;
+        if (cri_client_call(C, cri_method_path(rpc), req, d, 120000, &resp, &e) < 0) {
+                fprintf(stderr, "%s: %s\n", rpc, e.msg);
+                failures++;
+                return NULL;
+        }
+        return resp;
+}
+
+static int cmp64(const void *a, const void *b)
+{
+        int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+        return x < y ? -1 : x > y;
+}
+
+struct pod {
+        char *pod_id;
+        char *ctr_id;
+};
+
+static Runtime__V1__PodSandboxConfig *pod_config(const char *name, Runtime__V1__PodSandboxMetadata *md)
+{
+        static Runtime__V1__PodSandboxConfig cfg;
+        runtime__v1__pod_sandbox_config__init(&cfg);
+        runtime__v1__pod_sandbox_metadata__init(md);
+        md->name = (char *)name;
+        md->uid = (char *)name;
+        md->namespace_ = "bench";
+        cfg.metadata = md;
+        cfg.hostname = (char *)name;
+        cfg.log_directory = (char *)logdir;
+        return &cfg;
+}
+
+/* Runs one pod with one container; times[] gets the first three steps. */
+static int up(const char *name, struct pod *p, int64_t *times)
+{
+        Runtime__V1__PodSandboxMetadata md;
+        Runtime__V1__PodSandboxConfig *pc = pod_config(name, &md);
+        Runtime__V1__RunPodSandboxRequest rr = RUNTIME__V1__RUN_POD_SANDBOX_REQUEST__INIT;
+        rr.config = pc;
+        int64_t t0 = time_mono_ns();
+        ProtobufCMessage *m =
+                call("RunPodSandbox", &rr.base, &runtime__v1__run_pod_sandbox_response__descriptor);
+        if (times)
+                times[RUN] = time_mono_ns() - t0;
+        if (m == NULL)
+                return -1;
+        p->pod_id = xstrdup(((Runtime__V1__RunPodSandboxResponse *)m)->pod_sandbox_id);
+        protobuf_c_message_free_unpacked(m, NULL);
+
+        Runtime__V1__CreateContainerRequest cr = RUNTIME__V1__CREATE_CONTAINER_REQUEST__INIT;
+        Runtime__V1__ContainerConfig cc = RUNTIME__V1__CONTAINER_CONFIG__INIT;
+        Runtime__V1__ContainerMetadata cm = RUNTIME__V1__CONTAINER_METADATA__INIT;
+        Runtime__V1__ImageSpec is = RUNTIME__V1__IMAGE_SPEC__INIT;
+        char *cmd[] = {"sleep", "3600"};
+        cm.name = "c";
+        cc.metadata = &cm;
+        is.image = (char *)image;
+        cc.image = &is;
+        cc.command = cmd;
+        cc.n_command = 2;
+        cleanup_free char *log = xasprintf("%s.log", name);
+        cc.log_path = log;
+        cr.pod_sandbox_id = p->pod_id;
+        cr.config = &cc;
+        cr.sandbox_config = pc;
+        t0 = time_mono_ns();
+        m = call("CreateContainer", &cr.base, &runtime__v1__create_container_response__descriptor);
+        if (times)
+                times[CREATE] = time_mono_ns() - t0;
+        if (m == NULL)
+                return -1;
+        p->ctr_id = xstrdup(((Runtime__V1__CreateContainerResponse *)m)->container_id);
+        protobuf_c_message_free_unpacked(m, NULL);
+
+        Runtime__V1__StartContainerRequest sr = RUNTIME__V1__START_CONTAINER_REQUEST__INIT;
+        sr.container_id = p->ctr_id;
+        t0 = time_mono_ns();
+        m = call("StartContainer", &sr.base, &runtime__v1__start_container_response__descriptor);
+        if (times)
+                times[START] = time_mono_ns() - t0;
+        if (m == NULL)
+                return -1;
+        protobuf_c_message_free_unpacked(m, NULL);
+        return 0;
+}
+
+static void down(struct pod *p, int64_t *times)
+{
+        ProtobufCMessage *m;
+        int64_t t0;
+        if (p->ctr_id) {
+                Runtime__V1__StopContainerRequest st = RUNTIME__V1__STOP_CONTAINER_REQUEST__INIT;
+                st.container_id = p->ctr_id;
+                st.timeout = 0;
+                t0 = time_mono_ns();
+                m = call("StopContainer", &st.base, &runtime__v1__stop_container_response__descriptor);
+                if (times)
+                        times[STOP] = time_mono_ns() - t0;
+                if (m)
+                        protobuf_c_message_free_unpacked(m, NULL);
+                Runtime__V1__RemoveContainerRequest rm = RUNTIME__V1__REMOVE_CONTAINER_REQUEST__INIT;
+                rm.container_id = p->ctr_id;
+                t0 = time_mono_ns();
+                m = call("RemoveContainer", &rm.base, &runtime__v1__remove_container_response__descriptor);
+                if (times)
+                        times[REMOVE] = time_mono_ns() - t0;
+                if (m)
+                        protobuf_c_message_free_unpacked(m, NULL);
+        }
+        if (p->pod_id) {
+                Runtime__V1__StopPodSandboxRequest sp = RUNTIME__V1__STOP_POD_SANDBOX_REQUEST__INIT;
+                sp.pod_sandbox_id = p->pod_id;
+                t0 = time_mono_ns();
+                m = call("StopPodSandbox", &sp.base, &runtime__v1__stop_pod_sandbox_response__descriptor);
+                if (times)
+                        times[STOPP] = time_mono_ns() - t0;
+                if (m)
+                        protobuf_c_message_free_unpacked(m, NULL);
+                Runtime__V1__RemovePodSandboxRequest rp = RUNTIME__V1__REMOVE_POD_SANDBOX_REQUEST__INIT;
+                rp.pod_sandbox_id = p->pod_id;
+                t0 = time_mono_ns();
+                m = call("RemovePodSandbox", &rp.base, &runtime__v1__remove_pod_sandbox_response__descriptor);
+                if (times)
+                        times[REMOVEP] = time_mono_ns() - t0;
+                if (m)
+                        protobuf_c_message_free_unpacked(m, NULL);
+        }
+        free(p->pod_id);
+        free(p->ctr_id);
+        memset(p, 0, sizeof(*p));
+}
+
+int main(int argc, char **argv)
+{
+        const char *endpoint = "unix:///run/corral/corral.sock", *label = "runtime";
+        int samples = 30, pods = 0, c;
+        while ((c = getopt(argc, argv, "r:i:n:p:l:L:")) != -1) {
+                switch (c) {
+                case 'r':
+                        endpoint = optarg;
+                        break;
+                case 'i':
+                        image = optarg;
+                        break;
+                case 'n':
+                        samples = atoi(optarg);
+                        break;
+                case 'p':
+                        pods = atoi(optarg);
+                        break;
+                case 'l':
+                        label = optarg;
+                        break;
+                case 'L':
+                        logdir = optarg;
+                        break;
+                default:
+                        fprintf(stderr,
+                                "usage: bench_lifecycle [-r endpoint] [-i image] [-n samples] [-p pods] "
+                                "[-l label] [-L logdir]\n");
+                        return 2;
+                }
+        }
+        cleanup_err struct err e = ERR_INIT;
+        if (cri_client_new(endpoint, &C, &e) < 0) {
+                fprintf(stderr, "%s\n", e.msg);
+                return 1;
+        }
+        (void)mkdir_p(logdir, 0755, &e);
+        Runtime__V1__PullImageRequest pr = RUNTIME__V1__PULL_IMAGE_REQUEST__INIT;
+        Runtime__V1__ImageSpec is = RUNTIME__V1__IMAGE_SPEC__INIT;
+        is.image = (char *)image;
+        pr.image = &is;
+        ProtobufCMessage *m = call("PullImage", &pr.base, &runtime__v1__pull_image_response__descriptor);
+        if (m == NULL)
+                return 1;
+        protobuf_c_message_free_unpacked(m, NULL);
+
+        if (samples > 0) {
+                int64_t *t[NSTEPS];
+                for (int s = 0; s < NSTEPS; s++)
+                        t[s] = xcalloc((size_t)samples, sizeof(int64_t));
+                int done = 0;
+                for (int i = 0; i < samples; i++) {
+                        char name[64];
+                        snprintf(name, sizeof(name), "bench-%d-%d", (int)getpid(), i);
+                        struct pod p = {0};
+                        int64_t times[NSTEPS] = {0};
+                        int r = up(name, &p, times);
+                        down(&p, times);
+                        if (r < 0)
+                                continue;
+                        for (int s = 0; s < NSTEPS; s++)
+                                t[s][done] = times[s];
+                        done++;
+                }
+                printf("%s lifecycle, %d samples (ms):\n", label, done);
+                for (int s = 0; s < NSTEPS && done > 0; s++) {
+                        qsort(t[s], (size_t)done, sizeof(int64_t), cmp64);
+                        printf("  %-18s median %7.2f  p90 %7.2f\n", step_names[s],
+                               (double)t[s][done / 2] / 1e6, (double)t[s][done * 9 / 10] / 1e6);
+                        free(t[s]);
+                }
+        }
+        if (pods > 0) {
+                struct pod *ps = xcalloc((size_t)pods, sizeof(*ps));
+                int up_ok = 0;
+                for (int i = 0; i < pods; i++) {
+                        char name[64];
+                        snprintf(name, sizeof(name), "mem-%d-%d", (int)getpid(), i);
+                        if (up(name, &ps[i], NULL) == 0)
+                                up_ok++;
+                }
+                printf("%s: %d pods running; press Enter (or close stdin) to tear down\n", label, up_ok);
+                fflush(stdout);
+                char buf[16];
+                (void)!fgets(buf, sizeof(buf), stdin);
+                for (int i = 0; i < pods; i++)
+                        down(&ps[i], NULL);
+                free(ps);
+        }
+        cri_client_free(C);
+        if (failures)
+                fprintf(stderr, "%s: %d calls failed\n", label, failures);
+        return failures ? 1 : 0;
+}

@@ -1,0 +1,81 @@
+#!/usr/bin/env bash
+# Pod/container lifecycle (critest-style, 30 samples) and memory per pod with
+# 50 running pods, for corral and, in the same run, Debian's containerd.
+# Called by bench/run.sh (CORRAL_BUILD, BENCH_TMP set).
+set -uo pipefail
+b=$CORRAL_BUILD
+tmp=$BENCH_TMP/lifecycle
+src=$(cd "$(dirname "$0")/.." && pwd)
+mkdir -p "$tmp"
+py=/usr/bin/python3
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null; wait "$p" 2>/dev/null; done;
+            "$py" "$src/tests/fixtures/registry.py" stop --dir "$tmp/reg" >/dev/null 2>&1;
+            ip link del crlbench0 2>/dev/null; ip link del crlbench1 2>/dev/null; }
+trap cleanup EXIT
+addr=$("$py" "$src/tests/fixtures/registry.py" start --dir "$tmp/reg") || { echo "lifecycle: no registry"; exit 0; }
+"$py" "$src/tests/fixtures/registry.py" push-all --addr "$addr" --only busybox,pause >/dev/null
+image="$addr/busybox:latest"
+
+cni() { # dir bridge subnet
+  mkdir -p "$1"
+  cat >"$1/10-bench.conflist" <<J
+{"cniVersion": "1.0.0", "name": "bench-$2", "plugins": [
+ {"type": "bridge", "bridge": "$2", "isGateway": true, "ipMasq": true,
+  "ipam": {"type": "host-local", "ranges": [[{"subnet": "$3"}]], "dataDir": "$1/ipam"}},
+ {"type": "loopback"}]}
+J
+}
+rss_kib() { awk '/VmRSS/ {print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
+sum_rss() { local s=0; for p in $(pgrep -x "$1"); do s=$((s + $(rss_kib "$p"))); done; echo $s; }
+
+measure() { # label endpoint daemon-pid shim-name
+  "$b/bin/bench_lifecycle" -r "$2" -i "$image" -n 30 -l "$1" -L "$tmp/logs-$1"
+  coproc BL { "$b/bin/bench_lifecycle" -r "$2" -i "$image" -n 0 -p 50 -l "$1" -L "$tmp/logs-$1"; }
+  read -r line <&"${BL[0]}"; echo "$line"
+  sleep 2
+  local shims; shims=$(sum_rss "$4")
+  local n; n=$(pgrep -xc "$4")
+  echo "$1 with 50 pods: daemon RSS $(rss_kib "$3") KiB, $n $4 processes, $((shims / (n > 0 ? n : 1))) KiB RSS each" \
+       "($shims KiB total)"
+  [ "$4" = containerd-shim-runc-v2 ] && echo "$1: pause processes: $(pgrep -xc pause || echo 0)"
+  echo >&"${BL[1]}"; wait "$BL_PID" 2>/dev/null
+}
+
+# corral
+cni "$tmp/corral-cni" crlbench0 10.251.0.0/16
+mkdir -p "$tmp/corral"
+echo "{\"cni\": {\"conf_dir\": \"$tmp/corral-cni\", \"bin_dirs\": [\"/usr/lib/cni\"]}}" >"$tmp/corral/c.json"
+"$b/bin/corrald" --config "$tmp/corral/c.json" --root "$tmp/corral/root" --state "$tmp/corral/state" \
+  --listen "unix://$tmp/corral/c.sock" --log-level warn 2>"$tmp/corral/log" &
+cpid=$!; pids+=($cpid)
+for _ in $(seq 200); do [ -S "$tmp/corral/c.sock" ] && break; sleep 0.05; done
+echo "== lifecycle"
+measure corral "unix://$tmp/corral/c.sock" $cpid corral-shim
+
+# containerd (Debian), with a busybox-based pause image from the same registry
+if command -v containerd >/dev/null && command -v runc >/dev/null; then
+  cni "$tmp/ctrd-cni" crlbench1 10.252.0.0/16
+  mkdir -p "$tmp/ctrd"
+  cat >"$tmp/ctrd/config.toml" <<T
+version = 2
+root = "$tmp/ctrd/root"
+state = "$tmp/ctrd/state"
+[grpc]
+  address = "$tmp/ctrd/c.sock"
+[plugins."io.containerd.grpc.v1.cri"]
+  sandbox_image = "$addr/pause:latest"
+  restrict_oom_score_adj = true
+  [plugins."io.containerd.grpc.v1.cri".cni]
+    conf_dir = "$tmp/ctrd-cni"
+    bin_dir = "/usr/lib/cni"
+  [plugins."io.containerd.grpc.v1.cri".registry.mirrors."$addr"]
+    endpoint = ["http://$addr"]
+T
+  containerd --config "$tmp/ctrd/config.toml" >"$tmp/ctrd/log" 2>&1 &
+  dpid=$!; pids+=($dpid)
+  for _ in $(seq 200); do [ -S "$tmp/ctrd/c.sock" ] && break; sleep 0.05; done
+  measure containerd "unix://$tmp/ctrd/c.sock" $dpid containerd-shim-runc-v2
+else
+  echo "containerd or runc not installed: corral's figures only"
+fi
