@@ -1,0 +1,45 @@
+/* image/: the service object shared by pull.c and service.c. */
+#ifndef CORRAL_IMAGE_SERVICE_INTERNAL_H
+#define CORRAL_IMAGE_SERVICE_INTERNAL_H
+
+#include <pthread.h>
+
+#include "image/image.h"
+
+/* Active snapshots of a pull in progress; stale ones (a crash) go in GC. */
+#define IMG_EXTRACT_PREFIX "extract-"
+
+/* One pull in progress, shared by every caller asking for the same
+ * reference and platform. */
+struct inflight {
+        char *key;
+        int users;
+        bool done;
+        struct err err;
+        char *image_id;
+        pthread_cond_t cond;
+        struct inflight *next;
+};
+
+struct img_service {
+        char *root;
+        struct img_registry_conf *regs;
+        size_t n_regs;
+        int max_downloads;
+        struct store *st;
+        struct snap *sn;
+        struct img_content *cs;
+        pthread_mutex_t mu; /* inflight, gc_pending, pulls */
+        struct inflight *inflight;
+        int pulls;       /* running pulls: GC waits for none */
+        bool gc_pending; /* a GC was asked for while pulls ran */
+        bool gc_running; /* pulls wait for it (GC is short: local files only) */
+        pthread_cond_t gc_cond;
+};
+
+/* The pull itself (pull.c); *image_id is the config digest. */
+int pull_one(struct img_service *svc, const struct img_ref *ref, const char *refstr, const char *os,
+             const char *arch, const char *variant, const struct img_auth *auth, img_progress_fn cb,
+             void *cb_data, char **image_id, struct err *e);
+
+#endif
