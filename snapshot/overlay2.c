@@ -505,6 +505,7 @@ static int ovl_repair(struct snap *sn, struct err *e)
         }
         /* delete bad records children first (the store keeps parents referenced) */
         int ret = 0;
+        cleanup_dir DIR *d = NULL; /* declared before any goto: clang refuses jumps into its scope */
         for (bool progress = true; progress;) {
                 progress = false;
                 for (size_t i = 0; i < n; i++) {
@@ -534,7 +535,7 @@ static int ovl_repair(struct snap *sn, struct err *e)
         qsort(dirs, nd, sizeof(char *), cmp_str);
 
         /* directories: keep l/ and recorded ones */
-        cleanup_dir DIR *d = opendir(sn->root);
+        d = opendir(sn->root);
         struct dirent *de;
         if (d == NULL) {
                 ret = err_make(e, errno, "repair: open %s", sn->root);
