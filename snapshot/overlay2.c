@@ -505,7 +505,10 @@ static int ovl_repair(struct snap *sn, struct err *e)
         }
         /* delete bad records children first (the store keeps parents referenced) */
         int ret = 0;
-        cleanup_dir DIR *d = NULL; /* declared before any goto: clang refuses jumps into its scope */
+        /* Declared before any goto: clang refuses jumps into a cleanup variable's scope. */
+        cleanup_dir DIR *d = NULL;
+        cleanup_dir DIR *ld = NULL;
+        cleanup_free char *ldir = NULL;
         for (bool progress = true; progress;) {
                 progress = false;
                 for (size_t i = 0; i < n; i++) {
@@ -554,8 +557,8 @@ static int ovl_repair(struct snap *sn, struct err *e)
                 }
         }
         /* links: keep the right one for each recorded dir, make missing ones */
-        cleanup_free char *ldir = path_join(sn->root, "l");
-        cleanup_dir DIR *ld = opendir(ldir);
+        ldir = path_join(sn->root, "l");
+        ld = opendir(ldir);
         if (ld == NULL) {
                 ret = err_make(e, errno, "repair: open %s", ldir);
                 goto out;
