@@ -50,13 +50,14 @@ int cri_daemon_start(const struct cfg *cfg, const struct cri_daemon_opts *opts, 
                      struct err *e)
 {
         struct cri_daemon *d = xzalloc(sizeof(*d));
+        cleanup_free char *db = NULL;
         d->cfg = cfg;
         d->started_ns = time_now_ns();
         if (opts && opts->debug_delay && parse_delay(d, opts->debug_delay, e) < 0)
                 goto fail;
         if (mkdir_p(cfg->root, 0711, e) < 0 || mkdir_p(cfg->state, 0711, e) < 0)
                 goto fail;
-        cleanup_free char *db = path_join(cfg->root, "corral.db");
+        db = path_join(cfg->root, "corral.db");
         if (store_open(db, &d->store, e) < 0) {
                 err_wrap(e, "open store %s", db);
                 goto fail;

@@ -443,6 +443,7 @@ int cri_server_new(struct cri_daemon *d, const char *listen, size_t max_message_
                 return -1;
 
         grpc_init();
+        cleanup_free char *addr = NULL;
         struct cri_server *s = xzalloc(sizeof(*s));
         s->d = d;
         pthread_mutex_init(&s->mu, NULL);
@@ -471,7 +472,7 @@ int cri_server_new(struct cri_daemon *d, const char *listen, size_t max_message_
                         goto fail;
                 }
         }
-        cleanup_free char *addr = xasprintf("unix:%s", s->socket_path);
+        addr = xasprintf("unix:%s", s->socket_path);
         grpc_server_credentials *creds = grpc_insecure_server_credentials_create();
         int port = grpc_server_add_http2_port(s->server, addr, creds);
         grpc_server_credentials_release(creds);

@@ -182,6 +182,7 @@ static int mount_one(struct ctx *c, const struct rt_mount *m, struct err *e)
         const char *type = m->type;
 
         struct stat st = {.st_mode = S_IFDIR};
+        cleanup_close int fd = -1;
         if (bind) {
                 if (m->source == NULL || m->source[0] != '/') {
                         err_set(e, ERR_INVALID, "bind mount %s: source must be absolute", m->destination);
@@ -197,7 +198,7 @@ static int mount_one(struct ctx *c, const struct rt_mount *m, struct err *e)
                         st.st_mode = S_IFDIR;
                 }
         }
-        cleanup_close int fd = open_or_create(c->rootfd, m->destination, !S_ISDIR(st.st_mode), e);
+        fd = open_or_create(c->rootfd, m->destination, !S_ISDIR(st.st_mode), e);
         if (fd < 0)
                 goto out;
         if (bind) {
