@@ -156,10 +156,28 @@ class Images(unittest.TestCase):
         self.assertEqual(cm.exception.code(), grpc.StatusCode.NOT_FOUND)
 
     def test_invalid_reference(self):
-        for bad in ("UPPER/case", "a b", "busybox@sha256:zz", ""):
+        # ("UPPER/case" would be valid: an upper-case first component is a registry host.)
+        for bad in ("library/BusyBox", "a b", "busybox@sha256:zz", "busybox:", ""):
             with self.assertRaises(grpc.RpcError) as cm:
                 self.pull(bad)
             self.assertEqual(cm.exception.code(), grpc.StatusCode.INVALID_ARGUMENT, bad)
+
+    def test_resume_complete_or_corrupt_partial(self):
+        """A pull that died after the last byte leaves a whole .partial: the next
+        pull must verify it, not ask for bytes=SIZE- (416); a corrupt one is refetched."""
+        ref = self.addr + "/zstd:latest"
+        self.pull(ref)
+        layer = self.info["zstd"]["layers"][1]
+        blob = os.path.join(self.d.root, "blobs", "sha256", layer.split(":")[1])
+        with open(blob, "rb") as f:
+            data = f.read()
+        for content in (data, os.urandom(len(data))):
+            self.d.image.RemoveImage(api_pb2.RemoveImageRequest(image=spec(ref)))
+            self.assertFalse(os.path.exists(blob))
+            with open(blob + ".partial", "wb") as f:
+                f.write(content)
+            self.assertEqual(self.pull(ref), self.info["zstd"]["config_digest"])
+            self.assertFalse(os.path.exists(blob + ".partial"))
 
     def test_concurrent_pulls_share(self):
         ref = self.addr + "/multi:latest"
