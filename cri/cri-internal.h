@@ -25,10 +25,10 @@ struct cri_daemon {
         struct cri_server *server;
         struct cri_events *events;
         struct net_cni *cni;
-        struct snap *snaps;               /* images.c */
-        struct img_service *images;       /* images.c */
-        struct cri_sandboxes *sandboxes;  /* pods.c: per-pod locks, in-flight RunPodSandbox */
-        struct stream_server *streaming;  /* streaming.c */
+        struct snap *snaps;              /* images.c */
+        struct img_service *images;      /* images.c */
+        struct cri_sandboxes *sandboxes; /* pods.c: per-pod locks, in-flight RunPodSandbox */
+        struct stream_server *streaming; /* streaming.c */
         int64_t started_ns;
         atomic_bool stopping;
         /* Test hook (see cri_daemon_opts.debug_delay). */
@@ -112,8 +112,8 @@ const struct cri_method *cri_methods(size_t *n);
 
 /* ---------- server (server.c) ---------- */
 
-int cri_server_new(struct cri_daemon *d, const char *listen, size_t max_message_bytes, struct cri_server **out,
-                   struct err *e);
+int cri_server_new(struct cri_daemon *d, const char *listen, size_t max_message_bytes,
+                   struct cri_server **out, struct err *e);
 void cri_server_shutdown(struct cri_server *s, int grace_ms);
 void cri_server_free(struct cri_server *s);
 
@@ -174,9 +174,9 @@ void cri_pod_unlock(struct cri_daemon *d, const char *pod_id);
 int cri_pod_resolve(struct cri_daemon *d, const char *id, struct store_pod *out, struct err *e);
 /* The pod's private state kept in store_pod.extra_json. */
 struct cri_pod_extra {
-        char *ns_dir;     /* pinned namespaces */
-        char *pod_dir;    /* hostname, hosts, resolv.conf */
-        char *cgroup;     /* effective cgroup parent for its containers */
+        char *ns_dir;  /* pinned namespaces */
+        char *pod_dir; /* hostname, hosts, resolv.conf */
+        char *cgroup;  /* effective cgroup parent for its containers */
         bool host_net, host_ipc, host_pid;
         bool shared_pid;  /* namespace_options.pid == POD */
         int pod_init_pid; /* holds the shared pid namespace */
@@ -193,6 +193,8 @@ int cri_containers_stop_pod(struct cri_daemon *d, const char *pod_id, int64_t ti
 int cri_containers_remove_pod(struct cri_daemon *d, const char *pod_id, struct err *e);
 /* ContainerStatus messages for PodSandboxStatus (heap, caller frees each). */
 size_t cri_containers_statuses(struct cri_daemon *d, const char *pod_id, Runtime__V1__ContainerStatus ***out);
+/* Reconcile container records with their shims after a (re)start. */
+int cri_containers_recover(struct cri_daemon *d, struct err *e);
 /* Publish a container event (type: CONTAINER_*_EVENT) for id in pod. */
 void cri_event(struct cri_daemon *d, const char *container_id, const char *pod_id,
                Runtime__V1__ContainerEventType type);

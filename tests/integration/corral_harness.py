@@ -51,7 +51,7 @@ class Daemon:
         while time.time() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError("corrald exited with %d:\n%s" % (self.proc.returncode, self.read_log()))
-            if os.path.exists(self.socket):
+            if self._connectable():
                 break
             time.sleep(0.01)
         else:
@@ -62,6 +62,18 @@ class Daemon:
         self.image = api_pb2_grpc.ImageServiceStub(self.channel)
         return self
 
+    def _connectable(self):
+        # A killed daemon leaves its socket file behind: only a connection counts.
+        import socket as _socket
+        s = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
+        try:
+            s.connect(self.socket)
+            return True
+        except OSError:
+            return False
+        finally:
+            s.close()
+
     def stop(self, sig=signal.SIGTERM, timeout=30):
         if self.channel:
             self.channel.close()
@@ -71,6 +83,9 @@ class Daemon:
             self.proc.wait(timeout)
         rc = self.proc.returncode if self.proc else None
         self.proc = None
+        if getattr(self, "logf", None):
+            self.logf.close()
+            self.logf = None
         return rc
 
     def kill(self):
