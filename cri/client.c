@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "cri/cri.h"
+#include "corral/v1/corral.pb-c.h"
 #include "runtime/v1/api.pb-c.h"
 
 struct cri_client {
@@ -273,6 +274,7 @@ static void build_paths(void)
         static const ProtobufCServiceDescriptor *const services[] = {
                 &runtime__v1__runtime_service__descriptor,
                 &runtime__v1__image_service__descriptor,
+                &corral__v1__corral__descriptor,
         };
         size_t n = 0;
         for (size_t i = 0; i < ARRAY_SIZE(services); i++)

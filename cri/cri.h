@@ -63,8 +63,9 @@ int cri_client_stream_open(struct cri_client *c, const char *method, const Proto
 int cri_client_stream_next(struct cri_client_stream *s, ProtobufCMessage **msg, struct err *e);
 void cri_client_stream_close(struct cri_client_stream *s);
 
-/* Full method path for a CRI RPC name ("Version" -> "/runtime.v1.RuntimeService/Version");
- * NULL for names that are not CRI methods. Static storage. */
+/* Full method path for an RPC name ("Version" -> "/runtime.v1.RuntimeService/Version",
+ * "PullImageProgress" -> "/corral.v1.Corral/PullImageProgress"); NULL for
+ * names that are not methods of these services. Static storage. */
 const char *cri_method_path(const char *rpc);
 
 #endif

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "config/config.h"
+#include "corral/v1/corral.pb-c.h"
 #include "cri/cri-internal.h"
 #include "image/image.h"
 #include "snapshot/snapshot.h"
@@ -83,34 +84,144 @@ static Runtime__V1__Image *build_image(const struct store_image *si)
         return img;
 }
 
+static const struct img_auth *auth_of(const Runtime__V1__AuthConfig *a, struct img_auth *out)
+{
+        if (a == NULL)
+                return NULL;
+        *out = (struct img_auth){
+                .username = *a->username ? a->username : NULL,
+                .password = *a->password ? a->password : NULL,
+                .auth = *a->auth ? a->auth : NULL,
+                .identity_token = *a->identity_token ? a->identity_token : NULL,
+                .registry_token = *a->registry_token ? a->registry_token : NULL,
+        };
+        return out;
+}
+
+static int do_pull(struct cri_daemon *d, const Runtime__V1__PullImageRequest *rq, img_progress_fn cb,
+                   void *cb_data, char **image_ref, struct err *e)
+{
+        if (rq->image == NULL || rq->image->image == NULL || *rq->image->image == '\0')
+                return err_set(e, ERR_INVALID, "PullImage: image.image is required");
+        struct img_auth auth;
+        struct store_image si = {0};
+        int64_t t0 = time_mono_ns();
+        if (img_pull(d->images, rq->image->image, auth_of(rq->auth, &auth), cb, cb_data, &si, e) < 0)
+                return err_wrap(e, "PullImage %s", rq->image->image);
+        log_info("image", "pulled ref=%s id=%s ms=%.1f", rq->image->image, si.id,
+                 (double)(time_mono_ns() - t0) / 1e6);
+        *image_ref = xstrdup(si.id);
+        store_image_clear(&si);
+        return 0;
+}
+
 static int pull(struct cri_daemon *d, struct cri_call *call, const ProtobufCMessage *req,
                 ProtobufCMessage **resp, struct err *e)
 {
         (void)call;
-        const Runtime__V1__PullImageRequest *rq = (const Runtime__V1__PullImageRequest *)req;
-        if (rq->image == NULL || rq->image->image == NULL || *rq->image->image == '\0')
-                return err_set(e, ERR_INVALID, "PullImage: image.image is required");
-        const Runtime__V1__AuthConfig *a = rq->auth;
-        struct img_auth auth = {0};
-        if (a) {
-                auth.username = *a->username ? a->username : NULL;
-                auth.password = *a->password ? a->password : NULL;
-                auth.auth = *a->auth ? a->auth : NULL;
-                auth.identity_token = *a->identity_token ? a->identity_token : NULL;
-                auth.registry_token = *a->registry_token ? a->registry_token : NULL;
-        }
-        struct store_image si = {0};
-        int64_t t0 = time_mono_ns();
-        if (img_pull(d->images, rq->image->image, a ? &auth : NULL, NULL, NULL, &si, e) < 0)
-                return err_wrap(e, "PullImage %s", rq->image->image);
-        log_info("image", "pulled ref=%s id=%s ms=%.1f", rq->image->image, si.id,
-                 (double)(time_mono_ns() - t0) / 1e6);
+        char *ref = NULL;
+        if (do_pull(d, (const Runtime__V1__PullImageRequest *)req, NULL, NULL, &ref, e) < 0)
+                return -1;
         Runtime__V1__PullImageResponse *r = xmalloc(sizeof(*r));
         runtime__v1__pull_image_response__init(r);
-        r->image_ref = xstrdup(si.id);
-        store_image_clear(&si);
+        r->image_ref = ref;
         *resp = &r->base;
         return 0;
+}
+
+/* ---------- corral.v1.Corral/PullImageProgress ---------- */
+
+struct layer_state {
+        char *digest;
+        enum img_progress_state state;
+        uint64_t done, total;
+};
+
+struct progress {
+        struct cri_call *call;
+        char *ref;
+        struct layer_state *layers;
+        int n;
+        int64_t last_ns;
+        bool gone; /* the client left: stop sending, let the pull finish */
+};
+
+static const char *state_name(enum img_progress_state s)
+{
+        static const char *const names[] = {"resolved",   "waiting",   "downloading", "exists",
+                                            "downloaded", "unpacking", "unpacked"};
+        return (unsigned)s < ARRAY_SIZE(names) ? names[s] : "unknown";
+}
+
+static void send_progress(struct progress *pr, const char *image_ref)
+{
+        if (pr->gone)
+                return;
+        Corral__V1__PullProgress m = CORRAL__V1__PULL_PROGRESS__INIT;
+        Corral__V1__LayerProgress *lp = xcalloc((size_t)pr->n + 1, sizeof(*lp));
+        Corral__V1__LayerProgress **pp = xcalloc((size_t)pr->n + 1, sizeof(*pp));
+        for (int i = 0; i < pr->n; i++) {
+                corral__v1__layer_progress__init(&lp[i]);
+                lp[i].digest = pr->layers[i].digest ? pr->layers[i].digest : "";
+                lp[i].state = (char *)state_name(pr->layers[i].state);
+                lp[i].done = pr->layers[i].done;
+                lp[i].total = pr->layers[i].total;
+                pp[i] = &lp[i];
+        }
+        m.ref = pr->ref ? pr->ref : "";
+        m.layers = pp;
+        m.n_layers = (size_t)pr->n;
+        m.image_ref = (char *)(image_ref ? image_ref : "");
+        cleanup_err struct err e = ERR_INIT;
+        if (cri_call_send(pr->call, &m.base, &e) < 0)
+                pr->gone = true;
+        pr->last_ns = time_mono_ns();
+        free(pp);
+        free(lp);
+}
+
+/* Called from the pull's threads, one at a time: a snapshot goes out on
+ * every state change and at most every 100 ms while bytes flow. */
+static void on_progress(void *data, const struct img_progress *p)
+{
+        struct progress *pr = data;
+        if (p->state == IMG_PROGRESS_RESOLVED) {
+                free(pr->ref);
+                pr->ref = xstrdup(p->ref);
+                if (pr->layers == NULL && p->n_layers > 0) {
+                        pr->n = p->n_layers;
+                        pr->layers = xcalloc((size_t)pr->n, sizeof(*pr->layers));
+                }
+                send_progress(pr, NULL);
+                return;
+        }
+        if (p->layer < 0 || p->layer >= pr->n)
+                return;
+        struct layer_state *l = &pr->layers[p->layer];
+        if (l->digest == NULL && p->digest)
+                l->digest = xstrdup(p->digest);
+        bool changed = l->state != p->state;
+        l->state = p->state;
+        l->done = p->done;
+        l->total = p->total ? p->total : l->total;
+        if (changed || time_mono_ns() - pr->last_ns >= 100 * 1000000LL)
+                send_progress(pr, NULL);
+}
+
+static int pull_progress(struct cri_daemon *d, struct cri_call *call, const ProtobufCMessage *req,
+                         struct err *e)
+{
+        struct progress pr = {.call = call};
+        char *ref = NULL;
+        int r = do_pull(d, (const Runtime__V1__PullImageRequest *)req, on_progress, &pr, &ref, e);
+        if (r == 0)
+                send_progress(&pr, ref);
+        free(ref);
+        for (int i = 0; i < pr.n; i++)
+                free(pr.layers[i].digest);
+        free(pr.layers);
+        free(pr.ref);
+        return r;
 }
 
 /* The images a filter selects: one by name or id, or all. */
@@ -295,5 +406,6 @@ const struct cri_handler cri_image_handlers[] = {
         {.name = "ImageStatus", .unary = status},
         {.name = "RemoveImage", .unary = remove_image},
         {.name = "ImageFsInfo", .unary = fs_info},
+        {.name = "PullImageProgress", .stream = pull_progress},
         {NULL},
 };

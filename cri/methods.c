@@ -4,12 +4,13 @@
 #include <pthread.h>
 #include <string.h>
 
+#include "corral/v1/corral.pb-c.h"
 #include "cri/cri-internal.h"
 
 /* protobuf-c service descriptors do not record streaming; the proto does. */
 static const char *const streaming_rpcs[] = {
         "StreamPodSandboxes",      "StreamContainers",   "StreamContainerStats", "StreamPodSandboxStats",
-        "StreamPodSandboxMetrics", "GetContainerEvents", "StreamImages",
+        "StreamPodSandboxMetrics", "GetContainerEvents", "StreamImages",         "PullImageProgress",
 };
 
 static const struct cri_handler *const *handler_tables(void)
@@ -47,6 +48,7 @@ static void build(void)
         const ProtobufCServiceDescriptor *services[] = {
                 &runtime__v1__runtime_service__descriptor,
                 &runtime__v1__image_service__descriptor,
+                &corral__v1__corral__descriptor,
         };
         size_t total = 0;
         for (size_t i = 0; i < ARRAY_SIZE(services); i++)

@@ -3,8 +3,111 @@
 #include <string.h>
 
 #include "cmd/corralctl/ctl.h"
+#include "corral/v1/corral.pb-c.h"
 
 #define PULL_TIMEOUT_MS (30 * 60 * 1000)
+
+#define PULL_FALLBACK 100
+
+static void bar(char *out, size_t len, uint64_t done, uint64_t total)
+{
+        const int width = 30;
+        int fill = total ? (int)((double)done / (double)total * width) : 0;
+        if (fill > width)
+                fill = width;
+        snprintf(out, len, "[%.*s%.*s]", fill, "##############################", width - fill,
+                 "------------------------------");
+}
+
+static void mib(char *out, size_t len, uint64_t b)
+{
+        if (b < 1024 * 1024)
+                snprintf(out, len, "%.1f KiB", (double)b / 1024.0);
+        else
+                snprintf(out, len, "%.1f MiB", (double)b / (1024.0 * 1024.0));
+}
+
+/* One line per layer, redrawn in place on a terminal; elsewhere a line per
+ * state change, so logs stay readable. */
+static void render(const Corral__V1__PullProgress *p, bool tty, size_t *drawn, char ***last_states)
+{
+        if (tty && *drawn)
+                printf("\033[%zuA", *drawn);
+        if (*last_states == NULL) {
+                /* No NULL holes: strv_free stops at the first NULL. */
+                *last_states = xcalloc(p->n_layers + 1, sizeof(char *));
+                for (size_t i = 0; i < p->n_layers; i++)
+                        (*last_states)[i] = xstrdup("");
+        }
+        for (size_t i = 0; i < p->n_layers; i++) {
+                const Corral__V1__LayerProgress *l = p->layers[i];
+                const char *hex = str_has_prefix(l->digest, "sha256:") ? l->digest + 7 : l->digest;
+                char b[64], d[32], t[32];
+                bar(b, sizeof(b), l->done, l->total);
+                mib(d, sizeof(d), l->done);
+                mib(t, sizeof(t), l->total);
+                if (tty) {
+                        printf("\033[2K%.12s %-11s %s %s / %s\n", *hex ? hex : "------------", l->state, b, d,
+                               t);
+                } else if (strcmp((*last_states)[i], l->state) != 0 && strcmp(l->state, "resolved") != 0) {
+                        printf("%s layer %zu/%zu %.12s %s %s\n", p->ref, i + 1, p->n_layers, hex, l->state,
+                               t);
+                        free((*last_states)[i]);
+                        (*last_states)[i] = xstrdup(l->state);
+                }
+        }
+        if (tty)
+                *drawn = p->n_layers;
+        fflush(stdout);
+}
+
+static int pull_with_progress(struct ctl *ctl, const Runtime__V1__PullImageRequest *req, char **image_ref)
+{
+        struct cri_client *c = ctl_client(ctl);
+        if (c == NULL)
+                return 1;
+        cleanup_err struct err e = ERR_INIT;
+        struct cri_client_stream *s = NULL;
+        if (cri_client_stream_open(c, cri_method_path("PullImageProgress"), &req->base,
+                                   &corral__v1__pull_progress__descriptor, ctl->timeout_ms, &s, &e) < 0) {
+                fprintf(stderr, "corralctl: PullImage: %s\n", e.msg);
+                return 1;
+        }
+        bool tty = isatty(STDOUT_FILENO) && ctl->output != CTL_OUT_JSON;
+        size_t drawn = 0;
+        char **states = NULL;
+        int ret = 0;
+        for (;;) {
+                ProtobufCMessage *m = NULL;
+                if (cri_client_stream_next(s, &m, &e) < 0) {
+                        if (e.kind == ERR_UNIMPLEMENTED && drawn == 0 && states == NULL)
+                                ret = PULL_FALLBACK;
+                        else {
+                                fprintf(stderr, "corralctl: PullImage: %s (%s)\n", e.msg,
+                                        err_kind_name(e.kind));
+                                ret = 1;
+                        }
+                        break;
+                }
+                if (m == NULL)
+                        break;
+                Corral__V1__PullProgress *p = (Corral__V1__PullProgress *)m;
+                if (ctl->output != CTL_OUT_JSON)
+                        render(p, tty, &drawn, &states);
+                if (*p->image_ref) {
+                        free(*image_ref);
+                        *image_ref = xstrdup(p->image_ref);
+                }
+                protobuf_c_message_free_unpacked(m, NULL);
+        }
+        cri_client_stream_close(s);
+        strv_free(states);
+        if (ret == 0 && *image_ref == NULL) {
+                fprintf(stderr, "corralctl: PullImage: the stream ended without an image id\n");
+                ret = 1;
+        }
+        return ret;
+}
 
 static int cmd_pull(struct ctl *ctl, int argc, char **argv)
 {
@@ -48,17 +151,25 @@ static int cmd_pull(struct ctl *ctl, int argc, char **argv)
         int saved = ctl->timeout_ms;
         if (ctl->timeout_ms < PULL_TIMEOUT_MS)
                 ctl->timeout_ms = PULL_TIMEOUT_MS;
-        ProtobufCMessage *resp = NULL;
-        int r = ctl_call(ctl, "PullImage", &req.base, &runtime__v1__pull_image_response__descriptor, &resp);
+        cleanup_free char *image_ref = NULL;
+        int r = pull_with_progress(ctl, &req, &image_ref);
+        if (r == PULL_FALLBACK) {
+                /* Not corral (or an older one): plain CRI, no progress. */
+                ProtobufCMessage *resp = NULL;
+                r = ctl_call(ctl, "PullImage", &req.base, &runtime__v1__pull_image_response__descriptor,
+                             &resp);
+                if (r == 0) {
+                        image_ref = xstrdup(((Runtime__V1__PullImageResponse *)resp)->image_ref);
+                        protobuf_c_message_free_unpacked(resp, NULL);
+                }
+        }
         ctl->timeout_ms = saved;
         if (r)
                 return r;
-        Runtime__V1__PullImageResponse *p = (Runtime__V1__PullImageResponse *)resp;
         if (ctl->output == CTL_OUT_JSON)
-                ctl_print_json(resp);
+                printf("{\n  \"imageRef\": \"%s\"\n}\n", image_ref);
         else
-                printf("Image is up to date for %s\n", p->image_ref);
-        protobuf_c_message_free_unpacked(resp, NULL);
+                printf("Image is up to date for %s\n", image_ref);
         return 0;
 }
 

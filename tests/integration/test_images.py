@@ -213,6 +213,13 @@ class Images(unittest.TestCase):
         ref = self.addr + "/busybox:latest"
         r = self.d.ctl("pull", ref)
         self.assertIn(self.info["busybox"]["config_digest"], r.stdout)
+        # per-layer progress (plain lines when stdout is not a terminal)
+        zref = self.addr + "/zstd:latest"
+        self.d.ctl("rmi", zref, check=False)
+        r = self.d.ctl("pull", zref)
+        self.assertIn("layer 2/2", r.stdout)
+        self.assertRegex(r.stdout, r"layer 2/2 [0-9a-f]{12} (unpacked|exists)")
+        self.assertIn(self.info["zstd"]["config_digest"], r.stdout)
         r = self.d.ctl("images")
         self.assertIn(self.addr + "/busybox", r.stdout)
         r = self.d.ctl("-o", "json", "inspecti", ref)
