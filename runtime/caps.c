@@ -61,8 +61,11 @@ static int fill(cap_t t, cap_flag_t flag, char *const *set, bool all)
 {
         cap_value_t v[64];
         int n = 0;
+        /* "all" (privileged) is every capability we hold in our bounding
+         * set: asking for one we lack fails cap_set_proc with EPERM (the
+         * host may run us without, e.g., CAP_SYS_RESOURCE). */
         for (int cap = 0; cap <= last_cap() && n < 64; cap++)
-                if (all || caps_has(set, cap))
+                if (all ? prctl(PR_CAPBSET_READ, cap, 0, 0, 0) == 1 : caps_has(set, cap))
                         v[n++] = cap;
         return n ? cap_set_flag(t, flag, n, v, CAP_SET) : 0;
 }

@@ -339,6 +339,19 @@ static int v1_remove(const char *root UNUSED, const char *path, int timeout_ms, 
         return ret;
 }
 
+static int v1_devices(const char *root UNUSED, const char *path, const struct dev_rule *r, size_t n, struct err *e)
+{
+        cleanup_free char *dir = dir_for("devices", path);
+        if (dir == NULL) {
+                /* Privileged needs nothing; anything else fails closed, as
+                 * without the controller nothing stops mknod. */
+                if (n == 1 && r[0].allow && r[0].type == 'a')
+                        return 0;
+                return err_set(e, ERR_UNAVAILABLE, "cgroup v1 devices controller is not mounted");
+        }
+        return dev_v1_write(dir, r, n, e);
+}
+
 const struct rt_cgroup_ops rt_cgroup_v1_ops = {
         .name = "cgroupfs-v1",
         .create = v1_create,
@@ -350,6 +363,7 @@ const struct rt_cgroup_ops rt_cgroup_v1_ops = {
         .pids = v1_pids,
         .kill_all = v1_kill_all,
         .remove = v1_remove,
+        .devices = v1_devices,
 };
 
 /* For rt_host_features: the controllers of the mounted hierarchies. */

@@ -249,6 +249,17 @@ static int v2_kill_all(const char *root, const char *path, int sig, struct err *
         return err_set(e, ERR_DEADLINE, "cgroup %s: processes survive SIGKILL", dir);
 }
 
+static int v2_devices(const char *root, const char *path, const struct dev_rule *r, size_t n, struct err *e)
+{
+        cleanup_free char *dir = path_join(root, path);
+        cleanup_close int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (fd < 0)
+                return err_make(e, errno, "open cgroup %s", dir);
+        if (dev_bpf_attach(fd, r, n, e) < 0)
+                return err_wrap(e, "devices of cgroup %s", dir);
+        return 0;
+}
+
 const struct rt_cgroup_ops rt_cgroup_v2_ops = {
         .name = "cgroupfs-v2",
         .create = v2_create,
@@ -260,4 +271,5 @@ const struct rt_cgroup_ops rt_cgroup_v2_ops = {
         .pids = v2_pids,
         .kill_all = v2_kill_all,
         .remove = v2_remove,
+        .devices = v2_devices,
 };

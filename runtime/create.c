@@ -297,6 +297,11 @@ int rt_container_create(const struct rt_spec *spec, const struct rt_stdio *stdio
                         err_make(e, errno, "sync with child");
                 goto fail;
         }
+        /* Device rules only now: the child has made its /dev nodes, which a
+         * spec device allowed "rw" without "m" could not have been (runc
+         * applies them at the same point). It runs none of its own code yet. */
+        if (c->cgroup && cg_devices_apply(c->cgroup, spec, e) < 0)
+                goto fail;
         *out = c;
         return 0;
 

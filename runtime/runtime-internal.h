@@ -6,6 +6,42 @@
 
 #include "runtime/runtime.h"
 
+/* ----- devices cgroup rules (cgroup_devices.c) ----- */
+
+enum { DEV_ACC_READ = 1, DEV_ACC_WRITE = 2, DEV_ACC_MKNOD = 4, DEV_ACC_ALL = 7 };
+
+/* One rule, as a line of v1's devices.allow/devices.deny ("c 1:3 rwm"). */
+struct dev_rule {
+        bool allow;
+        char type;       /* 'a' (every device, major/minor ignored), 'c' or 'b' */
+        int64_t major;   /* -1 = '*' */
+        int64_t minor;   /* -1 = '*' */
+        unsigned access; /* DEV_ACC_* */
+};
+
+/* A container's rules, last match wins: deny all; containerd's default
+ * allow-list without tun/tap (null zero full random urandom tty console
+ * ptmx, and 136:* for /dev/pts); then spec->devices with their permissions
+ * ("rwm" when NULL; fifos skipped). Privileged: allow all. ERR_INVALID for
+ * a bad type or permission string. Caller frees *out. */
+int dev_rules_for_spec(const struct rt_spec *s, struct dev_rule **out, size_t *n, struct err *e);
+/* "rwm" subset -> DEV_ACC_* (NULL or "" -> all), -1 otherwise. */
+int dev_parse_access(const char *s);
+/* v1: the rules, in order, to <dir>/devices.allow and devices.deny. */
+int dev_v1_write(const char *dir, const struct dev_rule *r, size_t n, struct err *e);
+/* v2: the BPF_PROG_TYPE_CGROUP_DEVICE program for the rules (caller frees
+ * *out). */
+struct bpf_insn;
+void dev_bpf_compile(const struct dev_rule *r, size_t n, struct bpf_insn **out, size_t *n_insns);
+/* Load it and attach it to the cgroup2 directory `dirfd` (BPF_F_ALLOW_MULTI),
+ * then detach the device programs that were attached there before. */
+int dev_bpf_attach(int dirfd, const struct dev_rule *r, size_t n, struct err *e);
+/* Ids of the device programs attached to the cgroup itself (not inherited). */
+int dev_bpf_query(int dirfd, uint32_t *ids, uint32_t cap, uint32_t *n, struct err *e);
+/* Apply the spec's rules to the (resolved) cgroup `path` through the
+ * host's driver. create calls it once the child has made its /dev nodes. */
+int cg_devices_apply(const char *path, const struct rt_spec *s, struct err *e);
+
 /* ----- cgroup driver vtable (crun's libcrun_cgroup_manager idea) ----- */
 
 struct rt_cgroup_ops {
@@ -22,6 +58,8 @@ struct rt_cgroup_ops {
         int (*pids)(const char *root, const char *path, pid_t **pids, size_t *n, struct err *e);
         int (*kill_all)(const char *root, const char *path, int sig, struct err *e);
         int (*remove)(const char *root, const char *path, int timeout_ms, struct err *e);
+        /* Replace the device rules: v1 devices controller, v2 eBPF. */
+        int (*devices)(const char *root, const char *path, const struct dev_rule *r, size_t n, struct err *e);
 };
 
 extern const struct rt_cgroup_ops rt_cgroup_v1_ops;

@@ -61,8 +61,9 @@ struct rt_mount {
         char **options;
 };
 
-/* A device node created in the container's /dev (and allowed in the
- * devices cgroup on v1). */
+/* A device node created in the container's /dev, and allowed in the
+ * devices cgroup (v1 devices.allow, v2 eBPF) with `permissions` when the
+ * container has a cgroup_path. */
 struct rt_device {
         char *path;    /* "/dev/fuse" */
         char type;     /* 'c', 'b' or 'p' */
@@ -296,7 +297,10 @@ struct rt_container;
  * (fallback clone) with the new namespaces; the child joins namespaces,
  * builds the mount namespace and pivot_roots, sets hostname, sysctls,
  * rlimits, oom_score_adj, user, capabilities, no_new_privs, chdir(cwd) and
- * resolves args[0]. Any failure is returned (the child's own message, e.g.
+ * resolves args[0]; then the devices cgroup is set (v1 devices.allow/deny,
+ * v2 an eBPF program): containerd's default allow-list plus spec->devices,
+ * everything when privileged. Without a cgroup_path there is no device
+ * restriction (the caller's cgroup is not ours to change). Any failure is returned (the child's own message, e.g.
  * `chdir to /nope: No such file or directory`) and nothing is left: the
  * child is reaped and the cgroup removed. */
 int rt_container_create(const struct rt_spec *spec, const struct rt_stdio *stdio,
@@ -328,6 +332,27 @@ void rt_container_free(struct rt_container *c);
  * succeeded, or with the error (e.g. the binary is missing). */
 int rt_exec(pid_t target_pid, const struct rt_spec *spec, const struct rt_process *proc,
             const struct rt_stdio *stdio, pid_t *out_pid, struct err *e);
+
+/* ---------- pod init ---------- */
+
+/* A tiny init holding a new PID namespace for a pod that shares one
+ * (namespace_options.pid = POD), without a pause image: pid 1 of the
+ * namespace, named "corral-pod-init" (comm; argv "corral-pod-init <name>"
+ * where the kernel lets us), reaping zombies, ignoring every signal but
+ * SIGKILL. Double-forked: it is not the caller's child (it is reparented
+ * to the caller's subreaper, if any, else to init) and outlives the caller;
+ * setsid, stdio on /dev/null, no other fd, cwd "/", nothing mounted. It
+ * stays in the caller's cgroup: move it with rt_cgroup_enter if wanted.
+ * *out_pid is its pid in the caller's namespace; containers join
+ * /proc/<pid>/ns/pid (RT_NS_JOIN). Needs CAP_SYS_ADMIN. */
+int rt_pod_init_spawn(const char *name, pid_t *out_pid, struct err *e);
+/* SIGKILL it, after checking that `pid` is still a pod init (comm and
+ * pid 1 of its namespace; ERR_PRECONDITION otherwise, nothing sent). The
+ * kernel kills every process of the namespace with it. Waits up to 5 s
+ * until the namespace is empty: container processes in it whose parent is
+ * outside (the shim) must be reaped by that parent first, else
+ * ERR_DEADLINE. A pid that is already gone is success. */
+int rt_pod_init_kill(pid_t pid, struct err *e);
 
 /* ---------- cgroups ---------- */
 
