@@ -2,6 +2,7 @@
  * oom_score_adj, user, capabilities, no_new_privs, seccomp, execve) and the
  * parent/child sync messages over the SOCK_SEQPACKET socketpair. */
 #include <errno.h>
+#include <signal.h>
 #include <fcntl.h>
 #include <grp.h>
 #include <string.h>
@@ -238,6 +239,11 @@ int proc_exec(struct proc_plan *pl, struct err *e)
         (void)prctl(PR_SET_PDEATHSIG, 0, 0, 0, 0);
         /* No fd of the caller (shim logs, epoll, ...) may reach the container. */
         (void)syscall(SYS_close_range, 3, ~0U, CLOSE_RANGE_CLOEXEC);
+        /* A caller that blocks signals (the shim's signalfd, corrald's sigwait)
+         * must not hand that mask to the container: execve keeps it. */
+        sigset_t none;
+        sigemptyset(&none);
+        (void)sigprocmask(SIG_SETMASK, &none, NULL);
         char *empty[] = {NULL};
         execve(pl->exe, pl->args, pl->env ? pl->env : empty);
         return err_make(e, errno, "exec %s", pl->exe);
