@@ -21,27 +21,26 @@
 /* Each test defines this; it must be safe to call more than once. */
 static void test_cleanup(void);
 
-
-#define CHECK(cond)                                                                   \
-        do {                                                                          \
-                if (!(cond)) {                                                        \
-                        fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond); \
-                        test_cleanup();                                               \
-                        exit(1);                                                      \
-                }                                                                     \
+#define CHECK(cond)                                                                                          \
+        do {                                                                                                 \
+                if (!(cond)) {                                                                               \
+                        fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond);             \
+                        test_cleanup();                                                                      \
+                        exit(1);                                                                             \
+                }                                                                                            \
         } while (0)
 
 /* A call that fills `struct err e` and must succeed. */
-#define CHECK_OK(call)                                                                          \
-        do {                                                                                    \
-                struct err e_ = ERR_INIT;                                                       \
-                struct err *e = &e_;                                                            \
-                if ((call) < 0) {                                                               \
-                        fprintf(stderr, "%s:%d: %s failed: %s\n", __FILE__, __LINE__, #call, e_.msg); \
-                        test_cleanup();                                                         \
-                        exit(1);                                                                \
-                }                                                                               \
-                err_clear(&e_);                                                                 \
+#define CHECK_OK(call)                                                                                       \
+        do {                                                                                                 \
+                struct err e_ = ERR_INIT;                                                                    \
+                struct err *e = &e_;                                                                         \
+                if ((call) < 0) {                                                                            \
+                        fprintf(stderr, "%s:%d: %s failed: %s\n", __FILE__, __LINE__, #call, e_.msg);        \
+                        test_cleanup();                                                                      \
+                        exit(1);                                                                             \
+                }                                                                                            \
+                err_clear(&e_);                                                                              \
         } while (0)
 
 static inline void skip(const char *why)

@@ -5,13 +5,12 @@
  * times out. */
 #include "nettest.h"
 
-#define BRIDGE "corraltest0"
-#define SUBNET "10.250.7.0/24"
+#define BRIDGE  "corraltest0"
+#define SUBNET  "10.250.7.0/24"
 #define PLUGINS "/usr/lib/cni"
 
 static char *tmp, *root, *confdir, *cachedir, *bindir, *ipamdir;
 static struct net_cni *cni;
-static int old_forward = -1;
 
 static void test_cleanup(void)
 {
@@ -29,8 +28,6 @@ static void test_cleanup(void)
                 release_ns_root(root);
         if (tmp)
                 (void)rm_rf(tmp, NULL);
-        if (old_forward >= 0)
-                write_sysctl("/proc/sys/net/ipv4/ip_forward", old_forward);
         net_cni_free(cni);
         cni = NULL;
 }
@@ -75,12 +72,12 @@ static const char *host_veth(const struct net_cni_result *r)
 
 int main(void)
 {
+        setvbuf(stdout, NULL, _IOLBF, 0);
         need_root();
         need_file(PLUGINS "/bridge");
         need_file(PLUGINS "/host-local");
         need_file(PLUGINS "/loopback");
         need_file("/bin/busybox");
-        old_forward = read_sysctl("/proc/sys/net/ipv4/ip_forward");
 
         tmp = make_tmpdir();
         root = path_join(tmp, "ns");
@@ -122,9 +119,15 @@ int main(void)
 
         /* Two pods on the bridge. */
         char *nsa = pin("pod-a"), *nsb = pin("pod-b");
-        struct net_cni_args aa = {.pod_id = "pod-a", .netns = nsa, .k8s_namespace = "default", .k8s_name = "a",
+        struct net_cni_args aa = {.pod_id = "pod-a",
+                                  .netns = nsa,
+                                  .k8s_namespace = "default",
+                                  .k8s_name = "a",
                                   .k8s_uid = "uid-a"};
-        struct net_cni_args ab = {.pod_id = "pod-b", .netns = nsb, .k8s_namespace = "default", .k8s_name = "b",
+        struct net_cni_args ab = {.pod_id = "pod-b",
+                                  .netns = nsb,
+                                  .k8s_namespace = "default",
+                                  .k8s_name = "b",
                                   .k8s_uid = "uid-b"};
         struct net_cni_result ra, rb;
         CHECK_OK(net_cni_add(cni, &aa, &ra, e));
@@ -190,7 +193,8 @@ int main(void)
         write_file(fake,
                    "#!/bin/sh\ncat >/dev/null\n"
                    "if [ \"$CNI_COMMAND\" = ADD ]; then\n"
-                   "  echo '{\"cniVersion\":\"1.0.0\",\"code\":7,\"msg\":\"fake failure\",\"details\":\"on purpose\"}'\n"
+                   "  echo '{\"cniVersion\":\"1.0.0\",\"code\":7,\"msg\":\"fake failure\",\"details\":\"on "
+                   "purpose\"}'\n"
                    "  exit 1\nfi\nexit 0\n",
                    0755);
         write_conf("10-test.conflist", ",{\"type\":\"fail\"}");
@@ -219,9 +223,10 @@ int main(void)
 
         /* A hanging plugin times out. */
         cleanup_free char *sleeper = path_join(bindir, "sleeper");
-        write_file(sleeper, "#!/bin/sh\nexec sleep 30\n", 0755);
+        write_file(sleeper, "#!/bin/sh\n[ \"$CNI_COMMAND\" = DEL ] && exit 0\nexec sleep 30\n", 0755);
         cleanup_free char *sconf = path_join(confdir, "10-test.conflist");
-        write_file(sconf, "{\"cniVersion\":\"1.0.0\",\"name\":\"slow\",\"plugins\":[{\"type\":\"sleeper\"}]}", 0644);
+        write_file(sconf, "{\"cniVersion\":\"1.0.0\",\"name\":\"slow\",\"plugins\":[{\"type\":\"sleeper\"}]}",
+                   0644);
         struct net_cni_opts o2 = o;
         o2.timeout_ms = 300;
         struct net_cni *slow;
@@ -229,9 +234,12 @@ int main(void)
         int64_t t0 = time_mono_ns();
         CHECK(net_cni_add(slow, &ac, &rc, &e) < 0 && e.kind == ERR_DEADLINE);
         CHECK(time_mono_ns() - t0 < 5000000000LL);
+        cleanup_free char *cfile = path_join(cachedir, "pod-c.json");
+        CHECK(access(cfile, F_OK) != 0); /* the undo DEL ran and dropped the cache */
         printf("hanging plugin: %s\n", e.msg);
         err_clear(&e);
         net_cni_free(slow);
+        unlink(sconf); /* cleanup must not run the sleeper with the long timeout */
 
         net_cni_result_free(&ra);
         net_cni_result_free(&rb);
