@@ -18,6 +18,7 @@ struct snap;
 struct img_service;
 struct stream_server;
 struct cri_sandboxes;
+struct cri_metrics;
 
 struct cri_daemon {
         const struct cfg *cfg;
@@ -29,6 +30,7 @@ struct cri_daemon {
         struct img_service *images;      /* images.c */
         struct cri_sandboxes *sandboxes; /* pods.c: per-pod locks, in-flight RunPodSandbox */
         struct stream_server *streaming; /* streaming.c */
+        struct cri_metrics *metrics;     /* metrics.c */
         int64_t started_ns;
         atomic_bool stopping;
         /* Test hook (see cri_daemon_opts.debug_delay). */
@@ -135,6 +137,15 @@ void cri_events_free(struct cri_events *ev);
 void cri_events_close(struct cri_events *ev);
 /* Publish one event to every subscriber (the message is copied). */
 void cri_events_publish(struct cri_events *ev, const Runtime__V1__ContainerEventResponse *msg);
+
+/* ---------- metrics (metrics.c) ---------- */
+
+int cri_metrics_init(struct cri_daemon *d, struct err *e);
+void cri_metrics_fini(struct cri_daemon *d);
+/* One finished call: its method, status code and duration. */
+void cri_metrics_observe(struct cri_daemon *d, const struct cri_method *m, int code, int64_t ns);
+/* The Prometheus text exposition (caller frees). */
+char *cri_metrics_text(struct cri_daemon *d);
 
 /* ---------- network (network.c) ---------- */
 

@@ -63,7 +63,7 @@ int cri_daemon_start(const struct cfg *cfg, const struct cri_daemon_opts *opts, 
                 goto fail;
         }
         detect_host(d);
-        if (cri_network_init(d, e) < 0)
+        if (cri_metrics_init(d, e) < 0 || cri_network_init(d, e) < 0)
                 goto fail;
         d->events = cri_events_new();
         if (cri_images_init(d, e) < 0 || cri_pods_init(d, e) < 0 || cri_streaming_init(d, e) < 0)
@@ -98,6 +98,7 @@ void cri_daemon_stop(struct cri_daemon *d, int grace_ms)
         cri_images_fini(d);
         cri_events_free(d->events);
         cri_network_fini(d);
+        cri_metrics_fini(d);
         store_close(d->store);
         free(d->delay_method);
         free(d->cgroup_mode);

@@ -181,7 +181,9 @@ static void finish(struct cri_call *c, const ProtobufCMessage *resp, const struc
         }
         n++;
         const char *name = c->m ? c->m->name : "unknown";
-        double ms = (double)(time_mono_ns() - c->start_ns) / 1e6;
+        int64_t took = time_mono_ns() - c->start_ns;
+        double ms = (double)took / 1e6;
+        cri_metrics_observe(c->srv->d, c->m, code, took);
         if (code != 0 && code != ERR_NOT_FOUND)
                 log_info("cri", "call method=%s code=%s ms=%.3f error=\"%s\"", name, err_kind_name(e->kind),
                          ms, e->msg);

@@ -1,16 +1,27 @@
 """The spine through an independent client: Python grpcio (C++ core) with
 stubs compiled from the same api.proto."""
 import json
+import socket
 import threading
 import time
+import urllib.request
 
 import grpc
 
 from corral_harness import DaemonTestCase, api_pb2, main
 
 
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+METRICS_PORT = free_port()
+
+
 class Spine(DaemonTestCase):
-    config = {"cgroup_driver": "cgroupfs"}
+    config = {"cgroup_driver": "cgroupfs", "metrics": {"address": "127.0.0.1:%d" % METRICS_PORT}}
     extra_args = ("--debug-delay", "ImageFsInfo=3000")
 
     def test_version(self):
@@ -81,6 +92,23 @@ class Spine(DaemonTestCase):
         self.assertEqual(len(results), 50)
         self.assertTrue(all(results), "some Version calls finished only after the slow call")
         self.assertNotIn(grpc.StatusCode.DEADLINE_EXCEEDED, slow_err)
+
+    def test_metrics(self):
+        for _ in range(3):
+            self.d.runtime.Version(api_pb2.VersionRequest())
+        with self.assertRaises(grpc.RpcError):
+            self.d.runtime.CheckpointContainer(api_pb2.CheckpointContainerRequest(container_id="x"))
+        body = urllib.request.urlopen("http://127.0.0.1:%d/metrics" % METRICS_PORT, timeout=5).read().decode()
+        line = [l for l in body.splitlines() if l.startswith('corral_grpc_requests_total{method="Version",code="OK"}')]
+        self.assertEqual(len(line), 1, body[:2000])
+        self.assertGreaterEqual(int(line[0].split()[-1]), 3)
+        self.assertIn('corral_grpc_requests_total{method="CheckpointContainer",code="UNIMPLEMENTED"}', body)
+        self.assertIn('corral_grpc_request_duration_seconds_bucket{method="Version",le="+Inf"}', body)
+        self.assertRegex(body, r"process_resident_memory_bytes [1-9][0-9]+")
+        self.assertIn('corral_pods{state="ready"}', body)
+        with self.assertRaises(urllib.error.HTTPError) as cm:
+            urllib.request.urlopen("http://127.0.0.1:%d/nope" % METRICS_PORT, timeout=5)
+        self.assertEqual(cm.exception.code, 404)
 
     def test_events_stream_deadline(self):
         stream = self.d.runtime.GetContainerEvents(api_pb2.GetEventsRequest(), timeout=1)
