@@ -1,0 +1,49 @@
+/* corral-agent: init and agent of a corral microVM (see agent-internal.h).
+ *
+ *   corral-agent            as pid 1 in the guest: set up, serve the port
+ *   corral-agent --fd N     serve the protocol on fd N (tests, debugging)
+ */
+#include <errno.h>
+#include <string.h>
+#include <sys/reboot.h>
+#include <time.h>
+
+#include "vm/agent/agent-internal.h"
+
+/* pid 1 must never exit (the kernel panics): power off instead, so the
+ * host sees the VMM end and reports it. */
+static void __attribute__((noreturn)) poweroff(void)
+{
+        sync();
+        reboot(RB_POWER_OFF);
+        /* microvm without ACPI power off: a reset ends QEMU (-no-reboot). */
+        reboot(RB_AUTOBOOT);
+        for (;;)
+                pause();
+}
+
+int main(int argc, char **argv)
+{
+        log_set_level(LOG_LVL_INFO);
+        if (argc == 3 && strcmp(argv[1], "--fd") == 0)
+                return agent_serve(atoi(argv[2]), false, false) < 0 ? 1 : 0;
+        if (getpid() != 1) {
+                fprintf(stderr, "corral-agent: run as pid 1 in a corral VM, or with --fd N\n");
+                return 2;
+        }
+        struct err e = ERR_INIT;
+        int64_t t0 = time_mono_ns();
+        if (agent_init_system(&e) < 0) {
+                log_error("agent", "init failed: %s", e.msg);
+                poweroff();
+        }
+        int fd = agent_open_port(AGENT_PORT_NAME, 10000, &e);
+        if (fd < 0) {
+                log_error("agent", "%s", e.msg);
+                poweroff();
+        }
+        log_info("agent", "ready port=%s setup_ms=%lld", AGENT_PORT_NAME, (long long)((time_mono_ns() - t0) / 1000000));
+        int r = agent_serve(fd, true, true);
+        log_info("agent", "shutting down (serve returned %d)", r);
+        poweroff();
+}

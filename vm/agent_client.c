@@ -1,0 +1,401 @@
+/* The host side of the agent protocol: one request at a time, answered by
+ * id; stream frames that arrive meanwhile go to the output callback. */
+#include <errno.h>
+#include <poll.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <time.h>
+
+#include "vm/frame-internal.h"
+#include "vm/vm.h"
+
+struct vm_agent {
+        int fd;
+        uint64_t next_id;
+        bool broken;
+        struct frame_reader rd;
+        vm_output_fn *out_fn;
+        void *out_arg;
+};
+
+static int64_t now_ms(void) { return time_mono_ns() / 1000000; }
+
+struct vm_agent *vm_agent_from_fd(int fd)
+{
+        struct vm_agent *a = xzalloc(sizeof(*a));
+        a->fd = fd;
+        a->next_id = 1;
+        return a;
+}
+
+int vm_agent_connect(const char *path, int timeout_ms, struct vm_agent **out, struct err *e)
+{
+        struct sockaddr_un sa = {.sun_family = AF_UNIX};
+        if (strlen(path) >= sizeof(sa.sun_path))
+                return err_set(e, ERR_INVALID, "agent socket path %s is too long", path);
+        strcpy(sa.sun_path, path);
+        int64_t deadline = now_ms() + timeout_ms;
+        for (;;) {
+                cleanup_close int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+                if (fd < 0)
+                        return err_make(e, errno, "socket");
+                if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0) {
+                        *out = vm_agent_from_fd(steal_fd(&fd));
+                        return 0;
+                }
+                int er = errno;
+                if (now_ms() >= deadline)
+                        return err_set(e, ERR_DEADLINE, "connect to agent at %s: %s (after %d ms)", path,
+                                       strerror(er), timeout_ms);
+                struct timespec ts = {0, 10 * 1000000};
+                nanosleep(&ts, NULL);
+        }
+}
+
+void vm_agent_free(struct vm_agent *a)
+{
+        if (!a)
+                return;
+        if (a->fd >= 0)
+                close(a->fd);
+        frame_reader_free(&a->rd);
+        free(a);
+}
+
+int vm_agent_fd(const struct vm_agent *a) { return a->fd; }
+
+void vm_agent_set_output(struct vm_agent *a, vm_output_fn *fn, void *arg)
+{
+        a->out_fn = fn;
+        a->out_arg = arg;
+}
+
+static void deliver(struct vm_agent *a, const AgStream *s)
+{
+        if (a->out_fn)
+                a->out_fn(a->out_arg, s->container_id, s->exec_id, (int)s->kind, s->data.data, s->data.len, s->eof);
+}
+
+static int broken(struct vm_agent *a, struct err *e)
+{
+        (void)a;
+        return err_set(e, ERR_UNAVAILABLE, "agent connection is broken after an earlier error");
+}
+
+/* Read frames until one is a response to `id` (returned), or the deadline. */
+static AgFrame *wait_response(struct vm_agent *a, uint64_t id, int64_t deadline, struct err *e)
+{
+        for (;;) {
+                AgFrame *f = NULL;
+                cleanup_err struct err fe = ERR_INIT;
+                int r = frame_reader_next(&a->rd, &f, &fe);
+                if (r < 0) {
+                        a->broken = true;
+                        err_move(e, &fe);
+                        return NULL;
+                }
+                if (r > 0) {
+                        if (f->kind_case == CORRAL__AGENT__V1__FRAME__KIND_STREAM) {
+                                deliver(a, f->stream);
+                        } else if (f->kind_case == CORRAL__AGENT__V1__FRAME__KIND_RESPONSE) {
+                                if (f->response->id == id)
+                                        return f;
+                                if (f->response->id == 0 && f->response->error_kind) {
+                                        /* The agent could not parse something we sent. */
+                                        err_set(e, ERR_INTERNAL, "agent rejected a frame: %s", f->response->error);
+                                        frame_free(f);
+                                        return NULL;
+                                }
+                                /* A late answer to an abandoned call: drop. */
+                        } else {
+                                a->broken = true;
+                                err_set(e, ERR_DATA_LOSS, "malformed agent frame: unexpected frame kind %d",
+                                        (int)f->kind_case);
+                                frame_free(f);
+                                return NULL;
+                        }
+                        frame_free(f);
+                        continue;
+                }
+                int left = -1;
+                if (deadline >= 0) {
+                        int64_t l = deadline - now_ms();
+                        if (l <= 0) {
+                                err_set(e, ERR_DEADLINE, "agent did not answer in time");
+                                return NULL;
+                        }
+                        left = (int)l;
+                }
+                struct pollfd p = {.fd = a->fd, .events = POLLIN};
+                int pr = poll(&p, 1, left);
+                if (pr < 0 && errno != EINTR) {
+                        err_make(e, errno, "poll agent");
+                        return NULL;
+                }
+                if (pr <= 0)
+                        continue;
+                ssize_t n = frame_reader_fill(&a->rd, a->fd, e);
+                if (n == 0) {
+                        a->broken = true;
+                        err_set(e, ERR_UNAVAILABLE, "agent closed the connection");
+                        return NULL;
+                }
+                if (n < 0 && e && e->msg) {
+                        a->broken = true;
+                        return NULL;
+                }
+        }
+}
+
+/* Send `q` (id assigned here), wait for the matching response; the agent's
+ * own error becomes ours. Caller frees the returned frame. */
+static AgFrame *call(struct vm_agent *a, AgRequest *q, int timeout_ms, const char *what, struct err *e)
+{
+        if (a->broken) {
+                broken(a, e);
+                return NULL;
+        }
+        int64_t deadline = timeout_ms < 0 ? -1 : now_ms() + timeout_ms;
+        q->id = a->next_id++;
+        AgFrame f = CORRAL__AGENT__V1__FRAME__INIT;
+        f.kind_case = CORRAL__AGENT__V1__FRAME__KIND_REQUEST;
+        f.request = q;
+        if (frame_write(a->fd, &f, timeout_ms, e) < 0) {
+                a->broken = true;
+                err_wrap(e, "agent %s", what);
+                return NULL;
+        }
+        AgFrame *r = wait_response(a, q->id, deadline, e);
+        if (!r) {
+                err_wrap(e, "agent %s", what);
+                return NULL;
+        }
+        if (r->response->error_kind) {
+                int k = r->response->error_kind;
+                err_set(e, k > 0 && k <= ERR_UNAUTHENTICATED ? (enum err_kind)k : ERR_INTERNAL, "agent %s: %s", what,
+                        r->response->error);
+                frame_free(r);
+                return NULL;
+        }
+        return r;
+}
+
+static int call_void(struct vm_agent *a, AgRequest *q, int timeout_ms, const char *what, struct err *e)
+{
+        AgFrame *r = call(a, q, timeout_ms, what, e);
+        if (!r)
+                return -1;
+        frame_free(r);
+        return 0;
+}
+
+static AgFrame *expect(AgFrame *r, int body_case, const char *what, struct err *e)
+{
+        if (r && (int)r->response->body_case != body_case) {
+                frame_free(r);
+                err_set(e, ERR_DATA_LOSS, "malformed agent frame: %s reply without its body", what);
+                return NULL;
+        }
+        return r;
+}
+
+int vm_agent_ping(struct vm_agent *a, int timeout_ms, struct vm_agent_info *out, struct err *e)
+{
+        Corral__Agent__V1__PingRequest p = CORRAL__AGENT__V1__PING_REQUEST__INIT;
+        AgRequest q = CORRAL__AGENT__V1__REQUEST__INIT;
+        q.body_case = CORRAL__AGENT__V1__REQUEST__BODY_PING;
+        q.ping = &p;
+        AgFrame *r = expect(call(a, &q, timeout_ms, "ping", e), CORRAL__AGENT__V1__RESPONSE__BODY_PING, "ping", e);
+        if (!r)
+                return -1;
+        if (r->response->ping == NULL) {
+                frame_free(r);
+                return err_set(e, ERR_DATA_LOSS, "malformed agent frame: empty ping reply");
+        }
+        if (out) {
+                out->agent_version = xstrdup(r->response->ping->agent_version);
+                out->kernel_release = xstrdup(r->response->ping->kernel_release);
+                out->uptime_ms = r->response->ping->uptime_ms;
+        }
+        frame_free(r);
+        return 0;
+}
+
+void vm_agent_info_clear(struct vm_agent_info *i)
+{
+        free(i->agent_version);
+        free(i->kernel_release);
+        memset(i, 0, sizeof(*i));
+}
+
+int vm_agent_setup_network(struct vm_agent *a, const struct vm_net_config *n, int timeout_ms, struct err *e)
+{
+        Corral__Agent__V1__SetupNetworkRequest s = CORRAL__AGENT__V1__SETUP_NETWORK_REQUEST__INIT;
+        s.interface = (char *)(n->ifname ? n->ifname : "eth0");
+        s.mac = (char *)(n->mac ? n->mac : "");
+        s.hostname = (char *)(n->hostname ? n->hostname : "");
+        s.mtu = n->mtu;
+        s.n_addresses = n->addresses ? strv_len((char *const *)n->addresses) : 0;
+        s.addresses = (char **)n->addresses;
+        cleanup_free Corral__Agent__V1__Route *routes = xcalloc(n->n_routes + 1, sizeof(*routes));
+        cleanup_free Corral__Agent__V1__Route **rp = xcalloc(n->n_routes + 1, sizeof(*rp));
+        for (size_t i = 0; i < n->n_routes; i++) {
+                corral__agent__v1__route__init(&routes[i]);
+                routes[i].destination = (char *)(n->routes[i].dst ? n->routes[i].dst : "");
+                routes[i].gateway = (char *)(n->routes[i].gw ? n->routes[i].gw : "");
+                rp[i] = &routes[i];
+        }
+        s.n_routes = n->n_routes;
+        s.routes = rp;
+        AgRequest q = CORRAL__AGENT__V1__REQUEST__INIT;
+        q.body_case = CORRAL__AGENT__V1__REQUEST__BODY_SETUP_NETWORK;
+        q.setup_network = &s;
+        return call_void(a, &q, timeout_ms, "setup network", e);
+}
+
+int vm_agent_mount_share(struct vm_agent *a, const char *tag, bool readonly, int timeout_ms, struct err *e)
+{
+        Corral__Agent__V1__MountShareRequest m = CORRAL__AGENT__V1__MOUNT_SHARE_REQUEST__INIT;
+        m.tag = (char *)tag;
+        m.fstype = "9p";
+        m.readonly = readonly;
+        AgRequest q = CORRAL__AGENT__V1__REQUEST__INIT;
+        q.body_case = CORRAL__AGENT__V1__REQUEST__BODY_MOUNT_SHARE;
+        q.mount_share = &m;
+        return call_void(a, &q, timeout_ms, "mount share", e);
+}
+
+int vm_agent_create_container(struct vm_agent *a, const char *id, const char *spec_json, const char *share_tag,
+                              int timeout_ms, struct err *e)
+{
+        Corral__Agent__V1__CreateContainerRequest c = CORRAL__AGENT__V1__CREATE_CONTAINER_REQUEST__INIT;
+        c.container_id = (char *)id;
+        c.spec_json = (char *)spec_json;
+        c.share_tag = (char *)(share_tag ? share_tag : "");
+        AgRequest q = CORRAL__AGENT__V1__REQUEST__INIT;
+        q.body_case = CORRAL__AGENT__V1__REQUEST__BODY_CREATE_CONTAINER;
+        q.create_container = &c;
+        return call_void(a, &q, timeout_ms, "create container", e);
+}
+
+int vm_agent_start_container(struct vm_agent *a, const char *id, int timeout_ms, struct err *e)
+{
+        Corral__Agent__V1__StartContainerRequest s = CORRAL__AGENT__V1__START_CONTAINER_REQUEST__INIT;
+        s.container_id = (char *)id;
+        AgRequest q = CORRAL__AGENT__V1__REQUEST__INIT;
+        q.body_case = CORRAL__AGENT__V1__REQUEST__BODY_START_CONTAINER;
+        q.start_container = &s;
+        return call_void(a, &q, timeout_ms, "start container", e);
+}
+
+int vm_agent_signal(struct vm_agent *a, const char *id, int sig, int timeout_ms, struct err *e)
+{
+        Corral__Agent__V1__SignalRequest s = CORRAL__AGENT__V1__SIGNAL_REQUEST__INIT;
+        s.container_id = (char *)id;
+        s.signal = sig;
+        AgRequest q = CORRAL__AGENT__V1__REQUEST__INIT;
+        q.body_case = CORRAL__AGENT__V1__REQUEST__BODY_SIGNAL;
+        q.signal = &s;
+        return call_void(a, &q, timeout_ms, "signal", e);
+}
+
+int vm_agent_wait(struct vm_agent *a, const char *id, int timeout_ms, int *exit_code, struct err *e)
+{
+        Corral__Agent__V1__WaitRequest w = CORRAL__AGENT__V1__WAIT_REQUEST__INIT;
+        w.container_id = (char *)id;
+        AgRequest q = CORRAL__AGENT__V1__REQUEST__INIT;
+        q.body_case = CORRAL__AGENT__V1__REQUEST__BODY_WAIT;
+        q.wait = &w;
+        AgFrame *r = expect(call(a, &q, timeout_ms, "wait", e), CORRAL__AGENT__V1__RESPONSE__BODY_WAIT, "wait", e);
+        if (!r)
+                return -1;
+        if (exit_code)
+                *exit_code = r->response->wait ? r->response->wait->exit_code : -1;
+        frame_free(r);
+        return 0;
+}
+
+int vm_agent_remove_container(struct vm_agent *a, const char *id, int timeout_ms, struct err *e)
+{
+        Corral__Agent__V1__RemoveContainerRequest rc = CORRAL__AGENT__V1__REMOVE_CONTAINER_REQUEST__INIT;
+        rc.container_id = (char *)id;
+        AgRequest q = CORRAL__AGENT__V1__REQUEST__INIT;
+        q.body_case = CORRAL__AGENT__V1__REQUEST__BODY_REMOVE_CONTAINER;
+        q.remove_container = &rc;
+        return call_void(a, &q, timeout_ms, "remove container", e);
+}
+
+int vm_agent_exec(struct vm_agent *a, const char *id, char *const *args, int timeout_ms, char **out,
+                  char **err_out, int *exit_code, struct err *e)
+{
+        Corral__Agent__V1__ExecRequest x = CORRAL__AGENT__V1__EXEC_REQUEST__INIT;
+        x.container_id = (char *)(id ? id : "");
+        x.n_args = strv_len(args);
+        x.args = (char **)args;
+        /* The guest kills it at the deadline; we wait a little longer for
+         * the answer that says so. */
+        x.timeout_ms = timeout_ms > 0 ? (uint32_t)timeout_ms : 0;
+        AgRequest q = CORRAL__AGENT__V1__REQUEST__INIT;
+        q.body_case = CORRAL__AGENT__V1__REQUEST__BODY_EXEC;
+        q.exec = &x;
+        AgFrame *r = expect(call(a, &q, timeout_ms > 0 ? timeout_ms + 2000 : -1, "exec", e),
+                            CORRAL__AGENT__V1__RESPONSE__BODY_EXEC, "exec", e);
+        if (!r)
+                return err_wrap(e, "%s", args && args[0] ? args[0] : "(none)");
+        Corral__Agent__V1__ExecResponse *er = r->response->exec;
+        if (out)
+                *out = xstrndup((const char *)er->stdout.data, er->stdout.len);
+        if (err_out)
+                *err_out = xstrndup((const char *)er->stderr.data, er->stderr.len);
+        if (exit_code)
+                *exit_code = er->exit_code;
+        bool timed_out = er->timed_out;
+        frame_free(r);
+        if (timed_out)
+                return err_set(e, ERR_DEADLINE, "exec %s: timed out after %d ms (killed)", args[0], timeout_ms);
+        return 0;
+}
+
+int vm_agent_stats(struct vm_agent *a, const char *id, int timeout_ms, struct vm_agent_stats *out, struct err *e)
+{
+        Corral__Agent__V1__StatsRequest s = CORRAL__AGENT__V1__STATS_REQUEST__INIT;
+        s.container_id = (char *)(id ? id : "");
+        AgRequest q = CORRAL__AGENT__V1__REQUEST__INIT;
+        q.body_case = CORRAL__AGENT__V1__REQUEST__BODY_STATS;
+        q.stats = &s;
+        AgFrame *r = expect(call(a, &q, timeout_ms, "stats", e), CORRAL__AGENT__V1__RESPONSE__BODY_STATS, "stats", e);
+        if (!r)
+                return -1;
+        Corral__Agent__V1__StatsResponse *st = r->response->stats;
+        out->cpu_usage_ns = st->cpu_usage_ns;
+        out->memory_usage = st->memory_usage;
+        out->memory_total = st->memory_total;
+        out->memory_available = st->memory_available;
+        out->pids = st->pids;
+        frame_free(r);
+        return 0;
+}
+
+int vm_agent_shutdown(struct vm_agent *a, int timeout_ms, struct err *e)
+{
+        Corral__Agent__V1__ShutdownRequest s = CORRAL__AGENT__V1__SHUTDOWN_REQUEST__INIT;
+        AgRequest q = CORRAL__AGENT__V1__REQUEST__INIT;
+        q.body_case = CORRAL__AGENT__V1__REQUEST__BODY_SHUTDOWN;
+        q.shutdown = &s;
+        return call_void(a, &q, timeout_ms, "shutdown", e);
+}
+
+int vm_agent_poll(struct vm_agent *a, int timeout_ms, struct err *e)
+{
+        if (a->broken)
+                return broken(a, e);
+        /* An id no request has: only stream frames get through. */
+        cleanup_err struct err pe = ERR_INIT;
+        AgFrame *f = wait_response(a, UINT64_MAX, timeout_ms < 0 ? -1 : now_ms() + timeout_ms, &pe);
+        frame_free(f);
+        if (err_is(&pe, ERR_DEADLINE))
+                return 0;
+        err_move(e, &pe);
+        return -1;
+}
