@@ -1,6 +1,902 @@
-/* RuntimeService containers. (Not yet wired: UNIMPLEMENTED.) */
-#include "cri/cri-internal.h"
+/* RuntimeService containers: CreateContainer, StartContainer,
+ * StopContainer, RemoveContainer and the pod-level contracts (stop / remove
+ * / statuses of a pod's containers). Status, listing and events are in
+ * ctr_status.c, ExecSync in ctr_exec.c, UpdateContainerResources and
+ * ReopenContainerLog in ctr_update.c, restart recovery in ctr_recover.c,
+ * the spec in ctr_spec.c.
+ *
+ * A container is: a store record (written first, CREATED, not ready), an
+ * active snapshot keyed by its id, a bundle <root>/containers/<id> with
+ * spec.json, and a corral-shim with its state dir <state>/containers/<id>
+ * that created the process. Every step has its undo; the record becomes
+ * ready only when the shim reported the container created, so a crash
+ * half-way leaves a record that recovery removes.
+ */
+#include <errno.h>
+#include <libgen.h>
+#include <limits.h>
+#include <signal.h>
+#include <string.h>
+#include <time.h>
+#include <yajl/yajl_tree.h>
+
+#include "config/config.h"
+#include "cri/ctr-internal.h"
+#include "image/image.h"
+#include "runtime/runtime.h"
+#include "shim/shim.h"
+#include "snapshot/snapshot.h"
+
+static pthread_mutex_t ctr_mu = PTHREAD_MUTEX_INITIALIZER;
+void ctr_lock(void)
+{
+        pthread_mutex_lock(&ctr_mu);
+}
+void ctr_unlock(void)
+{
+        pthread_mutex_unlock(&ctr_mu);
+}
+
+/* ---------- private state ---------- */
+
+int ctr_extra_parse(const char *json, struct ctr_extra *out)
+{
+        memset(out, 0, sizeof(*out));
+        if (json == NULL)
+                return -1;
+        yajl_val v = json_parse(json, strlen(json), "container state", NULL);
+        if (v == NULL)
+                return -1;
+        out->bundle = xstrdup(json_get_str(v, "bundle"));
+        out->state_dir = xstrdup(json_get_str(v, "state_dir"));
+        out->cgroup = xstrdup(json_get_str(v, "cgroup"));
+        out->stop_signal = xstrdup(json_get_str(v, "stop_signal"));
+        out->image_ref = xstrdup(json_get_str(v, "image_ref"));
+        int64_t pid = 0;
+        if (json_get_int(v, "shim_pid", &pid))
+                out->shim_pid = (int)pid;
+        (void)json_get_bool(v, "ready", &out->ready);
+        yajl_tree_free(v);
+        return 0;
+}
+
+static void put_str(struct sbuf *b, const char *key, const char *val, bool comma)
+{
+        sbuf_printf(b, "%s\"%s\":", comma ? "," : "", key);
+        if (val)
+                json_quote(b, val);
+        else
+                sbuf_puts(b, "null");
+}
+
+char *ctr_extra_json(const struct ctr_extra *x)
+{
+        struct sbuf b = {0};
+        sbuf_putc(&b, '{');
+        put_str(&b, "bundle", x->bundle, false);
+        put_str(&b, "state_dir", x->state_dir, true);
+        put_str(&b, "cgroup", x->cgroup, true);
+        put_str(&b, "stop_signal", x->stop_signal, true);
+        put_str(&b, "image_ref", x->image_ref, true);
+        sbuf_printf(&b, ",\"shim_pid\":%d,\"ready\":%s}", x->shim_pid, x->ready ? "true" : "false");
+        return sbuf_steal(&b);
+}
+
+void ctr_extra_clear(struct ctr_extra *x)
+{
+        free(x->bundle);
+        free(x->state_dir);
+        free(x->cgroup);
+        free(x->stop_signal);
+        free(x->image_ref);
+        memset(x, 0, sizeof(*x));
+}
+
+Runtime__V1__ContainerConfig *ctr_config(const struct store_container *c)
+{
+        if (c->config == NULL || c->config_len == 0)
+                return NULL;
+        return runtime__v1__container_config__unpack(NULL, c->config_len, c->config);
+}
+
+/* ---------- lookup, shim state ---------- */
+
+int ctr_resolve(struct cri_daemon *d, const char *id, struct store_container *out, struct err *e)
+{
+        if (id == NULL || *id == '\0')
+                return err_set(e, ERR_INVALID, "container id is empty");
+        if (id_is_valid(id)) {
+                if (store_ctr_get(d->store, id, out, e) < 0)
+                        return err_is(e, ERR_NOT_FOUND)
+                                       ? err_set(e, ERR_NOT_FOUND, "container %s not found", id)
+                                       : -1;
+                return 0;
+        }
+        struct store_container *v = NULL;
+        size_t n = 0;
+        if (store_ctr_list(d->store, NULL, &v, &n, e) < 0)
+                return -1;
+        char **ids = xcalloc(n + 1, sizeof(char *));
+        for (size_t i = 0; i < n; i++)
+                ids[i] = v[i].id;
+        const char *found = NULL;
+        int r = id_resolve_prefix(id, ids, n, &found, e);
+        if (r == 0)
+                r = store_ctr_get(d->store, found, out, e);
+        else if (err_is(e, ERR_NOT_FOUND))
+                err_set(e, ERR_NOT_FOUND, "container %s not found", id);
+        free(ids);
+        store_ctrs_free(v, n);
+        return r;
+}
+
+int ctr_connect(const struct store_container *c, struct shim_conn **out, struct err *e)
+{
+        struct ctr_extra x;
+        if (ctr_extra_parse(c->extra_json, &x) < 0 || x.state_dir == NULL) {
+                ctr_extra_clear(&x);
+                return err_set(e, ERR_INTERNAL, "container %s has no shim state", c->id);
+        }
+        int r = shim_connect(x.state_dir, out, e);
+        ctr_extra_clear(&x);
+        return r;
+}
+
+static void set_str(char **dst, const char *s)
+{
+        free(*dst);
+        *dst = xstrdup(s);
+}
+
+void ctr_apply_state(struct store_container *c, const struct shim_state *st)
+{
+        if (st->pid > 0)
+                c->pid = st->pid;
+        if (st->started_ns)
+                c->started_ns = st->started_ns;
+        switch (st->status) {
+        case SHIM_CREATED:
+                c->state = STORE_CTR_CREATED;
+                break;
+        case SHIM_RUNNING:
+                c->state = STORE_CTR_RUNNING;
+                break;
+        case SHIM_EXITED:
+                c->state = STORE_CTR_EXITED;
+                c->exit_code = st->exit_code;
+                c->finished_ns = st->finished_ns ? st->finished_ns : time_now_ns();
+                if (st->oom_killed) {
+                        set_str(&c->reason, "OOMKilled");
+                        set_str(&c->message, "the container was killed for exceeding its memory limit");
+                } else if (st->exit_code == 0) {
+                        set_str(&c->reason, "Completed");
+                } else {
+                        set_str(&c->reason, "Error");
+                        if (st->signal && (c->message == NULL || *c->message == '\0')) {
+                                free(c->message);
+                                c->message = xasprintf("killed by signal %d (%s)", st->signal,
+                                                       strsignal(st->signal));
+                        }
+                }
+                break;
+        }
+}
+
+/* The shim's view, or the exit file's, or "gone". Returns true when st is filled from a shim or exit
+ * file. */
+static bool query_state(const struct store_container *c, struct shim_state *st, bool *gone)
+{
+        *gone = false;
+        cleanup_err struct err e = ERR_INIT;
+        struct shim_conn *sc = NULL;
+        if (ctr_connect(c, &sc, &e) == 0) {
+                int r = shim_state(sc, st, &e);
+                shim_close(sc);
+                if (r == 0)
+                        return true;
+                log_debug("cri", "shim state container=%s error=\"%s\"", c->id, e.msg);
+                return false; /* alive but not answering: keep what we know */
+        }
+        struct ctr_extra x;
+        (void)ctr_extra_parse(c->extra_json, &x);
+        err_clear(&e);
+        int r = x.state_dir ? shim_read_exit(x.state_dir, st, &e) : -1;
+        ctr_extra_clear(&x);
+        if (r == 0)
+                return true;
+        *gone = true;
+        return false;
+}
+
+/* Under ctr_mu: write the new state if the record is still what we saw. */
+static bool store_transition(struct cri_daemon *d, struct store_container *c, const struct shim_state *st,
+                             bool gone)
+{
+        bool exited = false;
+        ctr_lock();
+        struct store_container cur = {0};
+        cleanup_err struct err e = ERR_INIT;
+        if (store_ctr_get(d->store, c->id, &cur, &e) == 0 &&
+            (cur.state == STORE_CTR_CREATED || cur.state == STORE_CTR_RUNNING)) {
+                int before = cur.state;
+                if (st) {
+                        ctr_apply_state(&cur, st);
+                } else if (gone) {
+                        cur.state = STORE_CTR_EXITED;
+                        cur.exit_code = 255;
+                        cur.finished_ns = time_now_ns();
+                        set_str(&cur.reason, "ShimGone");
+                        set_str(&cur.message, "corral-shim is gone and left no exit status");
+                }
+                if (cur.state != before || (st && cur.started_ns != c->started_ns)) {
+                        if (store_ctr_put(d->store, &cur, &e) < 0)
+                                log_warn("cri", "update container=%s error=\"%s\"", c->id, e.msg);
+                        exited = cur.state == STORE_CTR_EXITED;
+                }
+                store_ctr_clear(c);
+                *c = cur;
+        } else {
+                store_ctr_clear(&cur);
+        }
+        ctr_unlock();
+        return exited;
+}
+
+void ctr_refresh(struct cri_daemon *d, struct store_container *c)
+{
+        if (c->state != STORE_CTR_CREATED && c->state != STORE_CTR_RUNNING)
+                return;
+        struct ctr_extra x;
+        (void)ctr_extra_parse(c->extra_json, &x);
+        bool ready = x.ready;
+        ctr_extra_clear(&x);
+        if (!ready)
+                return; /* being created right now */
+        struct shim_state st;
+        bool gone;
+        bool have = query_state(c, &st, &gone);
+        if (!have && !gone)
+                return;
+        if (have && ((st.status == SHIM_RUNNING && c->state == STORE_CTR_RUNNING) ||
+                     (st.status == SHIM_CREATED && c->state == STORE_CTR_CREATED)))
+                return;
+        if (store_transition(d, c, have ? &st : NULL, gone))
+                cri_event(d, c->id, c->pod_id, RUNTIME__V1__CONTAINER_EVENT_TYPE__CONTAINER_STOPPED_EVENT);
+}
+
+/* ---------- create ---------- */
+
+static char *shim_binary(void)
+{
+        char exe[PATH_MAX];
+        ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+        if (n <= 0)
+                return xstrdup("corral-shim");
+        exe[n] = '\0';
+        return path_join(dirname(exe), "corral-shim");
+}
+
+/* log_directory + log_path, refusing anything that leaves the directory. */
+static int log_path_of(const Runtime__V1__PodSandboxConfig *pc, const Runtime__V1__ContainerConfig *cfg,
+                       char **out, struct err *e)
+{
+        *out = NULL;
+        const char *rel = cfg->log_path;
+        if (rel == NULL || *rel == '\0')
+                return 0;
+        const char *dir = pc ? pc->log_directory : NULL;
+        if (dir == NULL || *dir == '\0')
+                return err_set(e, ERR_INVALID, "log path %s given but the pod has no log directory", rel);
+        if (rel[0] == '/')
+                return err_set(e, ERR_INVALID, "log path %s must be relative to the pod's log directory %s",
+                               rel, dir);
+        cleanup_free char *copy = xstrdup(rel);
+        for (char *save = NULL, *tok = strtok_r(copy, "/", &save); tok; tok = strtok_r(NULL, "/", &save))
+                if (strcmp(tok, "..") == 0)
+                        return err_set(e, ERR_INVALID, "log path %s escapes the pod's log directory %s", rel,
+                                       dir);
+        *out = path_join(dir, rel);
+        return 0;
+}
+
+static int find_existing(struct cri_daemon *d, const char *pod_id, const Runtime__V1__ContainerMetadata *md,
+                         char *id_out, struct err *e)
+{
+        struct store_container *v = NULL;
+        size_t n = 0;
+        if (store_ctr_list(d->store, pod_id, &v, &n, e) < 0)
+                return -1;
+        int found = 0;
+        for (size_t i = 0; i < n && !found; i++) {
+                if (v[i].name && strcmp(v[i].name, md->name) == 0 && v[i].attempt == md->attempt) {
+                        snprintf(id_out, ID_LEN + 1, "%s", v[i].id);
+                        found = 1;
+                }
+        }
+        store_ctrs_free(v, n);
+        return found;
+}
+
+static char *image_ref_of(const struct store_image *img)
+{
+        for (char **n = img->names; n && *n; n++)
+                if (strchr(*n, '@'))
+                        return xstrdup(*n);
+        return xstrdup(img->id);
+}
+
+struct create_ctx {
+        struct store_container rec;
+        struct ctr_extra x;
+        bool recorded, snapshot, shim;
+};
+
+static void undo_create(struct cri_daemon *d, struct create_ctx *c)
+{
+        cleanup_err struct err e = ERR_INIT;
+        if (c->shim) {
+                struct shim_conn *sc = NULL;
+                if (shim_connect(c->x.state_dir, &sc, &e) == 0) {
+                        (void)shim_shutdown(sc, &e);
+                        shim_close(sc);
+                }
+                err_clear(&e);
+        }
+        if (c->x.cgroup) {
+                char *cg = NULL;
+                if (rt_cgroup_resolve(c->x.cgroup, &cg, &e) == 0)
+                        (void)rt_cgroup_remove(cg, 2000, &e);
+                free(cg);
+                err_clear(&e);
+        }
+        if (c->snapshot && snap_remove(d->snaps, c->rec.id, &e) < 0)
+                log_warn("cri", "undo create: remove snapshot container=%s error=\"%s\"", c->rec.id, e.msg);
+        err_clear(&e);
+        if (c->x.bundle)
+                (void)rm_rf(c->x.bundle, NULL);
+        if (c->x.state_dir)
+                (void)rm_rf(c->x.state_dir, NULL);
+        if (c->recorded && store_ctr_delete(d->store, c->rec.id, &e) < 0)
+                log_warn("cri", "undo create: delete record container=%s error=\"%s\"", c->rec.id, e.msg);
+}
+
+static int create_locked(struct cri_daemon *d, const Runtime__V1__CreateContainerRequest *rq,
+                         struct store_pod *pod, char *id_out, struct err *e)
+{
+        const Runtime__V1__ContainerConfig *cfg = rq->config;
+        if (pod->state != STORE_POD_READY)
+                return err_set(e, ERR_PRECONDITION, "pod sandbox %s is not ready: cannot create container %s",
+                               pod->id, cfg->metadata->name);
+        int f = find_existing(d, pod->id, cfg->metadata, id_out, e);
+        if (f < 0)
+                return -1;
+        if (f > 0) {
+                log_info("cri",
+                         "create container: same name and attempt exist, returning it name=%s pod=%s "
+                         "id=%s",
+                         cfg->metadata->name, pod->id, id_out);
+                return 0;
+        }
+        if (cfg->linux && ctr_resources_validate(cfg->linux->resources, e) < 0)
+                return err_wrap(e, "container %s", cfg->metadata->name);
+        if (d->images == NULL || d->snaps == NULL)
+                return err_set(e, ERR_UNAVAILABLE,
+                               "the image service is not available: cannot create container %s",
+                               cfg->metadata->name);
+
+        struct cri_pod_extra px;
+        if (cri_pod_extra_parse(pod->extra_json, &px, e) < 0)
+                return err_wrap(e, "pod sandbox %s", pod->id);
+        Runtime__V1__PodSandboxConfig *pc = cri_pod_config(pod);
+        struct store_image img = {0};
+        struct img_config ic = {0};
+        struct rt_spec *spec = NULL;
+        struct snap_mount *mnt = NULL;
+        cleanup_free char *log_path = NULL, *shim_path = NULL, *spec_path = NULL;
+        cleanup_free char *cdir = path_join(d->cfg->root, "containers");
+        cleanup_free char *sdir = path_join(d->cfg->state, "containers");
+        struct create_ctx c = {0};
+        int r = -1;
+
+        if (log_path_of(rq->sandbox_config ? rq->sandbox_config : pc, cfg, &log_path, e) < 0)
+                goto out;
+        if (img_status(d->images, cfg->image->image, &img, e) < 0) {
+                if (err_is(e, ERR_NOT_FOUND))
+                        err_set(e, ERR_NOT_FOUND, "image %s not found: pull it first (container %s)",
+                                cfg->image->image, cfg->metadata->name);
+                goto out;
+        }
+        if (img_image_config(&img, &ic, e) < 0) {
+                err_wrap(e, "image %s", cfg->image->image);
+                goto out;
+        }
+        size_t nchain = strv_len(img.chain_ids);
+
+        /* 1. the record, not ready */
+        id_generate(c.rec.id);
+        snprintf(c.rec.pod_id, sizeof(c.rec.pod_id), "%s", pod->id);
+        c.rec.name = xstrdup(cfg->metadata->name);
+        c.rec.attempt = cfg->metadata->attempt;
+        c.rec.image_ref = xstrdup(cfg->image->image);
+        c.rec.image_id = xstrdup(img.id);
+        c.rec.state = STORE_CTR_CREATED;
+        c.rec.created_ns = time_now_ns();
+        c.rec.log_path = xstrdup(log_path ? log_path : "");
+        c.rec.labels_json = cri_map_to_json(cfg->n_labels, (void *const *)cfg->labels);
+        c.rec.annotations_json = cri_map_to_json(cfg->n_annotations, (void *const *)cfg->annotations);
+        c.rec.snapshot_key = xstrdup(c.rec.id);
+        c.rec.config_len = protobuf_c_message_get_packed_size(&cfg->base);
+        c.rec.config = xmalloc(c.rec.config_len ? c.rec.config_len : 1);
+        protobuf_c_message_pack(&cfg->base, c.rec.config);
+        c.x.bundle = path_join(cdir, c.rec.id);
+        c.x.state_dir = path_join(sdir, c.rec.id);
+        c.x.stop_signal = xstrdup(ic.stop_signal);
+        c.x.image_ref = image_ref_of(&img);
+        c.rec.extra_json = ctr_extra_json(&c.x);
+        if (store_ctr_put(d->store, &c.rec, e) < 0)
+                goto out;
+        c.recorded = true;
+
+        /* 2. the snapshot */
+        if (snap_prepare(d->snaps, c.rec.id, nchain ? img.chain_ids[nchain - 1] : NULL, &mnt, e) < 0) {
+                err_wrap(e, "container %s: prepare snapshot", cfg->metadata->name);
+                goto out;
+        }
+        c.snapshot = true;
+
+        /* 3. the spec */
+        if (mkdir_p(c.x.bundle, 0700, e) < 0)
+                goto out;
+        struct ctr_spec_in in = {.d = d,
+                                 .id = c.rec.id,
+                                 .pod = pod,
+                                 .podx = &px,
+                                 .pod_cfg = rq->sandbox_config ? rq->sandbox_config : pc,
+                                 .cfg = cfg,
+                                 .img = &ic,
+                                 .rootfs = mnt,
+                                 .bundle = c.x.bundle};
+        if (ctr_spec_build(&in, &spec, e) < 0) {
+                err_wrap(e, "container %s", cfg->metadata->name);
+                goto out;
+        }
+        c.x.cgroup = xstrdup(spec->cgroup_path);
+        if (ctr_ensure_cwd(spec, e) < 0)
+                goto out;
+        spec_path = path_join(c.x.bundle, "spec.json");
+        if (rt_spec_write_file(spec, spec_path, e) < 0)
+                goto out;
+        if (log_path) {
+                char *ld = xstrdup(log_path);
+                int mr = mkdir_p(dirname(ld), 0755, e);
+                free(ld);
+                if (mr < 0)
+                        goto out;
+        }
+
+        /* 4. the shim creates the process */
+        shim_path = shim_binary();
+        struct shim_opts so = {
+                .id = c.rec.id,
+                .bundle = c.x.bundle,
+                .state_dir = c.x.state_dir,
+                .log_path = log_path,
+                .stdin_open = cfg->stdin,
+                .stdin_once = cfg->stdin_once,
+                .tty = cfg->tty,
+                .shim_path = shim_path,
+        };
+        struct shim_info si;
+        int64_t t0 = time_mono_ns();
+        c.shim = true; /* a shim may exist even when spawn fails late */
+        if (shim_spawn(&so, &si, e) < 0) {
+                err_wrap(e, "create container %s", cfg->metadata->name);
+                goto out;
+        }
+        log_debug("cri", "shim spawned container=%s shim_pid=%d pid=%d ms=%.3f", c.rec.id, (int)si.shim_pid,
+                  (int)si.pid, (double)(time_mono_ns() - t0) / 1e6);
+
+        /* 5. ready */
+        c.x.shim_pid = si.shim_pid;
+        c.x.ready = true;
+        free(c.rec.extra_json);
+        c.rec.extra_json = ctr_extra_json(&c.x);
+        c.rec.pid = si.pid;
+        if (store_ctr_put(d->store, &c.rec, e) < 0)
+                goto out;
+        snprintf(id_out, ID_LEN + 1, "%s", c.rec.id);
+        r = 0;
+out:
+        if (r < 0 && c.recorded)
+                undo_create(d, &c);
+        rt_spec_free(spec);
+        snap_mount_free(mnt);
+        img_config_clear(&ic);
+        store_image_clear(&img);
+        if (pc)
+                runtime__v1__pod_sandbox_config__free_unpacked(pc, NULL);
+        cri_pod_extra_clear(&px);
+        store_ctr_clear(&c.rec);
+        ctr_extra_clear(&c.x);
+        return r;
+}
+
+static int create_container(struct cri_daemon *d, struct cri_call *call, const ProtobufCMessage *req,
+                            ProtobufCMessage **resp, struct err *e)
+{
+        (void)call;
+        const Runtime__V1__CreateContainerRequest *rq = (const Runtime__V1__CreateContainerRequest *)req;
+        const Runtime__V1__ContainerConfig *cfg = rq->config;
+        if (cfg == NULL || cfg->metadata == NULL || cfg->metadata->name == NULL ||
+            *cfg->metadata->name == '\0')
+                return err_set(e, ERR_INVALID, "CreateContainer: the config has no metadata name");
+        if (cfg->image == NULL || cfg->image->image == NULL || *cfg->image->image == '\0')
+                return err_set(e, ERR_INVALID, "container %s: no image given", cfg->metadata->name);
+        struct store_pod pod = {0};
+        if (cri_pod_resolve(d, rq->pod_sandbox_id, &pod, e) < 0)
+                return err_wrap(e, "container %s", cfg->metadata->name);
+        char id[ID_LEN + 1] = "";
+        int64_t t0 = time_mono_ns();
+        cri_pod_lock(d, pod.id);
+        /* Re-read under the lock: a StopPodSandbox may have just finished. */
+        struct store_pod cur = {0};
+        int r = store_pod_get(d->store, pod.id, &cur, e);
+        if (r < 0 && err_is(e, ERR_NOT_FOUND))
+                err_set(e, ERR_NOT_FOUND, "pod sandbox %s not found", pod.id);
+        if (r == 0)
+                r = create_locked(d, rq, &cur, id, e);
+        cri_pod_unlock(d, pod.id);
+        store_pod_clear(&cur);
+        if (r == 0) {
+                log_info("cri", "container created id=%s name=%s pod=%s ms=%.3f", id, cfg->metadata->name,
+                         pod.id, (double)(time_mono_ns() - t0) / 1e6);
+                cri_event(d, id, pod.id, RUNTIME__V1__CONTAINER_EVENT_TYPE__CONTAINER_CREATED_EVENT);
+        }
+        store_pod_clear(&pod);
+        if (r < 0)
+                return r;
+        Runtime__V1__CreateContainerResponse *out = xmalloc(sizeof(*out));
+        runtime__v1__create_container_response__init(out);
+        out->container_id = xstrdup(id);
+        *resp = &out->base;
+        return 0;
+}
+
+/* ---------- start ---------- */
+
+const char *ctr_state_str(int st)
+{
+        switch (st) {
+        case STORE_CTR_CREATED:
+                return "created";
+        case STORE_CTR_RUNNING:
+                return "running";
+        case STORE_CTR_EXITED:
+                return "exited";
+        default:
+                return "unknown";
+        }
+}
+
+static int start_container(struct cri_daemon *d, struct cri_call *call, const ProtobufCMessage *req,
+                           ProtobufCMessage **resp, struct err *e)
+{
+        (void)call;
+        const Runtime__V1__StartContainerRequest *rq = (const Runtime__V1__StartContainerRequest *)req;
+        struct store_container c = {0};
+        if (ctr_resolve(d, rq->container_id, &c, e) < 0)
+                return -1;
+        int r = -1;
+        struct shim_conn *sc = NULL;
+        cleanup_err struct err e2 = ERR_INIT;
+        ctr_refresh(d, &c);
+        if (c.state != STORE_CTR_CREATED) {
+                err_set(e, ERR_PRECONDITION, "container %s is %s, not created", c.id, ctr_state_str(c.state));
+                goto out;
+        }
+        if (ctr_connect(&c, &sc, e) < 0) {
+                err_wrap(e, "start container %s", c.id);
+                goto out;
+        }
+        int64_t t0 = time_mono_ns();
+        r = shim_start(sc, e);
+        struct shim_state st;
+        bool have = shim_state(sc, &st, &e2) == 0;
+        ctr_lock();
+        struct store_container cur = {0};
+        if (store_ctr_get(d->store, c.id, &cur, &e2) == 0) {
+                if (have)
+                        ctr_apply_state(&cur, &st);
+                if (r < 0) {
+                        /* The exec failed: the container is done, say why. */
+                        cur.state = STORE_CTR_EXITED;
+                        if (cur.finished_ns == 0)
+                                cur.finished_ns = time_now_ns();
+                        if (cur.exit_code == 0)
+                                cur.exit_code = 128;
+                        set_str(&cur.reason, "StartError");
+                        set_str(&cur.message, e->msg);
+                } else if (cur.state == STORE_CTR_CREATED) {
+                        cur.state = STORE_CTR_RUNNING;
+                }
+                if (cur.started_ns == 0)
+                        cur.started_ns = time_now_ns();
+                (void)store_ctr_put(d->store, &cur, &e2);
+        }
+        store_ctr_clear(&cur);
+        ctr_unlock();
+        if (r < 0) {
+                err_wrap(e, "start container %s", c.id);
+                cri_event(d, c.id, c.pod_id, RUNTIME__V1__CONTAINER_EVENT_TYPE__CONTAINER_STOPPED_EVENT);
+                goto out;
+        }
+        ctr_monitor_watch(d, &c);
+        log_info("cri", "container started id=%s ms=%.3f", c.id, (double)(time_mono_ns() - t0) / 1e6);
+        cri_event(d, c.id, c.pod_id, RUNTIME__V1__CONTAINER_EVENT_TYPE__CONTAINER_STARTED_EVENT);
+        Runtime__V1__StartContainerResponse *out = xmalloc(sizeof(*out));
+        runtime__v1__start_container_response__init(out);
+        *resp = &out->base;
+out:
+        shim_close(sc);
+        store_ctr_clear(&c);
+        return r;
+}
+
+/* ---------- stop ---------- */
+
+static int stop_signal_of(const struct store_container *c)
+{
+        int sig = 0;
+        Runtime__V1__ContainerConfig *cfg = ctr_config(c);
+        if (cfg) {
+                sig = ctr_signal_from_cri(cfg->stop_signal);
+                runtime__v1__container_config__free_unpacked(cfg, NULL);
+        }
+        if (sig == 0) {
+                struct ctr_extra x;
+                (void)ctr_extra_parse(c->extra_json, &x);
+                sig = ctr_signal_parse(x.stop_signal);
+                ctr_extra_clear(&x);
+        }
+        return sig ? sig : SIGTERM;
+}
+
+/* Stop one container: its stop signal, SIGKILL to all its processes at the
+ * timeout. Idempotent on exited containers. Publishes STOPPED. */
+static int stop_one(struct cri_daemon *d, struct store_container *c, int64_t timeout_s, struct err *e)
+{
+        ctr_refresh(d, c);
+        if (c->state == STORE_CTR_EXITED || c->state == STORE_CTR_UNKNOWN)
+                return 0;
+        struct shim_conn *sc = NULL;
+        if (ctr_connect(c, &sc, e) < 0) {
+                /* Gone between refresh and now: refresh records it. */
+                err_clear(e);
+                ctr_refresh(d, c);
+                return 0;
+        }
+        int64_t t0 = time_mono_ns();
+        struct shim_state st;
+        int r = 0;
+        bool killed = false;
+        if (timeout_s > 0 && c->state == STORE_CTR_RUNNING) {
+                int sig = stop_signal_of(c);
+                if (shim_kill(sc, sig, false, e) < 0)
+                        goto out;
+                r = shim_wait(sc, timeout_s * 1000, &st, e);
+                if (r < 0 && !err_is(e, ERR_DEADLINE))
+                        goto out;
+                if (r < 0)
+                        err_clear(e);
+                killed = r == 0;
+        }
+        if (!killed) {
+                if ((r = shim_kill(sc, SIGKILL, true, e)) < 0)
+                        goto out;
+                /* SIGKILL cannot be ignored; a process in D state can still take a while. */
+                r = shim_wait(sc, 60000, &st, e);
+                if (r < 0)
+                        goto out;
+        }
+        if (store_transition(d, c, &st, false))
+                cri_event(d, c->id, c->pod_id, RUNTIME__V1__CONTAINER_EVENT_TYPE__CONTAINER_STOPPED_EVENT);
+        log_info("cri", "container stopped id=%s exit=%d ms=%.3f", c->id, st.exit_code,
+                 (double)(time_mono_ns() - t0) / 1e6);
+out:
+        shim_close(sc);
+        return r < 0 ? err_wrap(e, "stop container %s", c->id) : 0;
+}
+
+static int stop_container(struct cri_daemon *d, struct cri_call *call, const ProtobufCMessage *req,
+                          ProtobufCMessage **resp, struct err *e)
+{
+        (void)call;
+        const Runtime__V1__StopContainerRequest *rq = (const Runtime__V1__StopContainerRequest *)req;
+        struct store_container c = {0};
+        if (ctr_resolve(d, rq->container_id, &c, e) < 0)
+                return -1;
+        int r = stop_one(d, &c, rq->timeout, e);
+        store_ctr_clear(&c);
+        if (r < 0)
+                return r;
+        Runtime__V1__StopContainerResponse *out = xmalloc(sizeof(*out));
+        runtime__v1__stop_container_response__init(out);
+        *resp = &out->base;
+        return 0;
+}
+
+/* ---------- remove ---------- */
+
+/* A zombie counts as gone: the shim is not our child, and whoever adopted
+ * it may reap late. */
+static bool pid_alive(int pid)
+{
+        if (pid <= 0 || (kill(pid, 0) < 0 && errno == ESRCH))
+                return false;
+        char path[64];
+        snprintf(path, sizeof(path), "/proc/%d/stat", pid);
+        cleanup_free char *buf = NULL;
+        size_t len;
+        if (file_read_all(path, &buf, &len, 4096, NULL) < 0)
+                return false;
+        const char *p = strrchr(buf, ')');
+        return !(p && p[1] == ' ' && (p[2] == 'Z' || p[2] == 'X'));
+}
+
+/* The shim pid from its pid file: trust the recorded one only while the file says the same. */
+static int live_shim_pid(const struct ctr_extra *x)
+{
+        if (x->state_dir == NULL)
+                return 0;
+        cleanup_free char *p = path_join(x->state_dir, SHIM_PID_FILE);
+        cleanup_free char *buf = NULL;
+        size_t len;
+        if (file_read_all(p, &buf, &len, 64, NULL) < 0)
+                return 0;
+        int pid = atoi(buf);
+        return pid_alive(pid) ? pid : 0;
+}
+
+static int remove_locked(struct cri_daemon *d, struct store_container *c, struct err *e)
+{
+        if (stop_one(d, c, 0, e) < 0)
+                return err_wrap(e, "remove container %s", c->id);
+        struct ctr_extra x;
+        (void)ctr_extra_parse(c->extra_json, &x);
+        int shim_pid = live_shim_pid(&x);
+        struct shim_conn *sc = NULL;
+        cleanup_err struct err e2 = ERR_INIT;
+        if (x.state_dir && shim_connect(x.state_dir, &sc, &e2) == 0) {
+                if (shim_shutdown(sc, &e2) < 0)
+                        log_warn("cri", "remove container=%s: shim shutdown error=\"%s\"", c->id, e2.msg);
+                shim_close(sc);
+        }
+        /* Wait for the shim to go, so that its directory is not pulled away under it. */
+        for (int i = 0; shim_pid && i < 400 && pid_alive(shim_pid); i++) {
+                struct timespec ts = {0, 5 * 1000000L};
+                nanosleep(&ts, NULL);
+        }
+        if (shim_pid && pid_alive(shim_pid) && live_shim_pid(&x) == shim_pid) {
+                log_warn("cri", "remove container=%s: shim pid=%d did not exit, killing it", c->id, shim_pid);
+                (void)kill(shim_pid, SIGKILL);
+        }
+        err_clear(&e2);
+        if (x.cgroup) {
+                char *cg = NULL;
+                if (rt_cgroup_resolve(x.cgroup, &cg, &e2) == 0 && rt_cgroup_remove(cg, 2000, &e2) < 0)
+                        log_warn("cri", "remove container=%s: cgroup %s error=\"%s\"", c->id, cg, e2.msg);
+                free(cg);
+                err_clear(&e2);
+        }
+        if (d->snaps && snap_remove(d->snaps, c->snapshot_key ? c->snapshot_key : c->id, &e2) < 0 &&
+            !err_is(&e2, ERR_NOT_FOUND)) {
+                err_move(e, &e2);
+                ctr_extra_clear(&x);
+                return err_wrap(e, "remove container %s: snapshot", c->id);
+        }
+        if (x.bundle)
+                (void)rm_rf(x.bundle, NULL);
+        if (x.state_dir)
+                (void)rm_rf(x.state_dir, NULL);
+        ctr_extra_clear(&x);
+        if (store_ctr_delete(d->store, c->id, e) < 0 && !err_is(e, ERR_NOT_FOUND))
+                return err_wrap(e, "remove container %s", c->id);
+        err_clear(e);
+        cri_event(d, c->id, c->pod_id, RUNTIME__V1__CONTAINER_EVENT_TYPE__CONTAINER_DELETED_EVENT);
+        log_info("cri", "container removed id=%s", c->id);
+        return 0;
+}
+
+static int remove_container(struct cri_daemon *d, struct cri_call *call, const ProtobufCMessage *req,
+                            ProtobufCMessage **resp, struct err *e)
+{
+        (void)call;
+        const Runtime__V1__RemoveContainerRequest *rq = (const Runtime__V1__RemoveContainerRequest *)req;
+        struct store_container c = {0};
+        int r = ctr_resolve(d, rq->container_id, &c, e);
+        if (r < 0 && err_is(e, ERR_NOT_FOUND)) {
+                /* Idempotent: kubelet retries removals. */
+                err_clear(e);
+                r = 1;
+        }
+        if (r < 0)
+                return r;
+        if (r == 0) {
+                char pod_id[ID_LEN + 1];
+                snprintf(pod_id, sizeof(pod_id), "%s", c.pod_id);
+                cri_pod_lock(d, pod_id);
+                r = remove_locked(d, &c, e);
+                cri_pod_unlock(d, pod_id);
+        }
+        store_ctr_clear(&c);
+        if (r < 0)
+                return r;
+        Runtime__V1__RemoveContainerResponse *out = xmalloc(sizeof(*out));
+        runtime__v1__remove_container_response__init(out);
+        *resp = &out->base;
+        return 0;
+}
+
+/* ---------- a pod's containers ---------- */
+
+int cri_containers_stop_pod(struct cri_daemon *d, const char *pod_id, int64_t timeout_s, struct err *e)
+{
+        struct store_container *v = NULL;
+        size_t n = 0;
+        if (store_ctr_list(d->store, pod_id, &v, &n, e) < 0)
+                return -1;
+        int r = 0;
+        for (size_t i = 0; i < n && r == 0; i++)
+                if (v[i].state == STORE_CTR_RUNNING || v[i].state == STORE_CTR_CREATED)
+                        r = stop_one(d, &v[i], timeout_s, e);
+        store_ctrs_free(v, n);
+        return r;
+}
+
+int cri_containers_remove_pod(struct cri_daemon *d, const char *pod_id, struct err *e)
+{
+        struct store_container *v = NULL;
+        size_t n = 0;
+        if (store_ctr_list(d->store, pod_id, &v, &n, e) < 0)
+                return -1;
+        int r = 0;
+        for (size_t i = 0; i < n && r == 0; i++)
+                r = remove_locked(d, &v[i], e);
+        store_ctrs_free(v, n);
+        return r;
+}
+
+size_t cri_containers_statuses(struct cri_daemon *d, const char *pod_id, Runtime__V1__ContainerStatus ***out)
+{
+        *out = NULL;
+        struct store_container *v = NULL;
+        size_t n = 0;
+        cleanup_err struct err e = ERR_INIT;
+        if (store_ctr_list(d->store, pod_id, &v, &n, &e) < 0 || n == 0) {
+                store_ctrs_free(v, n);
+                return 0;
+        }
+        Runtime__V1__ContainerStatus **arr = xcalloc(n, sizeof(*arr));
+        size_t k = 0;
+        for (size_t i = 0; i < n; i++) {
+                ctr_refresh(d, &v[i]);
+                arr[k++] = ctr_status_build(d, &v[i]);
+        }
+        store_ctrs_free(v, n);
+        *out = arr;
+        return k;
+}
 
 const struct cri_handler cri_container_handlers[] = {
-        {NULL},
+        {.name = "CreateContainer", .unary = create_container},
+        {.name = "StartContainer", .unary = start_container},
+        {.name = "StopContainer", .unary = stop_container},
+        {.name = "RemoveContainer", .unary = remove_container},
+        {.name = "ContainerStatus", .unary = ctr_status},
+        {.name = "ListContainers", .unary = ctr_list},
+        {.name = "StreamContainers", .stream = ctr_stream},
+        {.name = "UpdateContainerResources", .unary = ctr_update_resources},
+        {.name = "ReopenContainerLog", .unary = ctr_reopen_log},
+        {.name = "ExecSync", .unary = ctr_exec_sync},
+        {0},
 };

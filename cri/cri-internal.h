@@ -206,6 +206,9 @@ int cri_containers_remove_pod(struct cri_daemon *d, const char *pod_id, struct e
 size_t cri_containers_statuses(struct cri_daemon *d, const char *pod_id, Runtime__V1__ContainerStatus ***out);
 /* Reconcile container records with their shims after a (re)start. */
 int cri_containers_recover(struct cri_daemon *d, struct err *e);
+/* Stop the container exit monitor that recover started; call it first in
+ * cri_pods_fini (before the store goes). */
+void cri_containers_fini(struct cri_daemon *d);
 /* Publish a container event (type: CONTAINER_*_EVENT) for id in pod. */
 void cri_event(struct cri_daemon *d, const char *container_id, const char *pod_id,
                Runtime__V1__ContainerEventType type);

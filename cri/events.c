@@ -113,5 +113,5 @@ static int get_events(struct cri_daemon *d, struct cri_call *call, const Protobu
 
 const struct cri_handler cri_event_handlers[] = {
         {.name = "GetContainerEvents", .stream = get_events},
-        {NULL},
+        {0},
 };

@@ -407,5 +407,5 @@ const struct cri_handler cri_image_handlers[] = {
         {.name = "RemoveImage", .unary = remove_image},
         {.name = "ImageFsInfo", .unary = fs_info},
         {.name = "PullImageProgress", .stream = pull_progress},
-        {NULL},
+        {0},
 };

@@ -197,5 +197,5 @@ const struct cri_handler cri_info_handlers[] = {
         {.name = "Status", .unary = status},
         {.name = "RuntimeConfig", .unary = runtime_config, .flags = CRI_INLINE},
         {.name = "UpdateRuntimeConfig", .unary = update_runtime_config},
-        {NULL},
+        {0},
 };

@@ -14,6 +14,9 @@
 #include <sched.h>
 #include <signal.h>
 #include <string.h>
+#include <dirent.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <yajl/yajl_tree.h>
 
@@ -282,6 +285,18 @@ static int apply_sysctls(const struct cri_pod_extra *x, const Runtime__V1__Linux
         return 0;
 }
 
+/* A pod cgroup corral chose (no cgroup_parent given) is corral's to remove;
+ * kubelet's own pod cgroups are kubelet's. */
+static void release_cgroup(struct cri_daemon *d, const struct store_pod *p, const struct cri_pod_extra *x)
+{
+        (void)d;
+        if ((p->cgroup_parent && *p->cgroup_parent) || x->cgroup == NULL)
+                return;
+        cleanup_err struct err e = ERR_INIT;
+        if (rt_cgroup_remove(x->cgroup, 2000, &e) < 0)
+                log_warn("pod", "remove cgroup %s of pod %s: %s", x->cgroup, p->id, e.msg);
+}
+
 static char *pod_cidr(struct cri_daemon *d)
 {
         char *v = NULL;
@@ -297,6 +312,38 @@ static void fill_cni_args(struct net_cni_args *a, const struct store_pod *p, con
         a->k8s_namespace = p->namespace;
         a->k8s_name = p->name;
         a->k8s_uid = p->uid;
+}
+
+static bool dir_is_empty(const char *path)
+{
+        cleanup_dir DIR *d = opendir(path);
+        if (d == NULL)
+                return false;
+        struct dirent *de;
+        while ((de = readdir(d)) != NULL)
+                if (strcmp(de->d_name, ".") != 0 && strcmp(de->d_name, "..") != 0)
+                        return false;
+        return true;
+}
+
+/* The pod's /dev/shm: one tmpfs its containers share (kubelet's 64 MiB default),
+ * as the pause container's is in other runtimes. */
+static int shm_mount(const struct cri_pod_extra *x, struct err *e)
+{
+        cleanup_free char *shm = path_join(x->pod_dir, "shm");
+        if (mkdir(shm, 0755) < 0 && errno != EEXIST)
+                return err_make(e, errno, "mkdir %s", shm);
+        if (mount("shm", shm, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, "mode=1777,size=65536k") < 0)
+                return err_make(e, errno, "mount the pod's /dev/shm on %s", shm);
+        return 0;
+}
+
+static void shm_unmount(const struct cri_pod_extra *x)
+{
+        if (x->pod_dir == NULL)
+                return;
+        cleanup_free char *shm = path_join(x->pod_dir, "shm");
+        (void)umount2(shm, MNT_DETACH);
 }
 
 /* Undo whatever a pod holds, in reverse order of creation. Every step is
@@ -375,8 +422,9 @@ static int create_pod(struct cri_daemon *d, const Runtime__V1__RunPodSandboxRequ
         x.shared_pid = nso && nso->pid == RUNTIME__V1__NAMESPACE_MODE__POD;
         if (*p.cgroup_parent)
                 x.cgroup = xstrdup(p.cgroup_parent);
-        else /* crictl and tests give none: keep corral's pods together. */
-                x.cgroup = xstrdup(strcmp(d->cgroup_driver, "systemd") == 0 ? "corral.slice" : "/corral");
+        else /* crictl and tests give none: one cgroup per pod, under corral's own. */
+                x.cgroup = strcmp(d->cgroup_driver, "systemd") == 0 ? xasprintf("corral-pod%.12s.slice", p.id)
+                                                                    : xasprintf("/corral/pod-%s", p.id);
         p.extra_json = extra_to_json(&x);
         if (store_pod_put(d->store, &p, e) < 0)
                 goto fail_record;
@@ -455,6 +503,8 @@ static int create_pod(struct cri_daemon *d, const Runtime__V1__RunPodSandboxRequ
                 err_wrap(e, "pod files");
                 goto fail;
         }
+        if (!x.host_ipc && shm_mount(&x, e) < 0)
+                goto fail;
         if (apply_sysctls(&x, lx, e) < 0)
                 goto fail;
         if (x.shared_pid) {
@@ -494,8 +544,10 @@ fail : {
         if (teardown(d, &p, &x, &e2) < 0)
                 log_warn("pod", "undo of a failed RunPodSandbox id=%s: %s", p.id, e2.msg);
         err_clear(&e2);
+        shm_unmount(&x);
         (void)rm_rf(x.pod_dir, &e2);
         err_clear(&e2);
+        release_cgroup(d, &p, &x);
         (void)store_pod_delete(d->store, p.id, &e2);
 }
 fail_record:
@@ -642,8 +694,11 @@ static int remove_locked(struct cri_daemon *d, struct store_pod *p, struct err *
         if (cri_pod_extra_parse(p->extra_json, &x, e) < 0)
                 return -1;
         int r = 0;
+        shm_unmount(&x);
         if (x.pod_dir && rm_rf(x.pod_dir, e) < 0)
                 r = -1;
+        if (r == 0)
+                release_cgroup(d, p, &x);
         if (r == 0 && x.ns_dir && net_ns_unpin(x.ns_dir, e) < 0)
                 r = -1;
         cri_pod_extra_clear(&x);
@@ -915,8 +970,10 @@ static void recover(struct cri_daemon *d)
                         if (teardown(d, p, &x, &e) < 0)
                                 log_error("pod", "recovery: undo pod %s: %s", p->id, e.msg);
                         err_clear(&e);
+                        shm_unmount(&x);
                         (void)rm_rf(x.pod_dir, &e);
                         err_clear(&e);
+                        release_cgroup(d, p, &x);
                         (void)store_pod_delete(d->store, p->id, &e);
                         err_clear(&e);
                 } else if (p->state == STORE_POD_READY && !x.host_net && p->netns_path &&
@@ -955,6 +1012,13 @@ void cri_pods_fini(struct cri_daemon *d)
         struct cri_sandboxes *s = d->sandboxes;
         if (s == NULL)
                 return;
+        /* The containers' exit monitor reads pods and the store: stop it first. */
+        cri_containers_fini(d);
+        /* The ns root is a private bind mount of itself (net_ns_pin) kept while
+         * pods are pinned below it; with none left, leave no mount behind. */
+        cleanup_free char *nsdir = path_join(d->cfg->state, "ns");
+        if (dir_is_empty(nsdir))
+                (void)umount2(nsdir, MNT_DETACH);
         while (s->locks) {
                 struct podlock *l = s->locks;
                 s->locks = l->next;
@@ -980,5 +1044,5 @@ const struct cri_handler cri_pod_handlers[] = {
         {.name = "PodSandboxStatus", .unary = pod_status},
         {.name = "ListPodSandbox", .unary = list_pods},
         {.name = "StreamPodSandboxes", .stream = stream_pods},
-        {NULL},
+        {0},
 };

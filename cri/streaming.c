@@ -1,18 +1,546 @@
-/* Exec, Attach, PortForward: URLs on the streaming server. (Not yet wired:
- * UNIMPLEMENTED.) */
-#include "cri/cri-internal.h"
+/* Exec, Attach, PortForward: the RPCs hand out single-use URLs on the
+ * streaming server (stream/); the server speaks SPDY and WebSocket and calls
+ * the backend here with plain descriptors:
+ *   exec        a `corral-shim exec` helper per session (corrald is
+ *               multi-threaded: rt_exec runs in that fresh process), with
+ *               the session's pipes as its stdio; its exit is the exit code
+ *   attach      the container's shim attach socket, relayed both ways
+ *   portforward a TCP socket made inside the pod's network namespace and
+ *               connected to its loopback
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <limits.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "config/config.h"
+#include "cri/ctr-internal.h"
+#include "net/net.h"
+#include "shim/shim.h"
+#include "store/store.h"
+#include "stream/stream.h"
+
+/* How long a helper gets between SIGTERM and SIGKILL when the session ends. */
+#define EXEC_KILL_GRACE_MS 2000
+
+struct streaming {
+        struct cri_daemon *d;
+        char *shim_path;
+};
+
+static struct streaming g_streaming;
+
+static char *shim_binary(void)
+{
+        char exe[PATH_MAX];
+        ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+        if (n <= 0)
+                return xstrdup("corral-shim");
+        exe[n] = '\0';
+        return path_join(dirname(exe), "corral-shim");
+}
+
+static const char *ctr_state_name(int s)
+{
+        switch (s) {
+        case STORE_CTR_CREATED:
+                return "created";
+        case STORE_CTR_RUNNING:
+                return "running";
+        case STORE_CTR_EXITED:
+                return "exited";
+        default:
+                return "in an unknown state";
+        }
+}
+
+/* The container by id, up to date with its shim, RUNNING; its private state in *x. */
+static int running_container(struct cri_daemon *d, const char *id, const char *what,
+                             struct store_container *c, struct ctr_extra *x, struct err *e)
+{
+        memset(x, 0, sizeof(*x));
+        if (ctr_resolve(d, id, c, e) < 0)
+                return -1;
+        ctr_refresh(d, c);
+        if (c->state != STORE_CTR_RUNNING)
+                return err_set(e, ERR_PRECONDITION, "container %s is %s, not running: cannot %s", c->id,
+                               ctr_state_name(c->state), what);
+        if (ctr_extra_parse(c->extra_json, x) < 0 || x->state_dir == NULL || x->bundle == NULL || c->pid <= 0)
+                return err_set(e, ERR_INTERNAL, "container %s has no shim state", c->id);
+        return 0;
+}
+
+static void close_fd(int *fd)
+{
+        if (*fd >= 0)
+                close(*fd);
+        *fd = -1;
+}
+
+/* ---------- exec ---------- */
+
+struct exec_resize {
+        int fd;
+};
+
+static void exec_on_resize(void *data, uint16_t width, uint16_t height)
+{
+        struct exec_resize *r = data;
+        struct shim_attach_resize m = {.rows = height, .cols = width};
+        if (r->fd >= 0)
+                (void)!write(r->fd, &m, sizeof(m)); /* non-blocking: a full pipe drops a size */
+}
+
+static int wait_helper(pid_t pid, int cancel_fd, int *status)
+{
+        int pfd = (int)syscall(SYS_pidfd_open, pid, 0);
+        bool cancelled = false;
+        int64_t kill_at = 0;
+        while (pfd >= 0) {
+                struct pollfd p[2] = {{.fd = pfd, .events = POLLIN},
+                                      {.fd = cancelled ? -1 : cancel_fd, .events = POLLIN}};
+                int timeout = -1;
+                if (cancelled) {
+                        int64_t left = (kill_at - time_mono_ns()) / 1000000;
+                        timeout = left > 0 ? (int)left : 0;
+                }
+                int r = poll(p, 2, timeout);
+                if (r < 0 && errno == EINTR)
+                        continue;
+                if (r < 0 || (p[0].revents & POLLIN))
+                        break;
+                if (p[1].revents & POLLIN) {
+                        /* The client is gone or the server stops: end the command. */
+                        cancelled = true;
+                        kill_at = time_mono_ns() + (int64_t)EXEC_KILL_GRACE_MS * 1000000;
+                        (void)kill(pid, SIGTERM);
+                } else if (r == 0 && cancelled) {
+                        (void)kill(pid, SIGKILL);
+                        kill_at = INT64_MAX / 2;
+                }
+        }
+        if (pfd >= 0)
+                close(pfd);
+        while (waitpid(pid, status, 0) < 0) {
+                if (errno != EINTR)
+                        return -1;
+        }
+        return 0;
+}
+
+static int be_exec(void *data, const struct stream_exec_req *req, struct stream_io *io, int *exit_code,
+                   struct err *e)
+{
+        struct streaming *s = data;
+        struct store_container c = {0};
+        struct ctr_extra x;
+        /* Before any goto: clang refuses jumps into a cleanup variable's scope. */
+        cleanup_close int rep_r = -1;
+        cleanup_close int rep_w = -1;
+        int r = running_container(s->d, req->container_id, "exec in it", &c, &x, e);
+        if (r < 0)
+                goto out;
+        int rp[2];
+        if (pipe2(rp, O_CLOEXEC) < 0) {
+                r = err_make(e, errno, "pipe");
+                goto out;
+        }
+        rep_r = rp[0];
+        rep_w = rp[1];
+        struct shim_exec_opts o = {
+                .shim_path = s->shim_path,
+                .bundle = x.bundle,
+                .pid = c.pid,
+                .args = req->cmd,
+                .tty = req->tty,
+                .stdin_fd = io->stdin_fd,
+                .stdout_fd = io->stdout_fd,
+                .stderr_fd = req->tty ? -1 : io->stderr_fd,
+                .report_fd = rep_w,
+                .resize_fd = -1,
+        };
+        pid_t helper = -1;
+        struct exec_resize rz = {.fd = -1};
+        int64_t t0 = time_mono_ns();
+        r = shim_exec_spawn(&o, &helper, &rz.fd, e);
+        close_fd(&rep_w);
+        if (r < 0) {
+                err_wrap(e, "exec in container %s", c.id);
+                goto out;
+        }
+        /* The helper has them now: the client sees EOF when the command (and
+         * whatever it left behind) closes them, not when we return. */
+        close_fd(&io->stdin_fd);
+        close_fd(&io->stdout_fd);
+        close_fd(&io->stderr_fd);
+        if (req->tty)
+                stream_io_set_resize(io, exec_on_resize, &rz);
+        int status = 0;
+        r = wait_helper(helper, io->cancel_fd, &status);
+        if (req->tty)
+                stream_io_set_resize(io, NULL, NULL);
+        close_fd(&rz.fd);
+        if (r < 0) {
+                r = err_make(e, errno, "wait for exec helper %d", (int)helper);
+                goto out;
+        }
+        struct sbuf msg = {0};
+        char buf[1024];
+        ssize_t n;
+        (void)fcntl(rep_r, F_SETFL, O_NONBLOCK);
+        while (msg.len < 8192 && (n = read(rep_r, buf, sizeof(buf))) > 0)
+                sbuf_append(&msg, buf, (size_t)n);
+        if (msg.len > 0) {
+                r = err_set(e, ERR_INTERNAL, "exec %s in container %s: %s", req->cmd[0], c.id, msg.buf);
+                sbuf_free(&msg);
+                goto out;
+        }
+        sbuf_free(&msg);
+        *exit_code = WIFSIGNALED(status) ? 128 + WTERMSIG(status) : WEXITSTATUS(status);
+        log_debug("cri", "exec done container=%s cmd=%s exit=%d ms=%.3f", c.id, req->cmd[0], *exit_code,
+                  (double)(time_mono_ns() - t0) / 1e6);
+        r = 0;
+out:
+        ctr_extra_clear(&x);
+        store_ctr_clear(&c);
+        return r;
+}
+
+/* ---------- attach ---------- */
+
+struct attach_ctx {
+        int fd;
+};
+
+static void attach_on_resize(void *data, uint16_t width, uint16_t height)
+{
+        struct attach_ctx *a = data;
+        char pkt[1 + sizeof(struct shim_attach_resize)];
+        struct shim_attach_resize m = {.rows = height, .cols = width};
+        pkt[0] = SHIM_ATTACH_RESIZE;
+        memcpy(pkt + 1, &m, sizeof(m));
+        (void)send(a->fd, pkt, sizeof(pkt), MSG_NOSIGNAL | MSG_DONTWAIT);
+}
+
+static int be_attach(void *data, const struct stream_attach_req *req, struct stream_io *io, struct err *e)
+{
+        struct streaming *s = data;
+        struct store_container c = {0};
+        struct ctr_extra x;
+        int r = running_container(s->d, req->container_id, "attach to it", &c, &x, e);
+        struct attach_ctx a = {.fd = -1};
+        if (r == 0 && (r = shim_attach_connect(x.state_dir, &a.fd, e)) < 0)
+                err_wrap(e, "attach to container %s", c.id);
+        if (r < 0)
+                goto out;
+        if (req->tty)
+                stream_io_set_resize(io, attach_on_resize, &a);
+        char *buf = xmalloc(SHIM_ATTACH_MAX_PACKET);
+        bool in_open = io->stdin_fd >= 0;
+        for (;;) {
+                struct pollfd p[3] = {
+                        {.fd = a.fd, .events = POLLIN},
+                        {.fd = in_open ? io->stdin_fd : -1, .events = POLLIN},
+                        {.fd = io->cancel_fd, .events = POLLIN},
+                };
+                if (poll(p, 3, -1) < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        break;
+                }
+                if (p[2].revents & POLLIN)
+                        break; /* detach */
+                if (p[0].revents) {
+                        ssize_t n = recv(a.fd, buf, SHIM_ATTACH_MAX_PACKET, 0);
+                        if (n < 0 && errno == EINTR)
+                                continue;
+                        if (n <= 0 || buf[0] == SHIM_ATTACH_EXIT)
+                                break; /* the container exited (or its shim went) */
+                        int out = buf[0] == SHIM_ATTACH_STDOUT   ? io->stdout_fd
+                                  : buf[0] == SHIM_ATTACH_STDERR ? io->stderr_fd
+                                                                 : -1;
+                        if (out >= 0 && n > 1 && fd_write_all(out, buf + 1, (size_t)n - 1) < 0) {
+                                /* the client stopped reading this stream */
+                                if (out == io->stdout_fd)
+                                        close_fd(&io->stdout_fd);
+                                else
+                                        close_fd(&io->stderr_fd);
+                        }
+                }
+                if (in_open && p[1].revents) {
+                        ssize_t n = read(io->stdin_fd, buf + 1, SHIM_ATTACH_MAX_PACKET - 1);
+                        if (n < 0 && (errno == EINTR || errno == EAGAIN))
+                                continue;
+                        if (n <= 0) {
+                                in_open = false;
+                                buf[0] = SHIM_ATTACH_CLOSE_STDIN;
+                                (void)send(a.fd, buf, 1, MSG_NOSIGNAL);
+                        } else {
+                                buf[0] = SHIM_ATTACH_STDIN;
+                                if (send(a.fd, buf, (size_t)n + 1, MSG_NOSIGNAL) < 0)
+                                        break;
+                        }
+                }
+        }
+        free(buf);
+        if (req->tty)
+                stream_io_set_resize(io, NULL, NULL);
+        close_fd(&a.fd);
+        r = 0;
+out:
+        ctr_extra_clear(&x);
+        store_ctr_clear(&c);
+        return r;
+}
+
+/* ---------- port-forward ---------- */
+
+static int be_portforward(void *data, const char *pod_id, uint16_t port, int *fd_out, struct err *e)
+{
+        struct streaming *s = data;
+        *fd_out = -1;
+        struct store_pod p = {0};
+        struct cri_pod_extra x = {0};
+        cleanup_free char *netns = NULL; /* before any goto (clang) */
+        int r = -1;
+        if (store_pod_get(s->d->store, pod_id, &p, e) < 0) {
+                err_wrap(e, "port-forward to pod %s", pod_id);
+                goto out;
+        }
+        if (p.state != STORE_POD_READY) {
+                err_set(e, ERR_PRECONDITION, "pod sandbox %s is not ready", pod_id);
+                goto out;
+        }
+        if (cri_pod_extra_parse(p.extra_json, &x, e) < 0)
+                goto out;
+        netns = x.host_net || x.ns_dir == NULL ? NULL : path_join(x.ns_dir, "net");
+        /* Try IPv4 then IPv6 loopback, as kubelet's runtimes do for "localhost". */
+        static const int fams[] = {AF_INET, AF_INET6};
+        int saved_errno = ECONNREFUSED;
+        for (size_t i = 0; i < ARRAY_SIZE(fams); i++) {
+                int saved = -1;
+                if (netns && net_ns_enter(netns, &saved, e) < 0) {
+                        err_wrap(e, "port-forward to pod %s", pod_id);
+                        goto out;
+                }
+                /* The socket belongs to the namespace it is made in, for good. */
+                int fd = socket(fams[i], SOCK_STREAM | SOCK_CLOEXEC, 0);
+                int serr = errno;
+                if (netns)
+                        net_ns_leave(&saved);
+                if (fd < 0) {
+                        saved_errno = serr;
+                        continue;
+                }
+                int cr;
+                if (fams[i] == AF_INET) {
+                        struct sockaddr_in sa = {.sin_family = AF_INET,
+                                                 .sin_port = htons(port),
+                                                 .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+                        cr = connect(fd, (struct sockaddr *)&sa, sizeof(sa));
+                } else {
+                        struct sockaddr_in6 sa = {.sin6_family = AF_INET6,
+                                                  .sin6_port = htons(port),
+                                                  .sin6_addr = IN6ADDR_LOOPBACK_INIT};
+                        cr = connect(fd, (struct sockaddr *)&sa, sizeof(sa));
+                }
+                if (cr == 0) {
+                        *fd_out = fd;
+                        r = 0;
+                        goto out;
+                }
+                if (i == 0 || errno != EAFNOSUPPORT)
+                        saved_errno = errno;
+                close(fd);
+        }
+        err_make(e, saved_errno, "port-forward to port %u in pod %s", (unsigned)port, pod_id);
+out:
+        cri_pod_extra_clear(&x);
+        store_pod_clear(&p);
+        return r;
+}
+
+static const struct stream_backend backend = {
+        .exec = be_exec,
+        .attach = be_attach,
+        .portforward = be_portforward,
+};
+
+/* ---------- RPCs ---------- */
+
+static int need_server(struct cri_daemon *d, struct err *e)
+{
+        if (d->streaming == NULL)
+                return err_set(e, ERR_UNAVAILABLE, "the streaming server is not running");
+        return 0;
+}
+
+static int exec_rpc(struct cri_daemon *d, struct cri_call *call, const ProtobufCMessage *req,
+                    ProtobufCMessage **resp, struct err *e)
+{
+        (void)call;
+        const Runtime__V1__ExecRequest *rq = (const Runtime__V1__ExecRequest *)req;
+        if (need_server(d, e) < 0)
+                return -1;
+        if (rq->n_cmd == 0 || rq->cmd[0] == NULL || rq->cmd[0][0] == '\0')
+                return err_set(e, ERR_INVALID, "Exec in container %s: no command given", rq->container_id);
+        if (rq->tty && rq->stderr)
+                return err_set(e, ERR_INVALID, "Exec in container %s: tty and stderr cannot both be set",
+                               rq->container_id);
+        if (!rq->stdin && !rq->stdout && !rq->stderr)
+                return err_set(e, ERR_INVALID,
+                               "Exec in container %s: one of stdin, stdout or stderr must be set",
+                               rq->container_id);
+        struct store_container c = {0};
+        struct ctr_extra x;
+        int r = running_container(d, rq->container_id, "exec in it", &c, &x, e);
+        ctr_extra_clear(&x);
+        if (r < 0) {
+                store_ctr_clear(&c);
+                return -1;
+        }
+        char **cmd = xcalloc(rq->n_cmd + 1, sizeof(char *));
+        for (size_t i = 0; i < rq->n_cmd; i++)
+                cmd[i] = rq->cmd[i];
+        struct stream_exec_req sr = {
+                .container_id = c.id,
+                .cmd = cmd,
+                .tty = rq->tty,
+                .use_stdin = rq->stdin,
+                .use_stdout = rq->stdout,
+                .use_stderr = rq->stderr,
+        };
+        char *url = NULL;
+        r = stream_token_exec(d->streaming, &sr, &url, e);
+        free(cmd);
+        store_ctr_clear(&c);
+        if (r < 0)
+                return err_wrap(e, "Exec");
+        Runtime__V1__ExecResponse *out = xmalloc(sizeof(*out));
+        runtime__v1__exec_response__init(out);
+        out->url = url;
+        *resp = &out->base;
+        return 0;
+}
+
+static int attach_rpc(struct cri_daemon *d, struct cri_call *call, const ProtobufCMessage *req,
+                      ProtobufCMessage **resp, struct err *e)
+{
+        (void)call;
+        const Runtime__V1__AttachRequest *rq = (const Runtime__V1__AttachRequest *)req;
+        if (need_server(d, e) < 0)
+                return -1;
+        if (rq->tty && rq->stderr)
+                return err_set(e, ERR_INVALID, "Attach to container %s: tty and stderr cannot both be set",
+                               rq->container_id);
+        if (!rq->stdin && !rq->stdout && !rq->stderr)
+                return err_set(e, ERR_INVALID,
+                               "Attach to container %s: one of stdin, stdout or stderr must be set",
+                               rq->container_id);
+        struct store_container c = {0};
+        struct ctr_extra x;
+        int r = running_container(d, rq->container_id, "attach to it", &c, &x, e);
+        ctr_extra_clear(&x);
+        if (r < 0) {
+                store_ctr_clear(&c);
+                return -1;
+        }
+        struct stream_attach_req sr = {
+                .container_id = c.id,
+                .tty = rq->tty,
+                .use_stdin = rq->stdin,
+                .use_stdout = rq->stdout,
+                .use_stderr = rq->stderr,
+        };
+        char *url = NULL;
+        r = stream_token_attach(d->streaming, &sr, &url, e);
+        store_ctr_clear(&c);
+        if (r < 0)
+                return err_wrap(e, "Attach");
+        Runtime__V1__AttachResponse *out = xmalloc(sizeof(*out));
+        runtime__v1__attach_response__init(out);
+        out->url = url;
+        *resp = &out->base;
+        return 0;
+}
+
+static int portforward_rpc(struct cri_daemon *d, struct cri_call *call, const ProtobufCMessage *req,
+                           ProtobufCMessage **resp, struct err *e)
+{
+        (void)call;
+        const Runtime__V1__PortForwardRequest *rq = (const Runtime__V1__PortForwardRequest *)req;
+        if (need_server(d, e) < 0)
+                return -1;
+        for (size_t i = 0; i < rq->n_port; i++)
+                if (rq->port[i] <= 0 || rq->port[i] > 65535)
+                        return err_set(e, ERR_INVALID, "PortForward to pod %s: port %d out of range",
+                                       rq->pod_sandbox_id, (int)rq->port[i]);
+        struct store_pod p = {0};
+        if (cri_pod_resolve(d, rq->pod_sandbox_id, &p, e) < 0)
+                return -1;
+        int r = 0;
+        if (p.state != STORE_POD_READY)
+                r = err_set(e, ERR_PRECONDITION, "pod sandbox %s is not ready: cannot forward ports to it",
+                            p.id);
+        char *url = NULL;
+        if (r == 0 && stream_token_portforward(d->streaming, p.id, &url, e) < 0)
+                r = err_wrap(e, "PortForward");
+        store_pod_clear(&p);
+        if (r < 0)
+                return r;
+        Runtime__V1__PortForwardResponse *out = xmalloc(sizeof(*out));
+        runtime__v1__port_forward_response__init(out);
+        out->url = url;
+        *resp = &out->base;
+        return 0;
+}
+
+/* ---------- start, stop ---------- */
+
+static const char *nonempty(const char *s)
+{
+        return s && *s ? s : NULL;
+}
 
 int cri_streaming_init(struct cri_daemon *d, struct err *e)
 {
-        (void)d, (void)e;
+        const struct cfg *cfg = d->cfg;
+        g_streaming.d = d;
+        g_streaming.shim_path = shim_binary();
+        struct stream_config sc = {
+                .address = nonempty(cfg->streaming.address),
+                .port = (uint16_t)cfg->streaming.port,
+                .tls_cert = nonempty(cfg->streaming.tls_cert),
+                .tls_key = nonempty(cfg->streaming.tls_key),
+                .token_ttl_sec = (int)cfg->streaming.token_ttl_seconds,
+        };
+        if (stream_server_new(&sc, &backend, &g_streaming, &d->streaming, e) < 0) {
+                free(steal_ptr(&g_streaming.shim_path));
+                return err_wrap(e, "streaming server on %s:%u", sc.address ? sc.address : "127.0.0.1",
+                                (unsigned)sc.port);
+        }
+        log_info("cri", "streaming server url=%s", stream_server_url(d->streaming));
         return 0;
 }
 
 void cri_streaming_fini(struct cri_daemon *d)
 {
-        (void)d;
+        stream_server_free(d->streaming);
+        d->streaming = NULL;
+        free(steal_ptr(&g_streaming.shim_path));
 }
 
 const struct cri_handler cri_streaming_handlers[] = {
-        {NULL},
+        {.name = "Exec", .unary = exec_rpc},
+        {.name = "Attach", .unary = attach_rpc},
+        {.name = "PortForward", .unary = portforward_rpc},
+        {0},
 };

@@ -698,6 +698,7 @@ int net_cni_del(struct net_cni *c, const struct net_cni_args *a, struct err *e)
 
         if (check_pod_id(a->pod_id, e) < 0)
                 return -1;
+        cleanup_free char *path = NULL; /* before any goto (clang: no jumps into its scope) */
         int r = cache_read(c, a->pod_id, &k, e);
         if (r < 0)
                 return err_wrap(e, "CNI DEL for pod %s", a->pod_id);
@@ -728,7 +729,7 @@ int net_cni_del(struct net_cni *c, const struct net_cni_args *a, struct err *e)
                 /* The cache stays so a retry can finish the job. */
                 goto out;
         }
-        cleanup_free char *path = cache_path(c, a->pod_id);
+        path = cache_path(c, a->pod_id);
         if (unlink(path) < 0 && errno != ENOENT) {
                 err_make(e, errno, "remove %s", path);
                 goto out;

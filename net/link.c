@@ -331,14 +331,14 @@ static int add_redirect(struct mnl_socket *s, int from, int to, struct err *e)
                      TC_H_MAKE(1u << 16, htons(ETH_P_ALL)));
         mnl_attr_put_strz(nlh, TCA_KIND, "u32");
         struct nlattr *opts = mnl_attr_nest_start(nlh, TCA_OPTIONS);
-        struct {
-                struct tc_u32_sel sel;
-                struct tc_u32_key key;
-        } sel;
-        memset(&sel, 0, sizeof(sel));
-        sel.sel.flags = TC_U32_TERMINAL;
-        sel.sel.nkeys = 1; /* mask 0, value 0: matches every packet */
-        mnl_attr_put(nlh, TCA_U32_SEL, sizeof(sel), &sel);
+        /* tc_u32_sel ends in a flexible array of keys: one key follows it. */
+        _Alignas(struct tc_u32_sel) unsigned char
+                selbuf[sizeof(struct tc_u32_sel) + sizeof(struct tc_u32_key)];
+        memset(selbuf, 0, sizeof(selbuf));
+        struct tc_u32_sel *sel = (struct tc_u32_sel *)selbuf;
+        sel->flags = TC_U32_TERMINAL;
+        sel->nkeys = 1; /* mask 0, value 0: matches every packet */
+        mnl_attr_put(nlh, TCA_U32_SEL, sizeof(selbuf), selbuf);
         struct nlattr *acts = mnl_attr_nest_start(nlh, TCA_U32_ACT);
         struct nlattr *act = mnl_attr_nest_start(nlh, 1);
         mnl_attr_put_strz(nlh, TCA_ACT_KIND, "mirred");

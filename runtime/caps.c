@@ -91,7 +91,10 @@ int caps_apply(const struct rt_caps *c, bool privileged, struct err *e)
                 (void)cap_reset_ambient();
                 for (int cap = 0; cap <= last_cap(); cap++)
                         if (caps_has(c->ambient, cap) && cap_set_ambient(cap, CAP_SET) < 0)
-                                return err_make(e, errno, "raise ambient capability %d (it must be permitted and inheritable)", cap);
+                                return err_make(
+                                        e, errno,
+                                        "raise ambient capability %d (it must be permitted and inheritable)",
+                                        cap);
         }
         return 0;
 }

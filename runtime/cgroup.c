@@ -38,9 +38,12 @@ enum rt_cgroup_mode rt_cgroup_mode(void)
 const char *rt_cgroup_mode_name(enum rt_cgroup_mode m)
 {
         switch (m) {
-        case RT_CGROUP_V1_LEGACY: return "v1-legacy";
-        case RT_CGROUP_V1_HYBRID: return "v1-hybrid";
-        case RT_CGROUP_V2_UNIFIED: return "v2";
+        case RT_CGROUP_V1_LEGACY:
+                return "v1-legacy";
+        case RT_CGROUP_V1_HYBRID:
+                return "v1-hybrid";
+        case RT_CGROUP_V2_UNIFIED:
+                return "v2";
         }
         return "unknown";
 }
@@ -224,12 +227,12 @@ int cg_rmdir_retry(const char *dir, int timeout_ms, struct err *e)
 
 /* ---------- public entry points: resolve the path, dispatch ---------- */
 
-#define DISPATCH(call)                                                   \
-        const char *root;                                                \
-        const struct rt_cgroup_ops *ops = cg_ops(&root);                 \
-        cleanup_free char *p = NULL;                                     \
-        if (rt_cgroup_resolve(path, &p, e) < 0)                          \
-                return -1;                                               \
+#define DISPATCH(call)                                                                                       \
+        const char *root;                                                                                    \
+        const struct rt_cgroup_ops *ops = cg_ops(&root);                                                     \
+        cleanup_free char *p = NULL;                                                                         \
+        if (rt_cgroup_resolve(path, &p, e) < 0)                                                              \
+                return -1;                                                                                   \
         return ops->call
 
 int rt_cgroup_create(const char *path, const struct rt_resources *r, struct err *e)

@@ -40,7 +40,8 @@ static void scan(void)
                 struct sbuf b = {0};
                 sbuf_putc(&b, ',');
                 for (char *s2 = NULL, *o = strtok_r(opts, ",", &s2); o; o = strtok_r(NULL, ",", &s2)) {
-                        if (strcmp(o, "rw") == 0 || strcmp(o, "ro") == 0 || (strchr(o, '=') && !str_has_prefix(o, "name=")))
+                        if (strcmp(o, "rw") == 0 || strcmp(o, "ro") == 0 ||
+                            (strchr(o, '=') && !str_has_prefix(o, "name=")))
                                 continue;
                         sbuf_printf(&b, "%s,", o);
                 }
@@ -153,16 +154,20 @@ static int v1_update(const char *root UNUSED, const char *path, const struct rt_
         if (r == NULL)
                 return 0;
         if (r->n_unified)
-                return err_set(e, ERR_INVALID, "unified cgroup resources (%s) need cgroup v2", r->unified[0].key);
+                return err_set(e, ERR_INVALID, "unified cgroup resources (%s) need cgroup v2",
+                               r->unified[0].key);
         if (r->cpu_shares && write_num("cpu", path, "cpu.shares", (int64_t)r->cpu_shares, e) < 0)
                 return -1;
         if (r->cpu_period && write_num("cpu", path, "cpu.cfs_period_us", (int64_t)r->cpu_period, e) < 0)
                 return -1;
-        if (r->cpu_quota && write_num("cpu", path, "cpu.cfs_quota_us", r->cpu_quota < 0 ? -1 : r->cpu_quota, e) < 0)
+        if (r->cpu_quota &&
+            write_num("cpu", path, "cpu.cfs_quota_us", r->cpu_quota < 0 ? -1 : r->cpu_quota, e) < 0)
                 return -1;
-        if (r->cpuset_cpus && r->cpuset_cpus[0] && write_str("cpuset", path, "cpuset.cpus", r->cpuset_cpus, e) < 0)
+        if (r->cpuset_cpus && r->cpuset_cpus[0] &&
+            write_str("cpuset", path, "cpuset.cpus", r->cpuset_cpus, e) < 0)
                 return -1;
-        if (r->cpuset_mems && r->cpuset_mems[0] && write_str("cpuset", path, "cpuset.mems", r->cpuset_mems, e) < 0)
+        if (r->cpuset_mems && r->cpuset_mems[0] &&
+            write_str("cpuset", path, "cpuset.mems", r->cpuset_mems, e) < 0)
                 return -1;
         if (memory_set(path, r, e) < 0)
                 return -1;
@@ -339,7 +344,8 @@ static int v1_remove(const char *root UNUSED, const char *path, int timeout_ms, 
         return ret;
 }
 
-static int v1_devices(const char *root UNUSED, const char *path, const struct dev_rule *r, size_t n, struct err *e)
+static int v1_devices(const char *root UNUSED, const char *path, const struct dev_rule *r, size_t n,
+                      struct err *e)
 {
         cleanup_free char *dir = dir_for("devices", path);
         if (dir == NULL) {

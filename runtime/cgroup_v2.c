@@ -41,7 +41,8 @@ static int missing(const char *dir, const char *file, struct err *e)
                 return 0;
         char ctl[32];
         snprintf(ctl, sizeof(ctl), "%.*s", (int)strcspn(file, "."), file);
-        return err_set(e, ERR_UNAVAILABLE, "cgroup v2 controller %s is not enabled for %s (no %s)", ctl, dir, file);
+        return err_set(e, ERR_UNAVAILABLE, "cgroup v2 controller %s is not enabled for %s (no %s)", ctl, dir,
+                       file);
 }
 
 static int wr(const char *dir, const char *file, const char *v, struct err *e)
@@ -84,7 +85,8 @@ static int v2_update(const char *root, const char *path, const struct rt_resourc
                 char buf[64];
                 uint64_t period = r->cpu_period ? r->cpu_period : 100000;
                 if (r->cpu_quota > 0) {
-                        snprintf(buf, sizeof(buf), "%lld %llu", (long long)r->cpu_quota, (unsigned long long)period);
+                        snprintf(buf, sizeof(buf), "%lld %llu", (long long)r->cpu_quota,
+                                 (unsigned long long)period);
                 } else if (r->cpu_quota < 0) {
                         snprintf(buf, sizeof(buf), "max %llu", (unsigned long long)period);
                 } else {
@@ -129,8 +131,10 @@ static int v2_update(const char *root, const char *path, const struct rt_resourc
         }
         for (size_t i = 0; i < r->n_unified; i++) {
                 const char *k = r->unified[i].key;
-                if (k == NULL || k[0] == '\0' || strchr(k, '/') || k[0] == '.' || str_has_prefix(k, "cgroup."))
-                        return err_set(e, ERR_INVALID, "unified cgroup key %s is not allowed", k ? k : "(null)");
+                if (k == NULL || k[0] == '\0' || strchr(k, '/') || k[0] == '.' ||
+                    str_has_prefix(k, "cgroup."))
+                        return err_set(e, ERR_INVALID, "unified cgroup key %s is not allowed",
+                                       k ? k : "(null)");
                 if (wr(dir, k, r->unified[i].value ? r->unified[i].value : "", e) < 0)
                         return -1;
         }

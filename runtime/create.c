@@ -44,7 +44,8 @@ const char *rt_container_cgroup(const struct rt_container *c)
 static int join_namespaces(const struct rt_spec *s, int *joined_pid, struct err *e)
 {
         /* user first: the others are owned by it. mnt is never joined. */
-        static const enum rt_ns_type order[] = {RT_NS_USER, RT_NS_IPC, RT_NS_UTS, RT_NS_NET, RT_NS_CGROUP, RT_NS_PID};
+        static const enum rt_ns_type order[] = {RT_NS_USER, RT_NS_IPC,    RT_NS_UTS,
+                                                RT_NS_NET,  RT_NS_CGROUP, RT_NS_PID};
         *joined_pid = 0;
         for (size_t i = 0; i < ARRAY_SIZE(order); i++) {
                 const struct rt_namespace *n = &s->namespaces[order[i]];
@@ -131,7 +132,8 @@ static void child_main(struct child_args *a)
                 err_make(&e, errno, "sethostname %s", s->hostname);
                 sync_fail(a->sock, &e);
         }
-        if (write_sysctls(s, &e) < 0 || proc_rlimits(&s->process, &e) < 0 || proc_oom_score_adj(&s->process, &e) < 0)
+        if (write_sysctls(s, &e) < 0 || proc_rlimits(&s->process, &e) < 0 ||
+            proc_oom_score_adj(&s->process, &e) < 0)
                 sync_fail(a->sock, &e);
 
         struct proc_plan pl = {
@@ -222,7 +224,8 @@ int rt_container_create(const struct rt_spec *spec, const struct rt_stdio *stdio
                 cg_made = true;
                 cgfd = cg_v2_dirfd(c->cgroup, NULL);
         }
-        if (spec->seccomp && !spec->privileged && rt_seccomp_compile(spec->seccomp, &c->bpf, &c->bpf_len, e) < 0)
+        if (spec->seccomp && !spec->privileged &&
+            rt_seccomp_compile(spec->seccomp, &c->bpf, &c->bpf_len, e) < 0)
                 goto fail;
         if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0) {
                 err_make(e, errno, "socketpair");
@@ -245,8 +248,12 @@ int rt_container_create(const struct rt_spec *spec, const struct rt_stdio *stdio
         /* Joining a user namespace is done by the child; a new one is made
          * by clone and mapped below. */
         struct child_args ca = {
-                .spec = spec, .stdio = stdio, .sock = sv[1], .unshare_cgroup = unshare_cgroup,
-                .bpf = c->bpf, .bpf_len = c->bpf_len,
+                .spec = spec,
+                .stdio = stdio,
+                .sock = sv[1],
+                .unshare_cgroup = unshare_cgroup,
+                .bpf = c->bpf,
+                .bpf_len = c->bpf_len,
         };
         c->pid = do_clone(flags, cgfd, &c->pidfd);
         if (c->pid < 0) {

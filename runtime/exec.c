@@ -62,7 +62,7 @@ static void intermediate(int sock, int fds[RT_NS_COUNT], const char *cgroup, str
                          const struct rt_stdio *stdio)
 {
         struct err e = ERR_INIT;
-        static const enum rt_ns_type order[] = {RT_NS_USER, RT_NS_IPC, RT_NS_UTS, RT_NS_NET,
+        static const enum rt_ns_type order[] = {RT_NS_USER,   RT_NS_IPC, RT_NS_UTS, RT_NS_NET,
                                                 RT_NS_CGROUP, RT_NS_PID, RT_NS_MNT};
         (void)prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
         /* Before the mount namespace changes: the host's cgroupfs. */

@@ -36,7 +36,8 @@ static char *v2_controllers(void)
 static void detect(void)
 {
         feat.cgroup_mode = rt_cgroup_mode();
-        feat.cgroup_controllers = feat.cgroup_mode == RT_CGROUP_V2_UNIFIED ? v2_controllers() : cg_v1_controllers();
+        feat.cgroup_controllers =
+                feat.cgroup_mode == RT_CGROUP_V2_UNIFIED ? v2_controllers() : cg_v1_controllers();
         /* CAP_SYS_RESOURCE in our effective set (capget, no libcap needed). */
         struct __user_cap_header_struct h = {.version = _LINUX_CAPABILITY_VERSION_3, .pid = 0};
         struct __user_cap_data_struct d[2];
@@ -51,8 +52,8 @@ static void detect(void)
         feat.new_mount_api = have_syscall(SYS_open_tree, -1, 0, ~0L, 0);
         cleanup_free char *max = NULL;
         size_t n;
-        feat.user_namespaces = file_read_all("/proc/sys/user/max_user_namespaces", &max, &n, 64, NULL) == 0 &&
-                               atoi(max) > 0;
+        feat.user_namespaces =
+                file_read_all("/proc/sys/user/max_user_namespaces", &max, &n, 64, NULL) == 0 && atoi(max) > 0;
         struct stat st;
         feat.systemd_running = stat("/run/systemd/system", &st) == 0 && S_ISDIR(st.st_mode);
 }
@@ -66,14 +67,14 @@ const struct rt_features *rt_host_features(void)
 char *rt_host_features_string(void)
 {
         const struct rt_features *f = rt_host_features();
-        return xasprintf("cgroup=%s driver=%s controllers=\"%s\" cap_sys_resource=%s%s seccomp=%s openat2=%s "
-                         "clone3=%s clone_into_cgroup=%s pidfd=%s new_mount_api=%s user_namespaces=%s "
-                         "systemd=%s%s",
-                         rt_cgroup_mode_name(f->cgroup_mode), rt_cgroup_driver_name(), f->cgroup_controllers,
-                         f->cap_sys_resource ? "yes" : "no",
-                         f->cap_sys_resource ? "" : " (oom_score_adj clamped)", f->seccomp ? "yes" : "no",
-                         f->openat2 ? "yes" : "no", f->clone3 ? "yes" : "no", f->clone_into_cgroup ? "yes" : "no",
-                         f->pidfd ? "yes" : "no", f->new_mount_api ? "yes" : "no",
-                         f->user_namespaces ? "yes" : "no", f->systemd_running ? "yes" : "no",
-                         f->systemd_running ? " (systemd cgroup paths created directly, no transient units)" : "");
+        return xasprintf(
+                "cgroup=%s driver=%s controllers=\"%s\" cap_sys_resource=%s%s seccomp=%s openat2=%s "
+                "clone3=%s clone_into_cgroup=%s pidfd=%s new_mount_api=%s user_namespaces=%s "
+                "systemd=%s%s",
+                rt_cgroup_mode_name(f->cgroup_mode), rt_cgroup_driver_name(), f->cgroup_controllers,
+                f->cap_sys_resource ? "yes" : "no", f->cap_sys_resource ? "" : " (oom_score_adj clamped)",
+                f->seccomp ? "yes" : "no", f->openat2 ? "yes" : "no", f->clone3 ? "yes" : "no",
+                f->clone_into_cgroup ? "yes" : "no", f->pidfd ? "yes" : "no", f->new_mount_api ? "yes" : "no",
+                f->user_namespaces ? "yes" : "no", f->systemd_running ? "yes" : "no",
+                f->systemd_running ? " (systemd cgroup paths created directly, no transient units)" : "");
 }

@@ -20,20 +20,32 @@ struct mopt {
 };
 
 static const struct mopt mount_opts[] = {
-        {"ro", false, MS_RDONLY},         {"rw", true, MS_RDONLY},        {"nosuid", false, MS_NOSUID},
-        {"suid", true, MS_NOSUID},        {"nodev", false, MS_NODEV},     {"dev", true, MS_NODEV},
-        {"noexec", false, MS_NOEXEC},     {"exec", true, MS_NOEXEC},      {"sync", false, MS_SYNCHRONOUS},
-        {"async", true, MS_SYNCHRONOUS},  {"dirsync", false, MS_DIRSYNC}, {"noatime", false, MS_NOATIME},
-        {"atime", true, MS_NOATIME},      {"nodiratime", false, MS_NODIRATIME},
-        {"relatime", false, MS_RELATIME}, {"norelatime", true, MS_RELATIME},
-        {"strictatime", false, MS_STRICTATIME}, {"bind", false, MS_BIND}, {"rbind", false, MS_BIND | MS_REC},
+        {"ro", false, MS_RDONLY},
+        {"rw", true, MS_RDONLY},
+        {"nosuid", false, MS_NOSUID},
+        {"suid", true, MS_NOSUID},
+        {"nodev", false, MS_NODEV},
+        {"dev", true, MS_NODEV},
+        {"noexec", false, MS_NOEXEC},
+        {"exec", true, MS_NOEXEC},
+        {"sync", false, MS_SYNCHRONOUS},
+        {"async", true, MS_SYNCHRONOUS},
+        {"dirsync", false, MS_DIRSYNC},
+        {"noatime", false, MS_NOATIME},
+        {"atime", true, MS_NOATIME},
+        {"nodiratime", false, MS_NODIRATIME},
+        {"relatime", false, MS_RELATIME},
+        {"norelatime", true, MS_RELATIME},
+        {"strictatime", false, MS_STRICTATIME},
+        {"bind", false, MS_BIND},
+        {"rbind", false, MS_BIND | MS_REC},
 };
 
 static const struct mopt prop_opts[] = {
-        {"private", false, MS_PRIVATE},         {"rprivate", false, MS_PRIVATE | MS_REC},
-        {"slave", false, MS_SLAVE},             {"rslave", false, MS_SLAVE | MS_REC},
-        {"shared", false, MS_SHARED},           {"rshared", false, MS_SHARED | MS_REC},
-        {"unbindable", false, MS_UNBINDABLE},   {"runbindable", false, MS_UNBINDABLE | MS_REC},
+        {"private", false, MS_PRIVATE},       {"rprivate", false, MS_PRIVATE | MS_REC},
+        {"slave", false, MS_SLAVE},           {"rslave", false, MS_SLAVE | MS_REC},
+        {"shared", false, MS_SHARED},         {"rshared", false, MS_SHARED | MS_REC},
+        {"unbindable", false, MS_UNBINDABLE}, {"runbindable", false, MS_UNBINDABLE | MS_REC},
 };
 
 struct parsed {
@@ -118,7 +130,8 @@ static int do_mount(const char *src, int rootfd, const char *dest, const char *t
         char target[64];
         snprintf(target, sizeof(target), "/proc/self/fd/%d", fd);
         if (mount(src, target, type, flags, data) < 0)
-                return err_make(e, errno, "mount %s on %s (%s)", src ? src : "none", dest, type ? type : "bind");
+                return err_make(e, errno, "mount %s on %s (%s)", src ? src : "none", dest,
+                                type ? type : "bind");
         return 0;
 }
 
@@ -155,8 +168,8 @@ static int mount_cgroupfs(struct ctx *c, const char *dest, unsigned long flags, 
         while (d && (de = readdir(d)) != NULL) {
                 if (de->d_name[0] == '.' || de->d_type != DT_DIR)
                         continue;
-                cleanup_free char *host = xasprintf("/sys/fs/cgroup/%s%s", de->d_name,
-                                                    c->cgroup_path ? c->cgroup_path : "");
+                cleanup_free char *host =
+                        xasprintf("/sys/fs/cgroup/%s%s", de->d_name, c->cgroup_path ? c->cgroup_path : "");
                 struct stat st;
                 if (stat(host, &st) < 0 || !S_ISDIR(st.st_mode))
                         continue;
@@ -206,19 +219,23 @@ static int mount_one(struct ctx *c, const struct rt_mount *m, struct err *e)
                 if (do_mount(m->source, c->rootfd, m->destination, NULL, bflags, NULL, e) < 0)
                         goto out;
                 unsigned long rest = p.flags & ~(MS_BIND | MS_REC);
-                if (rest && do_mount(NULL, c->rootfd, m->destination, NULL, MS_BIND | MS_REMOUNT | rest, NULL, e) < 0)
+                if (rest &&
+                    do_mount(NULL, c->rootfd, m->destination, NULL, MS_BIND | MS_REMOUNT | rest, NULL, e) < 0)
                         goto out;
         } else if (type && strcmp(type, "cgroup") == 0) {
                 if (mount_cgroupfs(c, m->destination, p.flags, e) < 0)
                         goto out;
         } else {
-                if (do_mount(m->source ? m->source : type, c->rootfd, m->destination, type, p.flags, p.data.buf, e) < 0) {
+                if (do_mount(m->source ? m->source : type, c->rootfd, m->destination, type, p.flags,
+                             p.data.buf, e) < 0) {
                         /* sysfs in a net namespace we do not own: bind the host's. */
                         if (!(type && strcmp(type, "sysfs") == 0 && errno == EPERM))
                                 goto out;
                         err_clear(e);
-                        if (do_mount("/sys", c->rootfd, m->destination, NULL, MS_BIND | MS_REC, NULL, e) < 0 ||
-                            do_mount(NULL, c->rootfd, m->destination, NULL, MS_BIND | MS_REMOUNT | p.flags, NULL, e) < 0)
+                        if (do_mount("/sys", c->rootfd, m->destination, NULL, MS_BIND | MS_REC, NULL, e) <
+                                    0 ||
+                            do_mount(NULL, c->rootfd, m->destination, NULL, MS_BIND | MS_REMOUNT | p.flags,
+                                     NULL, e) < 0)
                                 goto out;
                 }
         }
@@ -236,12 +253,12 @@ static const struct {
         const char *path;
         unsigned maj, min;
 } std_devices[] = {
-        {"/dev/null", 1, 3}, {"/dev/zero", 1, 5}, {"/dev/full", 1, 7},
+        {"/dev/null", 1, 3},   {"/dev/zero", 1, 5},    {"/dev/full", 1, 7},
         {"/dev/random", 1, 8}, {"/dev/urandom", 1, 9}, {"/dev/tty", 5, 0},
 };
 
-static int make_device(struct ctx *c, const char *path, char type, dev_t dev, mode_t perm, uid_t uid, gid_t gid,
-                       struct err *e)
+static int make_device(struct ctx *c, const char *path, char type, dev_t dev, mode_t perm, uid_t uid,
+                       gid_t gid, struct err *e)
 {
         cleanup_free char *copy = xstrdup(path);
         char *slash = strrchr(copy, '/');
@@ -279,15 +296,16 @@ static int setup_dev(struct ctx *c, bool own_dev, struct err *e)
         const struct rt_spec *s = c->spec;
         if (own_dev) {
                 for (size_t i = 0; i < ARRAY_SIZE(std_devices); i++)
-                        if (make_device(c, std_devices[i].path, 'c', makedev(std_devices[i].maj, std_devices[i].min),
-                                        0666, 0, 0, e) < 0)
+                        if (make_device(c, std_devices[i].path, 'c',
+                                        makedev(std_devices[i].maj, std_devices[i].min), 0666, 0, 0, e) < 0)
                                 return -1;
                 static const char *const links[][2] = {
-                        {"/proc/self/fd", "/dev/fd"},     {"/proc/self/fd/0", "/dev/stdin"},
+                        {"/proc/self/fd", "/dev/fd"},       {"/proc/self/fd/0", "/dev/stdin"},
                         {"/proc/self/fd/1", "/dev/stdout"}, {"/proc/self/fd/2", "/dev/stderr"},
-                        {"pts/ptmx", "/dev/ptmx"},        {"/proc/kcore", "/dev/core"},
+                        {"pts/ptmx", "/dev/ptmx"},          {"/proc/kcore", "/dev/core"},
                 };
-                cleanup_close int dev = openat_in_root(c->rootfd, "/dev", O_PATH | O_DIRECTORY | O_CLOEXEC, 0);
+                cleanup_close int dev =
+                        openat_in_root(c->rootfd, "/dev", O_PATH | O_DIRECTORY | O_CLOEXEC, 0);
                 if (dev < 0)
                         return err_make(e, errno, "open /dev in rootfs");
                 for (size_t i = 0; i < ARRAY_SIZE(links); i++)
@@ -306,8 +324,8 @@ static int setup_dev(struct ctx *c, bool own_dev, struct err *e)
         }
         for (size_t i = 0; i < s->n_devices; i++) {
                 const struct rt_device *d = &s->devices[i];
-                if (make_device(c, d->path, d->type, makedev(d->major, d->minor), d->mode ? d->mode : 0666, d->uid,
-                                d->gid, e) < 0)
+                if (make_device(c, d->path, d->type, makedev(d->major, d->minor), d->mode ? d->mode : 0666,
+                                d->uid, d->gid, e) < 0)
                         return -1;
         }
         return 0;
@@ -328,8 +346,8 @@ static int mask_paths(struct ctx *c, struct err *e)
                 if (fstat(fd, &st) < 0)
                         return err_make(e, errno, "stat %s", *p);
                 if (S_ISDIR(st.st_mode)) {
-                        if (do_mount("tmpfs", c->rootfd, *p, "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC,
-                                     "size=0,mode=755", e) < 0)
+                        if (do_mount("tmpfs", c->rootfd, *p, "tmpfs",
+                                     MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, "size=0,mode=755", e) < 0)
                                 return -1;
                 } else if (do_mount("/dev/null", c->rootfd, *p, NULL, MS_BIND, NULL, e) < 0) {
                         return -1;
@@ -351,7 +369,8 @@ static int readonly_paths(struct ctx *c, struct err *e)
                 snprintf(src, sizeof(src), "/proc/self/fd/%d", fd);
                 if (do_mount(src, c->rootfd, *p, NULL, MS_BIND | MS_REC, NULL, e) < 0)
                         return -1;
-                if (do_mount(NULL, c->rootfd, *p, NULL, MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV, NULL, e) < 0)
+                if (do_mount(NULL, c->rootfd, *p, NULL,
+                             MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV, NULL, e) < 0)
                         return -1;
         }
         return 0;

@@ -58,7 +58,8 @@ int sync_recv(int fd, char *data, size_t cap, size_t *len)
 void sync_fail(int fd, struct err *e)
 {
         char buf[4000];
-        int n = snprintf(buf, sizeof(buf), "%d:%d:%s", (int)e->kind, e->errnum, e->msg ? e->msg : "unknown error");
+        int n = snprintf(buf, sizeof(buf), "%d:%d:%s", (int)e->kind, e->errnum,
+                         e->msg ? e->msg : "unknown error");
         if (n >= (int)sizeof(buf))
                 n = sizeof(buf) - 1;
         (void)sync_send(fd, SYNC_ERROR, buf, (size_t)n);

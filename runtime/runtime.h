@@ -65,8 +65,8 @@ struct rt_mount {
  * devices cgroup (v1 devices.allow, v2 eBPF) with `permissions` when the
  * container has a cgroup_path. */
 struct rt_device {
-        char *path;    /* "/dev/fuse" */
-        char type;     /* 'c', 'b' or 'p' */
+        char *path; /* "/dev/fuse" */
+        char type;  /* 'c', 'b' or 'p' */
         int64_t major;
         int64_t minor;
         uint32_t mode; /* permission bits, 0 -> 0666 */
@@ -96,7 +96,7 @@ struct rt_caps {
 
 enum rt_seccomp_action {
         RT_SECCOMP_ALLOW = 0,
-        RT_SECCOMP_ERRNO,        /* return -errno_ret (EPERM when 0) */
+        RT_SECCOMP_ERRNO, /* return -errno_ret (EPERM when 0) */
         RT_SECCOMP_KILL_THREAD,
         RT_SECCOMP_KILL_PROCESS,
         RT_SECCOMP_TRAP,
@@ -158,9 +158,9 @@ int rt_seccomp_compile(const struct rt_seccomp *s, void **bpf, size_t *len, stru
 /* ----- the process ----- */
 
 struct rt_process {
-        char **args;  /* args[0] is resolved through PATH from `env` when it has no '/' */
-        char **env;   /* "KEY=value" */
-        char *cwd;    /* NULL -> "/"; must exist in the container (create error otherwise) */
+        char **args; /* args[0] is resolved through PATH from `env` when it has no '/' */
+        char **env;  /* "KEY=value" */
+        char *cwd;   /* NULL -> "/"; must exist in the container (create error otherwise) */
         uint32_t uid;
         uint32_t gid;
         uint32_t *additional_gids;
@@ -175,7 +175,7 @@ struct rt_process {
         struct rt_rlimit *rlimits;
         size_t n_rlimits;
         bool has_oom_score_adj;
-        int oom_score_adj; /* clamped to the current value when lowering needs CAP_SYS_RESOURCE */
+        int oom_score_adj;      /* clamped to the current value when lowering needs CAP_SYS_RESOURCE */
         char *apparmor_profile; /* accepted and ignored */
 };
 
@@ -193,13 +193,13 @@ struct rt_kv {
 
 /* Zero means "not set, leave as is" for every number. */
 struct rt_resources {
-        uint64_t cpu_shares;   /* v1 cpu.shares; v2 cpu.weight via the kubelet formula */
-        int64_t cpu_quota;     /* us; < 0 -> unlimited */
-        uint64_t cpu_period;   /* us */
+        uint64_t cpu_shares; /* v1 cpu.shares; v2 cpu.weight via the kubelet formula */
+        int64_t cpu_quota;   /* us; < 0 -> unlimited */
+        uint64_t cpu_period; /* us */
         char *cpuset_cpus;
         char *cpuset_mems;
-        int64_t memory_limit;  /* bytes; < 0 -> unlimited */
-        int64_t memory_swap;   /* memory+swap total (OCI/memsw semantics); < 0 -> unlimited */
+        int64_t memory_limit; /* bytes; < 0 -> unlimited */
+        int64_t memory_swap;  /* memory+swap total (OCI/memsw semantics); < 0 -> unlimited */
         struct rt_hugepage_limit *hugepages;
         size_t n_hugepages;
         int64_t pids_limit;    /* < 0 -> unlimited */
@@ -222,7 +222,8 @@ struct rt_spec {
         char *id; /* container id, for messages */
         struct rt_rootfs root;
         bool readonly_rootfs;
-        char *rootfs_propagation; /* "rprivate" (default), "rslave", "rshared", "private", "slave", "shared" */
+        char *rootfs_propagation; /* "rprivate" (default), "rslave", "rshared", "private", "slave", "shared"
+                                   */
         /* The runtime mounts the standard set itself (proc, /dev tmpfs with
          * null/zero/full/random/urandom/tty/ptmx/fd links, devpts, /dev/shm,
          * /dev/mqueue, sysfs (ro unless privileged), /sys/fs/cgroup (ro));
@@ -240,7 +241,7 @@ struct rt_spec {
                 uint32_t container_id;
                 uint32_t host_id;
                 uint32_t size;
-        } *uid_mappings, *gid_mappings;
+        } * uid_mappings, *gid_mappings;
         size_t n_uid_mappings, n_gid_mappings;
         char *hostname; /* needs a new or joined uts namespace */
         /* Only namespaced sysctls: net.* (needs a non-host net ns),
@@ -259,7 +260,7 @@ struct rt_spec {
 };
 
 struct rt_spec *rt_spec_new(void);
-void rt_spec_free(struct rt_spec *s); /* NULL ok */
+void rt_spec_free(struct rt_spec *s);        /* NULL ok */
 void rt_process_clear(struct rt_process *p); /* frees contents, zeroes */
 void rt_resources_clear(struct rt_resources *r);
 /* JSON (our own schema, stable within a version: written by corrald, read
@@ -276,8 +277,8 @@ int rt_spec_validate(const struct rt_spec *s, struct err *e);
  * <rootfs>/etc/group, without following symlinks out of rootfs. *groups gets
  * the supplementary gids (caller frees), may be NULL. ERR_NOT_FOUND when the
  * user is unknown. */
-int rt_resolve_user(const char *rootfs, const char *name, uint32_t *uid, uint32_t *gid,
-                    uint32_t **groups, size_t *n_groups, struct err *e);
+int rt_resolve_user(const char *rootfs, const char *name, uint32_t *uid, uint32_t *gid, uint32_t **groups,
+                    size_t *n_groups, struct err *e);
 
 /* ---------- create / start ---------- */
 
@@ -300,11 +301,11 @@ struct rt_container;
  * resolves args[0]; then the devices cgroup is set (v1 devices.allow/deny,
  * v2 an eBPF program): containerd's default allow-list plus spec->devices,
  * everything when privileged. Without a cgroup_path there is no device
- * restriction (the caller's cgroup is not ours to change). Any failure is returned (the child's own message, e.g.
- * `chdir to /nope: No such file or directory`) and nothing is left: the
- * child is reaped and the cgroup removed. */
-int rt_container_create(const struct rt_spec *spec, const struct rt_stdio *stdio,
-                        struct rt_container **out, struct err *e);
+ * restriction (the caller's cgroup is not ours to change). Any failure is returned (the child's own message,
+ * e.g. `chdir to /nope: No such file or directory`) and nothing is left: the child is reaped and the cgroup
+ * removed. */
+int rt_container_create(const struct rt_spec *spec, const struct rt_stdio *stdio, struct rt_container **out,
+                        struct err *e);
 /* Loads seccomp and execs args[0]. Returns once execve succeeded (the sync
  * socket closes on exec), or the execve error. */
 int rt_container_start(struct rt_container *c, struct err *e);
@@ -393,7 +394,7 @@ struct rt_cgroup_stats {
         uint64_t memory_working_set; /* usage - inactive_file (floored at 0) */
         uint64_t memory_rss;
         uint64_t pids_current;
-        uint64_t oom_kills;          /* see rt_cgroup_oom_kills */
+        uint64_t oom_kills; /* see rt_cgroup_oom_kills */
 };
 int rt_cgroup_stats(const char *path, struct rt_cgroup_stats *out, struct err *e);
 
@@ -427,9 +428,9 @@ struct rt_features {
         bool clone3;
         bool clone_into_cgroup; /* clone3 and cgroup v2 */
         bool pidfd;
-        bool new_mount_api;     /* open_tree / move_mount / mount_setattr */
+        bool new_mount_api; /* open_tree / move_mount / mount_setattr */
         bool user_namespaces;
-        bool systemd_running;   /* /run/systemd/system exists */
+        bool systemd_running; /* /run/systemd/system exists */
 };
 
 /* Detected once and cached; the pointer stays valid. */

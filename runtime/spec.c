@@ -107,14 +107,22 @@ const char *ns_proc_name(enum rt_ns_type t)
 int ns_clone_flag(enum rt_ns_type t)
 {
         switch (t) {
-        case RT_NS_MNT: return CLONE_NEWNS;
-        case RT_NS_PID: return CLONE_NEWPID;
-        case RT_NS_NET: return CLONE_NEWNET;
-        case RT_NS_IPC: return CLONE_NEWIPC;
-        case RT_NS_UTS: return CLONE_NEWUTS;
-        case RT_NS_USER: return CLONE_NEWUSER;
-        case RT_NS_CGROUP: return CLONE_NEWCGROUP;
-        default: return 0;
+        case RT_NS_MNT:
+                return CLONE_NEWNS;
+        case RT_NS_PID:
+                return CLONE_NEWPID;
+        case RT_NS_NET:
+                return CLONE_NEWNET;
+        case RT_NS_IPC:
+                return CLONE_NEWIPC;
+        case RT_NS_UTS:
+                return CLONE_NEWUTS;
+        case RT_NS_USER:
+                return CLONE_NEWUSER;
+        case RT_NS_CGROUP:
+                return CLONE_NEWCGROUP;
+        default:
+                return 0;
         }
 }
 
@@ -122,9 +130,9 @@ int ns_clone_flag(enum rt_ns_type t)
  * The list is kubelet's "safe + unsafe namespaced" set. */
 static int sysctl_namespace(const char *key)
 {
-        static const char *const ipc_exact[] = {"kernel.shmall", "kernel.shmmax", "kernel.shmmni",
-                                                "kernel.shm_rmid_forced", "kernel.msgmax",
-                                                "kernel.msgmnb", "kernel.msgmni", "kernel.sem"};
+        static const char *const ipc_exact[] = {"kernel.shmall",          "kernel.shmmax", "kernel.shmmni",
+                                                "kernel.shm_rmid_forced", "kernel.msgmax", "kernel.msgmnb",
+                                                "kernel.msgmni",          "kernel.sem"};
         for (size_t i = 0; i < ARRAY_SIZE(ipc_exact); i++)
                 if (strcmp(key, ipc_exact[i]) == 0)
                         return RT_NS_IPC;
@@ -163,7 +171,8 @@ int rt_spec_validate(const struct rt_spec *s, struct err *e)
         if (s->process.args == NULL || s->process.args[0] == NULL || s->process.args[0][0] == '\0')
                 return err_set(e, ERR_INVALID, "%s: no command to run", id);
         if (s->process.cwd && s->process.cwd[0] != '/')
-                return err_set(e, ERR_INVALID, "%s: working directory %s is not absolute", id, s->process.cwd);
+                return err_set(e, ERR_INVALID, "%s: working directory %s is not absolute", id,
+                               s->process.cwd);
         for (size_t i = 0; i < s->n_mounts; i++) {
                 const struct rt_mount *m = &s->mounts[i];
                 if (!path_ok(m->destination))
@@ -179,22 +188,25 @@ int rt_spec_validate(const struct rt_spec *s, struct err *e)
                         return err_set(e, ERR_INVALID, "%s: device %s has type '%c'", id, d->path, d->type);
         }
         for (int i = 0; i < RT_NS_COUNT; i++) {
-                if (s->namespaces[i].mode == RT_NS_JOIN && (s->namespaces[i].path == NULL || s->namespaces[i].path[0] != '/'))
+                if (s->namespaces[i].mode == RT_NS_JOIN &&
+                    (s->namespaces[i].path == NULL || s->namespaces[i].path[0] != '/'))
                         return err_set(e, ERR_INVALID, "%s: %s namespace to join has no absolute path", id,
                                        ns_names[i]);
         }
         if (s->namespaces[RT_NS_USER].mode == RT_NS_NEW && (s->n_uid_mappings == 0 || s->n_gid_mappings == 0))
                 return err_set(e, ERR_INVALID, "%s: a new user namespace needs uid and gid mappings", id);
         if (s->hostname && s->hostname[0] && s->namespaces[RT_NS_UTS].mode == RT_NS_HOST)
-                return err_set(e, ERR_INVALID, "%s: hostname %s needs its own uts namespace", id, s->hostname);
+                return err_set(e, ERR_INVALID, "%s: hostname %s needs its own uts namespace", id,
+                               s->hostname);
         for (size_t i = 0; i < s->n_sysctls; i++) {
                 const char *k = s->sysctls[i].key;
                 if (k == NULL || k[0] == '\0' || strchr(k, '/') || strstr(k, ".."))
                         return err_set(e, ERR_INVALID, "%s: bad sysctl name %s", id, k ? k : "(null)");
                 int ns = sysctl_namespace(k);
                 if (ns < 0)
-                        return err_set(e, ERR_INVALID, "%s: sysctl %s is not namespaced and cannot be set in a container",
-                                       id, k);
+                        return err_set(e, ERR_INVALID,
+                                       "%s: sysctl %s is not namespaced and cannot be set in a container", id,
+                                       k);
                 if (s->namespaces[ns].mode == RT_NS_HOST)
                         return err_set(e, ERR_INVALID, "%s: sysctl %s needs a non-host %s namespace", id, k,
                                        ns_names[ns]);
@@ -208,7 +220,8 @@ int rt_spec_validate(const struct rt_spec *s, struct err *e)
         if (s->n_uid_mappings == 0 && s->namespaces[RT_NS_USER].mode == RT_NS_HOST && s->n_gid_mappings)
                 return err_set(e, ERR_INVALID, "%s: gid mappings without a user namespace", id);
         if (s->resources.n_unified && rt_cgroup_mode() != RT_CGROUP_V2_UNIFIED)
-                return err_set(e, ERR_INVALID, "%s: unified cgroup resources (%s) need cgroup v2, host has %s", id,
+                return err_set(e, ERR_INVALID,
+                               "%s: unified cgroup resources (%s) need cgroup v2, host has %s", id,
                                s->resources.unified[0].key, rt_cgroup_mode_name(rt_cgroup_mode()));
         if (s->resources.memory_limit > 0 && s->resources.memory_limit < 4096 * 2)
                 return err_set(e, ERR_INVALID, "%s: memory limit %lld is below 8 KiB", id,

@@ -109,7 +109,8 @@ int rt_resolve_user(const char *rootfs, const char *name, uint32_t *uid, uint32_
         }
         if (!found) {
                 if (!numeric)
-                        return err_set(e, ERR_NOT_FOUND, "user %s not found in the image's /etc/passwd", name);
+                        return err_set(e, ERR_NOT_FOUND, "user %s not found in the image's /etc/passwd",
+                                       name);
                 /* A uid without an entry runs with gid 0, as runc does. */
                 *uid = num;
                 *gid = 0;

@@ -158,6 +158,43 @@ struct shim_attach_resize {
  * The fd is blocking and close-on-exec; the caller owns it. */
 int shim_attach_connect(const char *state_dir, int *fd, struct err *e);
 
+/* ---------- interactive exec (exec_interactive.c) ---------- */
+
+/* One interactive exec session: `corral-shim exec`, a fresh single-threaded
+ * helper process that runs the command with rt_exec in the container of
+ * `pid` and lives as long as the command. Without a tty the command gets the
+ * helper's stdio fds as its own; with a tty the helper opens a pty and
+ * relays between the master and its fds 0/1, taking resize messages
+ * (struct shim_attach_resize, 4 bytes each) from a pipe. */
+struct shim_exec_opts {
+        const char *shim_path; /* the corral-shim binary (spawn only) */
+        const char *bundle;    /* directory holding spec.json */
+        pid_t pid;             /* the container's init */
+        char *const *args;     /* NULL-terminated, at least one */
+        char *const *env;      /* "K=V", NULL: the spec's */
+        const char *cwd;       /* NULL: the spec's */
+        bool tty;
+        /* spawn: the helper's stdio (-1: /dev/null); with tty, stderr_fd is
+         * ignored (the terminal carries both) */
+        int stdin_fd, stdout_fd, stderr_fd;
+        /* write end: when the command could not be started the helper writes
+         * the error text here and exits 127; nothing is written (EOF) once it
+         * started. -1: none. (Helper side: its own fd number.) */
+        int report_fd;
+        int resize_fd; /* helper side only: the resize pipe's read end, -1 none */
+};
+
+/* Fork and exec the helper (async-signal-safe between the two: callable
+ * from a multi-threaded process). *helper_pid is the caller's child: reap
+ * it; its exit status is the command's exit code (128+signo when the
+ * command was killed); SIGTERM to it kills the command. The helper dies
+ * with the calling thread (PR_SET_PDEATHSIG). With tty, *resize_fd (may be
+ * NULL) gets the write end of the resize pipe (non-blocking; caller
+ * closes), else -1. The caller's copies of the stdio fds stay open. */
+int shim_exec_spawn(const struct shim_exec_opts *o, pid_t *helper_pid, int *resize_fd, struct err *e);
+/* The helper's body (cmd/corral-shim `exec` mode): returns the exit status. */
+int shim_exec_run(const struct shim_exec_opts *o);
+
 /* ---------- server ---------- */
 
 /* The whole life of a shim: create the container, report to `report_fd`

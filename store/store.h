@@ -53,11 +53,11 @@ struct store_pod {
         char *labels_json;      /* JSON object, may be NULL */
         char *annotations_json; /* JSON object, may be NULL */
         char *netns_path;
-        char *ips_json;         /* JSON array of strings, may be NULL */
+        char *ips_json; /* JSON array of strings, may be NULL */
         char *cgroup_parent;
-        uint8_t *config;        /* opaque (packed CRI PodSandboxConfig) */
+        uint8_t *config; /* opaque (packed CRI PodSandboxConfig) */
         size_t config_len;
-        char *extra_json;       /* module-private state (netns, ports, vm ...) */
+        char *extra_json; /* module-private state (netns, ports, vm ...) */
 };
 
 /* Insert or replace by id. */
@@ -88,8 +88,8 @@ struct store_container {
         char pod_id[ID_LEN + 1];
         char *name;
         uint32_t attempt;
-        char *image_ref;  /* as requested */
-        char *image_id;   /* resolved image id */
+        char *image_ref; /* as requested */
+        char *image_id;  /* resolved image id */
         int state;
         int64_t created_ns;
         int64_t started_ns;
@@ -102,7 +102,7 @@ struct store_container {
         char *labels_json;
         char *annotations_json;
         char *snapshot_key;
-        uint8_t *config;  /* opaque (packed CRI ContainerConfig) */
+        uint8_t *config; /* opaque (packed CRI ContainerConfig) */
         size_t config_len;
         char *extra_json; /* module-private state (shim socket, ...) */
 };
@@ -111,7 +111,8 @@ int store_ctr_put(struct store *s, const struct store_container *c, struct err *
 int store_ctr_get(struct store *s, const char *id, struct store_container *out, struct err *e);
 int store_ctr_delete(struct store *s, const char *id, struct err *e);
 /* pod_id NULL: all containers. Oldest first. */
-int store_ctr_list(struct store *s, const char *pod_id, struct store_container **out, size_t *n, struct err *e);
+int store_ctr_list(struct store *s, const char *pod_id, struct store_container **out, size_t *n,
+                   struct err *e);
 void store_ctr_clear(struct store_container *c);
 void store_ctrs_free(struct store_container *v, size_t n);
 
@@ -150,9 +151,9 @@ struct store_snapshot {
         char *key;    /* chain id for committed layers, container id for active ones */
         char *parent; /* key of the parent, NULL for a base layer */
         int kind;
-        char *dir;    /* the driver's directory name under its root */
+        char *dir; /* the driver's directory name under its root */
         int64_t created_ns;
-        uint64_t size;   /* bytes, filled by usage */
+        uint64_t size; /* bytes, filled by usage */
         uint64_t inodes;
         char *labels_json;
 };

@@ -156,4 +156,26 @@ int stream_client_forward_wait(struct stream_client *c, char **errors);
 void stream_client_result_clear(struct stream_client_result *res);
 void stream_client_free(struct stream_client *c);
 
+/* ---------- WebSocket client (ws_client.c; corralctl --transport=websocket) ---------- */
+
+struct stream_ws_client;
+
+/* Connect to an exec/attach URL (http:// only) and upgrade to WebSocket
+ * offering `protocol` (NULL: v5.channel.k8s.io, v4.channel.k8s.io; for a
+ * port-forward URL v4.channel.k8s.io). HTTP errors as stream_client_dial. */
+int stream_ws_dial(const char *url, const char *protocol, struct stream_ws_client **out, struct err *e);
+const char *stream_ws_protocol(const struct stream_ws_client *c);
+/* As stream_client_exec (the same options and result). v5 passes the end
+ * of stdin on; v4 cannot (stdin then just stops). */
+int stream_ws_exec(struct stream_ws_client *c, const struct stream_client_exec_opts *o,
+                   struct stream_client_result *res, struct err *e);
+/* Thread-safe, callable while stream_ws_exec runs. */
+int stream_ws_resize(struct stream_ws_client *c, uint16_t width, uint16_t height, struct err *e);
+void stream_ws_client_free(struct stream_ws_client *c); /* NULL ok */
+/* Port-forward one connection: a WebSocket of its own to `url`?port=PORT
+ * (a port-forward URL: tokens are single-use, so one URL per connection),
+ * copying between it and conn_fd (taken over, also on failure) in a
+ * detached thread until either side ends. */
+int stream_ws_forward(const char *url, uint16_t port, int conn_fd, struct err *e);
+
 #endif

@@ -19,7 +19,10 @@ struct vm_agent {
         void *out_arg;
 };
 
-static int64_t now_ms(void) { return time_mono_ns() / 1000000; }
+static int64_t now_ms(void)
+{
+        return time_mono_ns() / 1000000;
+}
 
 struct vm_agent *vm_agent_from_fd(int fd)
 {
@@ -63,7 +66,10 @@ void vm_agent_free(struct vm_agent *a)
         free(a);
 }
 
-int vm_agent_fd(const struct vm_agent *a) { return a->fd; }
+int vm_agent_fd(const struct vm_agent *a)
+{
+        return a->fd;
+}
 
 void vm_agent_set_output(struct vm_agent *a, vm_output_fn *fn, void *arg)
 {
@@ -74,7 +80,8 @@ void vm_agent_set_output(struct vm_agent *a, vm_output_fn *fn, void *arg)
 static void deliver(struct vm_agent *a, const AgStream *s)
 {
         if (a->out_fn)
-                a->out_fn(a->out_arg, s->container_id, s->exec_id, (int)s->kind, s->data.data, s->data.len, s->eof);
+                a->out_fn(a->out_arg, s->container_id, s->exec_id, (int)s->kind, s->data.data, s->data.len,
+                          s->eof);
 }
 
 static int broken(struct vm_agent *a, struct err *e)
@@ -103,7 +110,8 @@ static AgFrame *wait_response(struct vm_agent *a, uint64_t id, int64_t deadline,
                                         return f;
                                 if (f->response->id == 0 && f->response->error_kind) {
                                         /* The agent could not parse something we sent. */
-                                        err_set(e, ERR_INTERNAL, "agent rejected a frame: %s", f->response->error);
+                                        err_set(e, ERR_INTERNAL, "agent rejected a frame: %s",
+                                                f->response->error);
                                         frame_free(f);
                                         return NULL;
                                 }
@@ -173,8 +181,8 @@ static AgFrame *call(struct vm_agent *a, AgRequest *q, int timeout_ms, const cha
         }
         if (r->response->error_kind) {
                 int k = r->response->error_kind;
-                err_set(e, k > 0 && k <= ERR_UNAUTHENTICATED ? (enum err_kind)k : ERR_INTERNAL, "agent %s: %s", what,
-                        r->response->error);
+                err_set(e, k > 0 && k <= ERR_UNAUTHENTICATED ? (enum err_kind)k : ERR_INTERNAL,
+                        "agent %s: %s", what, r->response->error);
                 frame_free(r);
                 return NULL;
         }
@@ -206,7 +214,8 @@ int vm_agent_ping(struct vm_agent *a, int timeout_ms, struct vm_agent_info *out,
         AgRequest q = CORRAL__AGENT__V1__REQUEST__INIT;
         q.body_case = CORRAL__AGENT__V1__REQUEST__BODY_PING;
         q.ping = &p;
-        AgFrame *r = expect(call(a, &q, timeout_ms, "ping", e), CORRAL__AGENT__V1__RESPONSE__BODY_PING, "ping", e);
+        AgFrame *r =
+                expect(call(a, &q, timeout_ms, "ping", e), CORRAL__AGENT__V1__RESPONSE__BODY_PING, "ping", e);
         if (!r)
                 return -1;
         if (r->response->ping == NULL) {
@@ -266,8 +275,8 @@ int vm_agent_mount_share(struct vm_agent *a, const char *tag, bool readonly, int
         return call_void(a, &q, timeout_ms, "mount share", e);
 }
 
-int vm_agent_create_container(struct vm_agent *a, const char *id, const char *spec_json, const char *share_tag,
-                              int timeout_ms, struct err *e)
+int vm_agent_create_container(struct vm_agent *a, const char *id, const char *spec_json,
+                              const char *share_tag, int timeout_ms, struct err *e)
 {
         Corral__Agent__V1__CreateContainerRequest c = CORRAL__AGENT__V1__CREATE_CONTAINER_REQUEST__INIT;
         c.container_id = (char *)id;
@@ -307,7 +316,8 @@ int vm_agent_wait(struct vm_agent *a, const char *id, int timeout_ms, int *exit_
         AgRequest q = CORRAL__AGENT__V1__REQUEST__INIT;
         q.body_case = CORRAL__AGENT__V1__REQUEST__BODY_WAIT;
         q.wait = &w;
-        AgFrame *r = expect(call(a, &q, timeout_ms, "wait", e), CORRAL__AGENT__V1__RESPONSE__BODY_WAIT, "wait", e);
+        AgFrame *r =
+                expect(call(a, &q, timeout_ms, "wait", e), CORRAL__AGENT__V1__RESPONSE__BODY_WAIT, "wait", e);
         if (!r)
                 return -1;
         if (exit_code)
@@ -353,18 +363,21 @@ int vm_agent_exec(struct vm_agent *a, const char *id, char *const *args, int tim
         bool timed_out = er->timed_out;
         frame_free(r);
         if (timed_out)
-                return err_set(e, ERR_DEADLINE, "exec %s: timed out after %d ms (killed)", args[0], timeout_ms);
+                return err_set(e, ERR_DEADLINE, "exec %s: timed out after %d ms (killed)", args[0],
+                               timeout_ms);
         return 0;
 }
 
-int vm_agent_stats(struct vm_agent *a, const char *id, int timeout_ms, struct vm_agent_stats *out, struct err *e)
+int vm_agent_stats(struct vm_agent *a, const char *id, int timeout_ms, struct vm_agent_stats *out,
+                   struct err *e)
 {
         Corral__Agent__V1__StatsRequest s = CORRAL__AGENT__V1__STATS_REQUEST__INIT;
         s.container_id = (char *)(id ? id : "");
         AgRequest q = CORRAL__AGENT__V1__REQUEST__INIT;
         q.body_case = CORRAL__AGENT__V1__REQUEST__BODY_STATS;
         q.stats = &s;
-        AgFrame *r = expect(call(a, &q, timeout_ms, "stats", e), CORRAL__AGENT__V1__RESPONSE__BODY_STATS, "stats", e);
+        AgFrame *r = expect(call(a, &q, timeout_ms, "stats", e), CORRAL__AGENT__V1__RESPONSE__BODY_STATS,
+                            "stats", e);
         if (!r)
                 return -1;
         Corral__Agent__V1__StatsResponse *st = r->response->stats;

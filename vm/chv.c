@@ -21,14 +21,45 @@ static const char *chv_unavailable(const char *vmm_path)
         return CHV_UNIMPLEMENTED;
 }
 
-static int chv_unimpl(struct err *e) { return err_set(e, ERR_UNIMPLEMENTED, CHV_UNIMPLEMENTED); }
-static int chv_add_share(struct vm *v, const struct vm_share *s, struct err *e) { (void)v, (void)s; return chv_unimpl(e); }
-static int chv_add_net(struct vm *v, const struct vm_net *n, struct err *e) { (void)v, (void)n; return chv_unimpl(e); }
-static int chv_boot(struct vm *v, struct err *e) { (void)v; return chv_unimpl(e); }
-static int chv_connect(struct vm *v, int64_t d, struct err *e) { (void)v, (void)d; return chv_unimpl(e); }
-static int chv_shutdown(struct vm *v, int t, struct err *e) { (void)v, (void)t; return chv_unimpl(e); }
-static int chv_kill(struct vm *v, struct err *e) { (void)v; return chv_unimpl(e); }
-static int chv_stats(struct vm *v, struct vm_stats *o, struct err *e) { (void)v, (void)o; return chv_unimpl(e); }
+static int chv_unimpl(struct err *e)
+{
+        return err_set(e, ERR_UNIMPLEMENTED, CHV_UNIMPLEMENTED);
+}
+static int chv_add_share(struct vm *v, const struct vm_share *s, struct err *e)
+{
+        (void)v, (void)s;
+        return chv_unimpl(e);
+}
+static int chv_add_net(struct vm *v, const struct vm_net *n, struct err *e)
+{
+        (void)v, (void)n;
+        return chv_unimpl(e);
+}
+static int chv_boot(struct vm *v, struct err *e)
+{
+        (void)v;
+        return chv_unimpl(e);
+}
+static int chv_connect(struct vm *v, int64_t d, struct err *e)
+{
+        (void)v, (void)d;
+        return chv_unimpl(e);
+}
+static int chv_shutdown(struct vm *v, int t, struct err *e)
+{
+        (void)v, (void)t;
+        return chv_unimpl(e);
+}
+static int chv_kill(struct vm *v, struct err *e)
+{
+        (void)v;
+        return chv_unimpl(e);
+}
+static int chv_stats(struct vm *v, struct vm_stats *o, struct err *e)
+{
+        (void)v, (void)o;
+        return chv_unimpl(e);
+}
 
 const struct vm_driver_ops vm_chv_ops = {
         .name = "cloud-hypervisor",

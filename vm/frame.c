@@ -5,7 +5,10 @@
 
 #include "vm/frame-internal.h"
 
-static int64_t now_ms(void) { return time_mono_ns() / 1000000; }
+static int64_t now_ms(void)
+{
+        return time_mono_ns() / 1000000;
+}
 
 int frame_write(int fd, const AgFrame *f, int timeout_ms, struct err *e)
 {
@@ -67,7 +70,8 @@ int frame_reader_next(struct frame_reader *r, AgFrame **out, struct err *e)
         *out = NULL;
         if (r->len < 4)
                 return 0;
-        uint32_t n = ((uint32_t)r->buf[0] << 24) | ((uint32_t)r->buf[1] << 16) | ((uint32_t)r->buf[2] << 8) | r->buf[3];
+        uint32_t n = ((uint32_t)r->buf[0] << 24) | ((uint32_t)r->buf[1] << 16) | ((uint32_t)r->buf[2] << 8) |
+                     r->buf[3];
         if (n > FRAME_MAX) {
                 frame_reader_reset(r);
                 return err_set(e, ERR_DATA_LOSS, "malformed agent frame: length %u exceeds %u", n, FRAME_MAX);
@@ -83,7 +87,10 @@ int frame_reader_next(struct frame_reader *r, AgFrame **out, struct err *e)
         return 1;
 }
 
-void frame_reader_reset(struct frame_reader *r) { r->len = 0; }
+void frame_reader_reset(struct frame_reader *r)
+{
+        r->len = 0;
+}
 
 void frame_reader_free(struct frame_reader *r)
 {

@@ -17,7 +17,10 @@
 
 #define QEMU_BIN "qemu-system-x86_64"
 
-static int64_t now_ms(void) { return time_mono_ns() / 1000000; }
+static int64_t now_ms(void)
+{
+        return time_mono_ns() / 1000000;
+}
 
 static const char *qemu_unavailable(const char *vmm_path)
 {
@@ -76,7 +79,8 @@ static char **build_argv(struct vm *v, const char *bin, bool kvm)
         argv_add(&a, "-initrd");
         argv_add(&a, "%s", v->initrd);
         struct sbuf cl = {0};
-        sbuf_puts(&cl, "console=ttyS0 quiet panic=-1 reboot=t rdinit=/init random.trust_cpu=on 8250.nr_uarts=1");
+        sbuf_puts(&cl,
+                  "console=ttyS0 quiet panic=-1 reboot=t rdinit=/init random.trust_cpu=on 8250.nr_uarts=1");
         unsigned long khz = vm_tsc_khz();
         if (khz)
                 sbuf_printf(&cl, " tsc_early_khz=%lu", khz);
@@ -177,7 +181,8 @@ static int qemu_boot(struct vm *v, struct err *e)
         close(sync[0]);
         if (n == sizeof(er)) {
                 waitpid(pid, NULL, 0);
-                return err_make(e, er, "qemu: start %s%s%s", bin, v->netns ? " in netns " : "", v->netns ? v->netns : "");
+                return err_make(e, er, "qemu: start %s%s%s", bin, v->netns ? " in netns " : "",
+                                v->netns ? v->netns : "");
         }
         v->pid = pid;
         v->pidfd = (int)syscall(SYS_pidfd_open, pid, 0);

@@ -9,7 +9,10 @@
 
 #include "vm/vm-internal.h"
 
-static int64_t now_ms(void) { return time_mono_ns() / 1000000; }
+static int64_t now_ms(void)
+{
+        return time_mono_ns() / 1000000;
+}
 
 /* Read one line (without the newline) into *out before the deadline. */
 static int read_line(int fd, struct sbuf *buf, int64_t deadline, char **out, struct err *e)
@@ -84,6 +87,7 @@ int vm_qmp_execute(const char *sock, const char *command, int timeout_ms, char *
         int64_t deadline = now_ms() + timeout_ms;
         struct sbuf buf = {0};
         cleanup_free char *greeting = NULL;
+        cleanup_free char *cmd = NULL; /* before any goto: clang refuses jumps into its scope */
         int ret = -1;
         if (read_line(fd, &buf, deadline, &greeting, e) < 0 || !strstr(greeting, "QMP")) {
                 if (greeting)
@@ -97,7 +101,7 @@ int vm_qmp_execute(const char *sock, const char *command, int timeout_ms, char *
         }
         if (read_reply(fd, &buf, deadline, NULL, e) < 0)
                 goto out;
-        cleanup_free char *cmd = xasprintf("{\"execute\":\"%s\"}\n", command);
+        cmd = xasprintf("{\"execute\":\"%s\"}\n", command);
         if (fd_write_all(fd, cmd, strlen(cmd)) < 0) {
                 err_make(e, errno, "QMP write");
                 goto out;

@@ -52,7 +52,7 @@ struct vm {
 
         pid_t pid;
         int pidfd;
-        bool use_kvm;           /* this boot's accelerator, set before ops->boot */
+        bool use_kvm; /* this boot's accelerator, set before ops->boot */
         const char *accel_used;
         char *agent_path, *qmp_path, *console_path, *vmm_log_path;
         struct vm_agent *agent;

@@ -14,7 +14,10 @@
 
 #include "vm/vm-internal.h"
 
-static int64_t now_ms(void) { return time_mono_ns() / 1000000; }
+static int64_t now_ms(void)
+{
+        return time_mono_ns() / 1000000;
+}
 
 /* ---------- host detection ---------- */
 
@@ -98,10 +101,12 @@ int vm_create(const struct vm_config *c, struct vm **out, struct err *e)
         if (!c->state_dir || !*c->state_dir)
                 return err_set(e, ERR_INVALID, "vm: state_dir is required");
         if (!c->kernel || access(c->kernel, R_OK) < 0)
-                return err_set(e, ERR_NOT_FOUND, "vm: guest kernel %s not found (build it with `make guest-image`)",
+                return err_set(e, ERR_NOT_FOUND,
+                               "vm: guest kernel %s not found (build it with `make guest-image`)",
                                c->kernel ? c->kernel : "(none)");
         if (!c->initrd || access(c->initrd, R_OK) < 0)
-                return err_set(e, ERR_NOT_FOUND, "vm: guest initrd %s not found (build it with `make guest-image`)",
+                return err_set(e, ERR_NOT_FOUND,
+                               "vm: guest initrd %s not found (build it with `make guest-image`)",
                                c->initrd ? c->initrd : "(none)");
         const struct vm_driver_ops *ops = driver(c->vmm);
         const char *why = ops->unavailable(c->vmm_path);
@@ -175,7 +180,8 @@ int vm_add_net(struct vm *v, const struct vm_net *n, struct err *e)
                 uint32_t h = 2166136261u;
                 for (const char *p = n->tap; *p; p++)
                         h = (h ^ (uint8_t)*p) * 16777619u;
-                snprintf(mac, sizeof(mac), "52:54:00:%02x:%02x:%02x", (h >> 16) & 0xff, (h >> 8) & 0xff, h & 0xff);
+                snprintf(mac, sizeof(mac), "52:54:00:%02x:%02x:%02x", (h >> 16) & 0xff, (h >> 8) & 0xff,
+                         h & 0xff);
         }
         v->nets = xrealloc(v->nets, (v->n_nets + 1) * sizeof(*v->nets));
         v->nets[v->n_nets++] = (struct vm_net_rec){xstrdup(n->tap), xstrdup(mac)};
@@ -286,7 +292,8 @@ static int boot_once(struct vm *v, int64_t deadline, bool *died, struct err *e)
                 int64_t left = deadline - now_ms();
                 if (left <= 0) {
                         err_set(e, ERR_DEADLINE, "vm: agent did not answer within %lld ms (%s); %s killed",
-                                (long long)((time_mono_ns() - v->start_ns) / 1000000), v->accel_used, v->ops->name);
+                                (long long)((time_mono_ns() - v->start_ns) / 1000000), v->accel_used,
+                                v->ops->name);
                         goto fail_tail;
                 }
                 if (vm_agent_ping(v->agent, left < 500 ? (int)left : 500, NULL, &pe) == 0)
@@ -358,7 +365,10 @@ int vm_boot(struct vm *v, struct err *e)
         return boot_once(v, deadline, &died, e);
 }
 
-struct vm_agent *vm_agent(struct vm *v) { return v->agent; }
+struct vm_agent *vm_agent(struct vm *v)
+{
+        return v->agent;
+}
 
 int vm_kill(struct vm *v, struct err *e)
 {
@@ -413,10 +423,22 @@ void vm_status(struct vm *v, struct vm_status *out)
         out->reason = v->reason;
 }
 
-pid_t vm_pid(const struct vm *v) { return v->pid; }
-int vm_pidfd(const struct vm *v) { return v->pidfd; }
-const char *vm_accel_used(const struct vm *v) { return v->accel_used; }
-const char *vm_console_log(const struct vm *v) { return v->console_path; }
+pid_t vm_pid(const struct vm *v)
+{
+        return v->pid;
+}
+int vm_pidfd(const struct vm *v)
+{
+        return v->pidfd;
+}
+const char *vm_accel_used(const struct vm *v)
+{
+        return v->accel_used;
+}
+const char *vm_console_log(const struct vm *v)
+{
+        return v->console_path;
+}
 
 int vm_stats(struct vm *v, struct vm_stats *out, struct err *e)
 {

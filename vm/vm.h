@@ -32,16 +32,16 @@ enum vm_accel { VM_ACCEL_AUTO = 0, VM_ACCEL_KVM, VM_ACCEL_TCG };
 
 struct vm_config {
         enum vm_vmm vmm;
-        const char *vmm_path;   /* NULL/"": qemu-system-x86_64 or cloud-hypervisor from PATH */
-        const char *kernel;     /* uncompressed vmlinux (PVH) */
-        const char *initrd;     /* initramfs with corral-agent as /init */
-        uint32_t cpus;          /* 0: 1 */
-        uint32_t memory_mib;    /* 0: 256 */
+        const char *vmm_path;      /* NULL/"": qemu-system-x86_64 or cloud-hypervisor from PATH */
+        const char *kernel;        /* uncompressed vmlinux (PVH) */
+        const char *initrd;        /* initramfs with corral-agent as /init */
+        uint32_t cpus;             /* 0: 1 */
+        uint32_t memory_mib;       /* 0: 256 */
         uint32_t agent_timeout_ms; /* boot until the agent answers; 0: 30 s */
-        enum vm_accel accel;    /* AUTO: KVM when /dev/kvm works, else TCG */
-        const char *state_dir;  /* created if missing; holds qmp.sock, agent.sock,
-                                   console.log; keep it short (sun_path is 108 bytes) */
-        const char *netns;      /* the VMM runs in this netns (taps live there); NULL: ours */
+        enum vm_accel accel;       /* AUTO: KVM when /dev/kvm works, else TCG */
+        const char *state_dir;     /* created if missing; holds qmp.sock, agent.sock,
+                                      console.log; keep it short (sun_path is 108 bytes) */
+        const char *netns;         /* the VMM runs in this netns (taps live there); NULL: ours */
         const char *extra_cmdline;
 };
 
@@ -60,7 +60,7 @@ struct vm;
 struct vm_agent;
 
 /* Host capabilities, detected once. */
-bool vm_kvm_usable(void);           /* /dev/kvm opens and KVM_CREATE_VM succeeds */
+bool vm_kvm_usable(void); /* /dev/kvm opens and KVM_CREATE_VM succeeds */
 /* Non-NULL once an AUTO boot found that KVM creates VMs but a guest does
  * not boot under it (nested or emulated KVM): later AUTO boots in this
  * process use TCG. For Status. */
@@ -103,14 +103,14 @@ void vm_status(struct vm *v, struct vm_status *out);
 pid_t vm_pid(const struct vm *v); /* 0 when not running */
 /* A pidfd of the VMM (readable when it exits) for the caller's epoll, or -1. */
 int vm_pidfd(const struct vm *v);
-const char *vm_accel_used(const struct vm *v); /* "kvm", "tcg", or NULL before boot */
+const char *vm_accel_used(const struct vm *v);  /* "kvm", "tcg", or NULL before boot */
 const char *vm_console_log(const struct vm *v); /* path of the guest console log */
 
 struct vm_stats {
         pid_t pid;
-        uint64_t rss_bytes;     /* VmRSS of the VMM process */
-        uint64_t boot_ms;       /* VMM start -> agent ready */
-        char vmm_status[32];    /* QMP query-status: "running", "paused", ... */
+        uint64_t rss_bytes;  /* VmRSS of the VMM process */
+        uint64_t boot_ms;    /* VMM start -> agent ready */
+        char vmm_status[32]; /* QMP query-status: "running", "paused", ... */
 };
 int vm_stats(struct vm *v, struct vm_stats *out, struct err *e);
 
@@ -140,8 +140,8 @@ struct vm_route {
         const char *gw;  /* NULL: on-link */
 };
 struct vm_net_config {
-        const char *ifname; /* NULL: eth0 */
-        const char *mac;    /* pick by MAC instead */
+        const char *ifname;           /* NULL: eth0 */
+        const char *mac;              /* pick by MAC instead */
         const char *const *addresses; /* CIDRs, NULL-terminated */
         const struct vm_route *routes;
         size_t n_routes;
@@ -154,8 +154,8 @@ int vm_agent_mount_share(struct vm_agent *a, const char *tag, bool readonly, int
 /* spec_json: rt_spec_to_json(); with share_tag, root.path is relative to
  * the share. The container's stdout/stderr come back as stream data
  * (vm_agent_set_output). */
-int vm_agent_create_container(struct vm_agent *a, const char *id, const char *spec_json, const char *share_tag,
-                              int timeout_ms, struct err *e);
+int vm_agent_create_container(struct vm_agent *a, const char *id, const char *spec_json,
+                              const char *share_tag, int timeout_ms, struct err *e);
 int vm_agent_start_container(struct vm_agent *a, const char *id, int timeout_ms, struct err *e);
 int vm_agent_signal(struct vm_agent *a, const char *id, int sig, int timeout_ms, struct err *e);
 /* Until the container exits (or timeout): its exit code (128+sig if killed). */
@@ -173,7 +173,8 @@ struct vm_agent_stats {
         uint64_t cpu_usage_ns, memory_usage, memory_total, memory_available;
         uint32_t pids;
 };
-int vm_agent_stats(struct vm_agent *a, const char *id, int timeout_ms, struct vm_agent_stats *out, struct err *e);
+int vm_agent_stats(struct vm_agent *a, const char *id, int timeout_ms, struct vm_agent_stats *out,
+                   struct err *e);
 /* Ask the guest to power off; returns once the agent acknowledged. */
 int vm_agent_shutdown(struct vm_agent *a, int timeout_ms, struct err *e);
 
@@ -181,7 +182,7 @@ int vm_agent_shutdown(struct vm_agent *a, int timeout_ms, struct err *e);
  * call waits, or during vm_agent_poll. stream is 1 (stdout) or 2 (stderr);
  * eof marks the end of that stream. */
 typedef void vm_output_fn(void *arg, const char *container_id, const char *exec_id, int stream,
-                             const void *data, size_t len, bool eof);
+                          const void *data, size_t len, bool eof);
 void vm_agent_set_output(struct vm_agent *a, vm_output_fn *fn, void *arg);
 /* Read and dispatch frames for up to timeout_ms (stream data only). */
 int vm_agent_poll(struct vm_agent *a, int timeout_ms, struct err *e);

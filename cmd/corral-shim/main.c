@@ -1,5 +1,8 @@
 /* corral-shim: one per container. Started by corrald through shim_spawn();
- * see shim/shim.h. The options mirror struct shim_opts. */
+ * see shim/shim.h. The options mirror struct shim_opts.
+ *
+ * `corral-shim exec ...` is the other mode: one interactive exec session
+ * (shim_exec_spawn starts it; the options mirror struct shim_exec_opts). */
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -13,7 +16,66 @@ static void usage(FILE *f)
 {
         fprintf(f,
                 "usage: corral-shim --id ID --bundle DIR --state DIR [--log PATH] [--stdin] [--stdin-once]\n"
-                "                   [--tty] [--report-fd N] [--debug-log PATH] [--log-level LEVEL]\n");
+                "                   [--tty] [--report-fd N] [--debug-log PATH] [--log-level LEVEL]\n"
+                "       corral-shim exec --bundle DIR --pid PID [--tty] [--resize-fd N] [--report-fd N]\n"
+                "                   [--cwd DIR] [--env K=V]... -- CMD [ARG]...\n");
+}
+
+static int exec_main(int argc, char **argv)
+{
+        static const struct option longopts[] = {
+                {"bundle", required_argument, NULL, 'b'},
+                {"pid", required_argument, NULL, 'p'},
+                {"tty", no_argument, NULL, 't'},
+                {"resize-fd", required_argument, NULL, 'z'},
+                {"report-fd", required_argument, NULL, 'r'},
+                {"cwd", required_argument, NULL, 'c'},
+                {"env", required_argument, NULL, 'e'},
+                {"help", no_argument, NULL, 'h'},
+                {NULL, 0, NULL, 0},
+        };
+        struct shim_exec_opts o = {
+                .stdin_fd = 0, .stdout_fd = 1, .stderr_fd = 2, .report_fd = -1, .resize_fd = -1};
+        cleanup_strv char **env = NULL;
+        int c;
+        while ((c = getopt_long(argc, argv, "+", longopts, NULL)) != -1) {
+                switch (c) {
+                case 'b':
+                        o.bundle = optarg;
+                        break;
+                case 'p':
+                        o.pid = (pid_t)atoi(optarg);
+                        break;
+                case 't':
+                        o.tty = true;
+                        break;
+                case 'z':
+                        o.resize_fd = atoi(optarg);
+                        break;
+                case 'r':
+                        o.report_fd = atoi(optarg);
+                        break;
+                case 'c':
+                        o.cwd = optarg;
+                        break;
+                case 'e':
+                        strv_push(&env, optarg);
+                        break;
+                case 'h':
+                        usage(stdout);
+                        return 0;
+                default:
+                        usage(stderr);
+                        return 2;
+                }
+        }
+        if (!o.bundle || o.pid <= 0 || optind >= argc) {
+                usage(stderr);
+                return 2;
+        }
+        o.args = argv + optind;
+        o.env = env;
+        return shim_exec_run(&o);
 }
 
 int main(int argc, char **argv)
@@ -36,6 +98,8 @@ int main(int argc, char **argv)
         struct shim_opts o = {0};
         int report_fd = -1;
         const char *debug_log = NULL;
+        if (argc > 1 && strcmp(argv[1], "exec") == 0)
+                return exec_main(argc - 1, argv + 1);
         int c;
         while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
                 switch (c) {

@@ -40,6 +40,22 @@ int ctl_call(struct ctl *ctl, const char *rpc, const ProtobufCMessage *req,
 void ctl_pb_to_json(const ProtobufCMessage *msg, struct sbuf *out, int indent);
 void ctl_print_json(const ProtobufCMessage *msg);
 
+/* JSON (crictl's config files: snake_case or lowerCamel names) into a heap
+ * message of `desc` (free with protobuf_c_message_free_unpacked). ERR_INVALID
+ * names the field path. jsonpb.c */
+int ctl_json_to_pb(const char *buf, size_t len, const ProtobufCMessageDescriptor *desc, const char *what,
+                   ProtobufCMessage **out, struct err *e);
+int ctl_json_file_to_pb(const char *path, const ProtobufCMessageDescriptor *desc, ProtobufCMessage **out,
+                        struct err *e);
+/* Full pod / container id from a unique prefix (or a pod's name for pods).
+ * Prints the error and returns NULL. pods.c / containers.c */
+char *ctl_resolve_pod(struct ctl *ctl, const char *id);
+char *ctl_resolve_container(struct ctl *ctl, const char *id);
+
+/* The streaming (-i/-t) form of exec: Exec + a session on the returned URL.
+ * Returns the exit code. stream.c */
+int ctl_stream_exec(struct ctl *ctl, const char *container, char **cmd, bool in, bool tty, bool websocket);
+
 /* Shorten an id for tables (13 chars like crictl). */
 const char *ctl_short_id(const char *id, char buf[14]);
 /* "3 minutes ago" style age of a nanosecond timestamp. */

@@ -6,7 +6,7 @@
 
 #include "vm/frame-internal.h"
 
-#define AGENT_PORT_NAME "corral.agent"
+#define AGENT_PORT_NAME  "corral.agent"
 #define AGENT_SHARES_DIR "/run/corral/shares"
 
 /* pid 1 set-up (init.c): leave the initramfs for a tmpfs root (pivot_root

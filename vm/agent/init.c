@@ -98,7 +98,8 @@ static int leave_rootfs(struct err *e)
         return 0;
 }
 
-static int mnt(const char *src, const char *dst, const char *type, unsigned long flags, const char *data, struct err *e)
+static int mnt(const char *src, const char *dst, const char *type, unsigned long flags, const char *data,
+               struct err *e)
 {
         (void)mkdir_p(dst, 0755, NULL);
         if (mount(src, dst, type, flags, data) < 0 && errno != EBUSY)
@@ -116,7 +117,8 @@ int agent_init_system(struct err *e)
             mnt("cgroup2", "/sys/fs/cgroup", "cgroup2", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL, e) < 0 ||
             mnt("tmpfs", "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777", e) < 0 ||
             mnt("tmpfs", "/run", "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755", e) < 0 ||
-            mnt("devpts", "/dev/pts", "devpts", MS_NOSUID | MS_NOEXEC, "newinstance,ptmxmode=0666,mode=0620", e) < 0 ||
+            mnt("devpts", "/dev/pts", "devpts", MS_NOSUID | MS_NOEXEC, "newinstance,ptmxmode=0666,mode=0620",
+                e) < 0 ||
             mnt("tmpfs", "/dev/shm", "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777", e) < 0)
                 return -1;
         (void)mkdir_p(AGENT_SHARES_DIR, 0755, NULL);

@@ -42,7 +42,8 @@ int main(int argc, char **argv)
                 log_error("agent", "%s", e.msg);
                 poweroff();
         }
-        log_info("agent", "ready port=%s setup_ms=%lld", AGENT_PORT_NAME, (long long)((time_mono_ns() - t0) / 1000000));
+        log_info("agent", "ready port=%s setup_ms=%lld", AGENT_PORT_NAME,
+                 (long long)((time_mono_ns() - t0) / 1000000));
         int r = agent_serve(fd, true, true);
         log_info("agent", "shutting down (serve returned %d)", r);
         poweroff();

@@ -18,7 +18,7 @@
 #include "vm/agent/agent-internal.h"
 
 #define EXEC_OUTPUT_MAX (4u << 20)
-#define MAX_WATCHED 1024
+#define MAX_WATCHED     1024
 
 enum ctr_state { CTR_CREATED, CTR_RUNNING, CTR_EXITED };
 
@@ -67,7 +67,10 @@ static void on_sigchld(int sig)
         errno = saved;
 }
 
-static int64_t now_ms(void) { return time_mono_ns() / 1000000; }
+static int64_t now_ms(void)
+{
+        return time_mono_ns() / 1000000;
+}
 
 static void send_frame(struct agent *a, AgFrame *f)
 {
@@ -96,8 +99,8 @@ static void reply_err(struct agent *a, uint64_t id, const struct err *e)
         reply(a, &r);
 }
 
-static void send_stream(struct agent *a, const char *ctr, const char *exec, int kind, const void *data, size_t n,
-                        bool eof)
+static void send_stream(struct agent *a, const char *ctr, const char *exec, int kind, const void *data,
+                        size_t n, bool eof)
 {
         AgStream s = CORRAL__AGENT__V1__STREAM_DATA__INIT;
         s.container_id = (char *)ctr;
@@ -112,7 +115,10 @@ static void send_stream(struct agent *a, const char *ctr, const char *exec, int 
         send_frame(a, &f);
 }
 
-static int exit_code(int status) { return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status); }
+static int exit_code(int status)
+{
+        return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
 
 static struct ctr *ctr_find(struct agent *a, const char *id)
 {
@@ -334,6 +340,9 @@ static void do_exec(struct agent *a, uint64_t id, const Corral__Agent__V1__ExecR
         cleanup_err struct err e = ERR_INIT;
         int po[2] = {-1, -1}, pe[2] = {-1, -1}, pi[2] = {-1, -1};
         struct ctr *c = NULL;
+        /* Before any goto: clang refuses jumps into a cleanup variable's scope. */
+        cleanup_strv char **args = NULL;
+        cleanup_strv char **env = NULL;
         if (r->n_args == 0 || !r->args[0][0]) {
                 err_set(&e, ERR_INVALID, "exec needs args");
                 goto fail;
@@ -356,8 +365,6 @@ static void do_exec(struct agent *a, uint64_t id, const Corral__Agent__V1__ExecR
                 err_make(&e, errno, "pipe");
                 goto fail;
         }
-        cleanup_strv char **args = NULL;
-        cleanup_strv char **env = NULL;
         for (size_t i = 0; i < r->n_args; i++)
                 strv_push(&args, r->args[i]);
         for (size_t i = 0; i < r->n_env; i++)
@@ -398,7 +405,8 @@ static void do_exec(struct agent *a, uint64_t id, const Corral__Agent__V1__ExecR
                                 (void)!write(sync[1], &er, sizeof(er));
                                 _exit(127);
                         }
-                        static char *empty[] = {"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", NULL};
+                        static char *empty[] = {
+                                "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", NULL};
                         execve(args[0], args, env ? env : empty);
                         int er = errno;
                         (void)!write(sync[1], &er, sizeof(er));
@@ -592,7 +600,8 @@ static void do_stats(struct agent *a, uint64_t id, const char *cid)
                 if (!e.msg && file_read_all("/proc/stat", &st, NULL, 0, &e) == 0) {
                         unsigned long long v[3] = {0};
                         if (sscanf(st, "cpu %llu %llu %llu", &v[0], &v[1], &v[2]) == 3)
-                                s.cpu_usage_ns = (v[0] + v[1] + v[2]) * (1000000000ull / (uint64_t)sysconf(_SC_CLK_TCK));
+                                s.cpu_usage_ns = (v[0] + v[1] + v[2]) *
+                                                 (1000000000ull / (uint64_t)sysconf(_SC_CLK_TCK));
                         const char *p = strstr(st, "processes ");
                         (void)p;
                 }
@@ -625,7 +634,9 @@ static void do_mount_share(struct agent *a, uint64_t id, const Corral__Agent__V1
                 cleanup_free char *dst = path_join(AGENT_SHARES_DIR, r->tag);
                 (void)mkdir_p(dst, 0755, NULL);
                 unsigned long fl = MS_NODEV | (r->readonly ? MS_RDONLY : 0);
-                const char *data = strcmp(fs, "9p") == 0 ? "trans=virtio,version=9p2000.L,msize=262144,cache=mmap" : NULL;
+                const char *data = strcmp(fs, "9p") == 0
+                                           ? "trans=virtio,version=9p2000.L,msize=262144,cache=mmap"
+                                           : NULL;
                 if (mount(r->tag, dst, fs, fl, data) < 0)
                         err_make(&e, errno, "mount share %s (%s) on %s", r->tag, fs, dst);
         }
@@ -645,22 +656,42 @@ static void handle_request(struct agent *a, const AgRequest *q)
 {
         uint64_t id = q->id;
         switch (q->body_case) {
-        case CORRAL__AGENT__V1__REQUEST__BODY_PING: do_ping(a, id); return;
+        case CORRAL__AGENT__V1__REQUEST__BODY_PING:
+                do_ping(a, id);
+                return;
         case CORRAL__AGENT__V1__REQUEST__BODY_SETUP_NETWORK: {
                 cleanup_err struct err e = ERR_INIT;
                 (void)agent_net_setup(q->setup_network, &e);
                 reply_err(a, id, &e);
                 return;
         }
-        case CORRAL__AGENT__V1__REQUEST__BODY_MOUNT_SHARE: do_mount_share(a, id, q->mount_share); return;
-        case CORRAL__AGENT__V1__REQUEST__BODY_CREATE_CONTAINER: do_create(a, id, q->create_container); return;
-        case CORRAL__AGENT__V1__REQUEST__BODY_START_CONTAINER: do_start(a, id, q->start_container->container_id); return;
-        case CORRAL__AGENT__V1__REQUEST__BODY_EXEC: do_exec(a, id, q->exec); return;
-        case CORRAL__AGENT__V1__REQUEST__BODY_SIGNAL: do_signal(a, id, q->signal); return;
-        case CORRAL__AGENT__V1__REQUEST__BODY_WAIT: do_wait(a, id, q->wait->container_id); return;
-        case CORRAL__AGENT__V1__REQUEST__BODY_STATS: do_stats(a, id, q->stats->container_id); return;
-        case CORRAL__AGENT__V1__REQUEST__BODY_REMOVE_CONTAINER: do_remove(a, id, q->remove_container->container_id); return;
-        case CORRAL__AGENT__V1__REQUEST__BODY_SHUTDOWN: do_shutdown(a, id); return;
+        case CORRAL__AGENT__V1__REQUEST__BODY_MOUNT_SHARE:
+                do_mount_share(a, id, q->mount_share);
+                return;
+        case CORRAL__AGENT__V1__REQUEST__BODY_CREATE_CONTAINER:
+                do_create(a, id, q->create_container);
+                return;
+        case CORRAL__AGENT__V1__REQUEST__BODY_START_CONTAINER:
+                do_start(a, id, q->start_container->container_id);
+                return;
+        case CORRAL__AGENT__V1__REQUEST__BODY_EXEC:
+                do_exec(a, id, q->exec);
+                return;
+        case CORRAL__AGENT__V1__REQUEST__BODY_SIGNAL:
+                do_signal(a, id, q->signal);
+                return;
+        case CORRAL__AGENT__V1__REQUEST__BODY_WAIT:
+                do_wait(a, id, q->wait->container_id);
+                return;
+        case CORRAL__AGENT__V1__REQUEST__BODY_STATS:
+                do_stats(a, id, q->stats->container_id);
+                return;
+        case CORRAL__AGENT__V1__REQUEST__BODY_REMOVE_CONTAINER:
+                do_remove(a, id, q->remove_container->container_id);
+                return;
+        case CORRAL__AGENT__V1__REQUEST__BODY_SHUTDOWN:
+                do_shutdown(a, id);
+                return;
         default: {
                 struct err e = ERR_INIT;
                 err_set(&e, ERR_UNIMPLEMENTED, "unknown or empty request (body %d)", (int)q->body_case);

@@ -11,16 +11,16 @@
 #include "runtime/runtime.h"
 
 static int failures;
-#define CHECK(cond, ...)                                                                \
-        do {                                                                            \
-                if (!(cond)) {                                                          \
-                        failures++;                                                     \
-                        fprintf(stderr, "FAIL %s:%d: %s: ", __FILE__, __LINE__, #cond); \
-                        fprintf(stderr, __VA_ARGS__);                                   \
-                        fputc('\n', stderr);                                            \
-                } else {                                                                \
-                        fprintf(stderr, "ok   %s\n", #cond);                            \
-                }                                                                       \
+#define CHECK(cond, ...)                                                                                     \
+        do {                                                                                                 \
+                if (!(cond)) {                                                                               \
+                        failures++;                                                                          \
+                        fprintf(stderr, "FAIL %s:%d: %s: ", __FILE__, __LINE__, #cond);                      \
+                        fprintf(stderr, __VA_ARGS__);                                                        \
+                        fputc('\n', stderr);                                                                 \
+                } else {                                                                                     \
+                        fprintf(stderr, "ok   %s\n", #cond);                                                 \
+                }                                                                                            \
         } while (0)
 
 static char tmp[256];
@@ -54,20 +54,33 @@ static void make_rootfs(void)
                 exit(1);
         snprintf(rootfs, sizeof(rootfs), "%s/rootfs", tmp);
         char cmd[2048];
-        snprintf(cmd, sizeof(cmd),
-                 "set -e; r=%s; mkdir -p $r/bin $r/etc $r/proc $r/sys $r/dev $r/tmp; "
-                 "cp /bin/busybox $r/bin/busybox; "
-                 "for a in $(/bin/busybox --list); do [ \"$a\" = busybox ] || ln -sf busybox $r/bin/$a; done; "
-                 "printf 'root:x:0:0:root:/root:/bin/sh\\n' > $r/etc/passwd; "
-                 "printf 'root:x:0:\\n' > $r/etc/group",
-                 rootfs);
+        snprintf(
+                cmd, sizeof(cmd),
+                "set -e; r=%s; mkdir -p $r/bin $r/etc $r/proc $r/sys $r/dev $r/tmp; "
+                "cp /bin/busybox $r/bin/busybox; "
+                "for a in $(/bin/busybox --list); do [ \"$a\" = busybox ] || ln -sf busybox $r/bin/$a; done; "
+                "printf 'root:x:0:0:root:/root:/bin/sh\\n' > $r/etc/passwd; "
+                "printf 'root:x:0:\\n' > $r/etc/group",
+                rootfs);
         sh(cmd);
 }
 
 static const char *const default_caps[] = {
-        "CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FSETID", "CAP_FOWNER", "CAP_MKNOD", "CAP_NET_RAW", "CAP_SETGID",
-        "CAP_SETUID", "CAP_SETFCAP", "CAP_SETPCAP", "CAP_NET_BIND_SERVICE", "CAP_SYS_CHROOT", "CAP_KILL",
-        "CAP_AUDIT_WRITE", NULL,
+        "CAP_CHOWN",
+        "CAP_DAC_OVERRIDE",
+        "CAP_FSETID",
+        "CAP_FOWNER",
+        "CAP_MKNOD",
+        "CAP_NET_RAW",
+        "CAP_SETGID",
+        "CAP_SETUID",
+        "CAP_SETFCAP",
+        "CAP_SETPCAP",
+        "CAP_NET_BIND_SERVICE",
+        "CAP_SYS_CHROOT",
+        "CAP_KILL",
+        "CAP_AUDIT_WRITE",
+        NULL,
 };
 
 /* A containerd-like unprivileged spec running `sh -c script` (with

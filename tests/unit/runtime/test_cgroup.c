@@ -13,16 +13,16 @@
 #include "runtime/runtime-internal.h"
 
 static int failures;
-#define CHECK(cond, ...)                                                                \
-        do {                                                                            \
-                if (!(cond)) {                                                          \
-                        failures++;                                                     \
-                        fprintf(stderr, "FAIL %s:%d: %s: ", __FILE__, __LINE__, #cond); \
-                        fprintf(stderr, __VA_ARGS__);                                   \
-                        fputc('\n', stderr);                                            \
-                } else {                                                                \
-                        fprintf(stderr, "ok   %s\n", #cond);                            \
-                }                                                                       \
+#define CHECK(cond, ...)                                                                                     \
+        do {                                                                                                 \
+                if (!(cond)) {                                                                               \
+                        failures++;                                                                          \
+                        fprintf(stderr, "FAIL %s:%d: %s: ", __FILE__, __LINE__, #cond);                      \
+                        fprintf(stderr, __VA_ARGS__);                                                        \
+                        fputc('\n', stderr);                                                                 \
+                } else {                                                                                     \
+                        fprintf(stderr, "ok   %s\n", #cond);                                                 \
+                }                                                                                            \
         } while (0)
 
 static int go[2];
@@ -91,7 +91,8 @@ static void test_host_driver(void)
         struct rt_kv kv = {"memory.high", "1G"};
         bad.unified = &kv;
         if (rt_cgroup_mode() != RT_CGROUP_V2_UNIFIED) {
-                CHECK(rt_cgroup_create(cg, &bad, &e) < 0 && strstr(e.msg, "v2"), "unified on v1 refused: %s", e.msg);
+                CHECK(rt_cgroup_create(cg, &bad, &e) < 0 && strstr(e.msg, "v2"), "unified on v1 refused: %s",
+                      e.msg);
                 err_clear(&e);
                 (void)rt_cgroup_remove(parent, 1000, NULL);
         }
@@ -139,9 +140,11 @@ static void test_v2_driver(void)
                 CHECK(rc == 0, "memory.max set: %s", e.msg);
                 CHECK(v2->remove(root, cg, 2000, &e) == 0, "%s", e.msg);
         } else {
-                CHECK(rc < 0 && strstr(e.msg, "memory") && strstr(e.msg, "not enabled"), "clear error: %s", e.msg);
+                CHECK(rc < 0 && strstr(e.msg, "memory") && strstr(e.msg, "not enabled"), "clear error: %s",
+                      e.msg);
                 err_clear(&e);
-                fprintf(stderr, "note  v2 %s has controllers \"%.*s\": memory/cpu/pids limits untestable here\n",
+                fprintf(stderr,
+                        "note  v2 %s has controllers \"%.*s\": memory/cpu/pids limits untestable here\n",
                         root, avail ? (int)strcspn(avail, "\n") : 0, avail ? avail : "");
         }
         char parent[64];
@@ -156,7 +159,8 @@ int main(void)
                 printf("skipped: needs root (cgroups)\n");
                 return 77;
         }
-        fprintf(stderr, "cgroup mode %s, driver %s\n", rt_cgroup_mode_name(rt_cgroup_mode()), rt_cgroup_driver_name());
+        fprintf(stderr, "cgroup mode %s, driver %s\n", rt_cgroup_mode_name(rt_cgroup_mode()),
+                rt_cgroup_driver_name());
         test_host_driver();
         test_v2_driver();
         if (failures) {

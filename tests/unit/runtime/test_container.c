@@ -11,16 +11,16 @@
 #include "runtime/runtime.h"
 
 static int failures;
-#define CHECK(cond, ...)                                                                \
-        do {                                                                            \
-                if (!(cond)) {                                                          \
-                        failures++;                                                     \
-                        fprintf(stderr, "FAIL %s:%d: %s: ", __FILE__, __LINE__, #cond); \
-                        fprintf(stderr, __VA_ARGS__);                                   \
-                        fputc('\n', stderr);                                            \
-                } else {                                                                \
-                        fprintf(stderr, "ok   %s\n", #cond);                            \
-                }                                                                       \
+#define CHECK(cond, ...)                                                                                     \
+        do {                                                                                                 \
+                if (!(cond)) {                                                                               \
+                        failures++;                                                                          \
+                        fprintf(stderr, "FAIL %s:%d: %s: ", __FILE__, __LINE__, #cond);                      \
+                        fprintf(stderr, __VA_ARGS__);                                                        \
+                        fputc('\n', stderr);                                                                 \
+                } else {                                                                                     \
+                        fprintf(stderr, "ok   %s\n", #cond);                                                 \
+                }                                                                                            \
         } while (0)
 
 static char tmp[256];
@@ -42,20 +42,34 @@ static void make_rootfs(void)
                 exit(1);
         snprintf(rootfs, sizeof(rootfs), "%s/rootfs", tmp);
         char cmd[2048];
-        snprintf(cmd, sizeof(cmd),
-                 "set -e; r=%s; mkdir -p $r/bin $r/etc $r/proc $r/sys $r/dev $r/tmp $r/home/app; "
-                 "cp /bin/busybox $r/bin/busybox; "
-                 "for a in $(/bin/busybox --list); do [ \"$a\" = busybox ] || ln -sf busybox $r/bin/$a; done; "
-                 "printf 'root:x:0:0:root:/root:/bin/sh\\napp:x:1234:1234:app:/home/app:/bin/sh\\n' > $r/etc/passwd; "
-                 "printf 'root:x:0:\\napp:x:1234:\\nextra:x:777:app,other\\n' > $r/etc/group",
-                 rootfs);
+        snprintf(
+                cmd, sizeof(cmd),
+                "set -e; r=%s; mkdir -p $r/bin $r/etc $r/proc $r/sys $r/dev $r/tmp $r/home/app; "
+                "cp /bin/busybox $r/bin/busybox; "
+                "for a in $(/bin/busybox --list); do [ \"$a\" = busybox ] || ln -sf busybox $r/bin/$a; done; "
+                "printf 'root:x:0:0:root:/root:/bin/sh\\napp:x:1234:1234:app:/home/app:/bin/sh\\n' > "
+                "$r/etc/passwd; "
+                "printf 'root:x:0:\\napp:x:1234:\\nextra:x:777:app,other\\n' > $r/etc/group",
+                rootfs);
         sh(cmd);
 }
 
 static const char *const default_caps[] = {
-        "CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FSETID", "CAP_FOWNER", "CAP_MKNOD", "CAP_NET_RAW", "CAP_SETGID",
-        "CAP_SETUID", "CAP_SETFCAP", "CAP_SETPCAP", "CAP_NET_BIND_SERVICE", "CAP_SYS_CHROOT", "CAP_KILL",
-        "CAP_AUDIT_WRITE", NULL,
+        "CAP_CHOWN",
+        "CAP_DAC_OVERRIDE",
+        "CAP_FSETID",
+        "CAP_FOWNER",
+        "CAP_MKNOD",
+        "CAP_NET_RAW",
+        "CAP_SETGID",
+        "CAP_SETUID",
+        "CAP_SETFCAP",
+        "CAP_SETPCAP",
+        "CAP_NET_BIND_SERVICE",
+        "CAP_SYS_CHROOT",
+        "CAP_KILL",
+        "CAP_AUDIT_WRITE",
+        NULL,
 };
 
 /* A containerd-like unprivileged spec running `sh -c script`. */
@@ -199,8 +213,8 @@ static void test_readonly_and_caps(void)
         strv_push(&s->process.caps.permitted, "CAP_CHOWN");
         CHECK(run(s, &r) == 0, "%s", r.e.msg);
         /* root: after execve effective = bounding (CHOWN bit 0 | KILL bit 5) */
-        CHECK(strstr(r.out, "CapEff:\t0000000000000021") && strstr(r.out, "CapBnd:\t0000000000000021"), "out=%s",
-              r.out);
+        CHECK(strstr(r.out, "CapEff:\t0000000000000021") && strstr(r.out, "CapBnd:\t0000000000000021"),
+              "out=%s", r.out);
         rt_spec_free(s);
 }
 
@@ -233,9 +247,10 @@ static void test_seccomp(void)
 
 static void test_masked_and_devices(void)
 {
-        struct rt_spec *s = spec_for("wc -c < /proc/meminfo; ls /sys/firmware | wc -l; touch /sys/firmware/x 2>&1; "
-                                     "echo > /proc/sys/kernel/domainname 2>&1 || echo ro-ok; "
-                                     "ls -l /dev/xnull; echo x > /dev/xnull && echo dev-ok; ls /dev");
+        struct rt_spec *s =
+                spec_for("wc -c < /proc/meminfo; ls /sys/firmware | wc -l; touch /sys/firmware/x 2>&1; "
+                         "echo > /proc/sys/kernel/domainname 2>&1 || echo ro-ok; "
+                         "ls -l /dev/xnull; echo x > /dev/xnull && echo dev-ok; ls /dev");
         strv_push(&s->masked_paths, "/proc/meminfo");
         strv_push(&s->masked_paths, "/proc/kcore"); /* absent on some kernels: skipped */
         strv_push(&s->masked_paths, "/sys/firmware");
@@ -248,8 +263,10 @@ static void test_masked_and_devices(void)
         CHECK(run(s, &r) == 0, "%s", r.e.msg);
         CHECK(strncmp(r.out, "0\n0\n", 4) == 0, "masked file empty, masked dir empty: %s", r.out);
         CHECK(strstr(r.out, "Read-only file system") && strstr(r.out, "ro-ok"), "ro paths: %s", r.out);
-        CHECK(strstr(r.out, "crw-r-----") && strstr(r.out, "1,   3") && strstr(r.out, "dev-ok"), "device: %s", r.out);
-        CHECK(strstr(r.out, "ptmx") && strstr(r.out, "urandom") && strstr(r.out, "shm") && strstr(r.out, "mqueue"),
+        CHECK(strstr(r.out, "crw-r-----") && strstr(r.out, "1,   3") && strstr(r.out, "dev-ok"), "device: %s",
+              r.out);
+        CHECK(strstr(r.out, "ptmx") && strstr(r.out, "urandom") && strstr(r.out, "shm") &&
+                      strstr(r.out, "mqueue"),
               "standard /dev: %s", r.out);
         rt_spec_free(s);
 }
@@ -291,8 +308,8 @@ static void test_netns_and_sysctl(void)
 static bool cg_exists(const char *path)
 {
         char p[512];
-        snprintf(p, sizeof(p), "/sys/fs/cgroup/%s%s", rt_cgroup_mode() == RT_CGROUP_V2_UNIFIED ? "" : "memory",
-                 path);
+        snprintf(p, sizeof(p), "/sys/fs/cgroup/%s%s",
+                 rt_cgroup_mode() == RT_CGROUP_V2_UNIFIED ? "" : "memory", path);
         return access(p, F_OK) == 0;
 }
 
@@ -328,11 +345,13 @@ static void test_oom(void)
         struct pollfd pfd = {ofd, POLLIN, 0};
         CHECK(ofd < 0 || poll(&pfd, 1, 1000) == 1, "oom eventfd fired");
         uint64_t kills = 0;
-        CHECK(rt_cgroup_oom_kills(cg, &kills, &e) == 0 && kills >= 1, "oom_kill=%llu %s", (unsigned long long)kills,
-              e.msg);
-        CHECK(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL, "OOM-killed: status 0x%x out=%s", status, out);
+        CHECK(rt_cgroup_oom_kills(cg, &kills, &e) == 0 && kills >= 1, "oom_kill=%llu %s",
+              (unsigned long long)kills, e.msg);
+        CHECK(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL, "OOM-killed: status 0x%x out=%s", status,
+              out);
         struct rt_cgroup_stats st;
-        CHECK(rt_cgroup_stats(cg, &st, &e) == 0 && st.oom_kills >= 1 && st.cpu_usage_ns > 0, "stats: %s", e.msg);
+        CHECK(rt_cgroup_stats(cg, &st, &e) == 0 && st.oom_kills >= 1 && st.cpu_usage_ns > 0, "stats: %s",
+              e.msg);
         CHECK(rt_cgroup_remove(cg, 2000, &e) == 0, "remove: %s", e.msg);
         CHECK(!cg_exists(cg), "cgroup gone");
         if (ofd >= 0)
@@ -377,7 +396,8 @@ static void test_limits_applied(void)
         }
         pid_t *pids = NULL;
         size_t np = 0;
-        CHECK(rt_cgroup_pids(cg, &pids, &np, &e) == 0 && np == 1 && pids[0] == rt_container_pid(c), "in cgroup");
+        CHECK(rt_cgroup_pids(cg, &pids, &np, &e) == 0 && np == 1 && pids[0] == rt_container_pid(c),
+              "in cgroup");
         free(pids);
         struct rt_resources upd = {.memory_limit = 48 << 20};
         CHECK(rt_cgroup_update(cg, &upd, &e) == 0, "update: %s", e.msg);
@@ -416,7 +436,8 @@ static void test_exec(void)
         struct rt_process p = {0};
         strv_push(&p.args, "sh");
         strv_push(&p.args, "-c");
-        strv_push(&p.args, "hostname; cat /proc/1/cmdline | tr '\\0' ' '; echo; id -u; unshare -U true 2>&1 | grep -c 'not permitted'");
+        strv_push(&p.args, "hostname; cat /proc/1/cmdline | tr '\\0' ' '; echo; id -u; unshare -U true 2>&1 "
+                           "| grep -c 'not permitted'");
         p.username = xstrdup("app");
         int po[2];
         pipe2(po, O_CLOEXEC);

@@ -7,14 +7,14 @@
 #include "runtime/runtime-internal.h"
 
 static int failures;
-#define CHECK(cond, ...)                                                        \
-        do {                                                                    \
-                if (!(cond)) {                                                  \
-                        failures++;                                             \
-                        fprintf(stderr, "FAIL %s:%d: %s: ", __FILE__, __LINE__, #cond); \
-                        fprintf(stderr, __VA_ARGS__);                           \
-                        fputc('\n', stderr);                                    \
-                }                                                               \
+#define CHECK(cond, ...)                                                                                     \
+        do {                                                                                                 \
+                if (!(cond)) {                                                                               \
+                        failures++;                                                                          \
+                        fprintf(stderr, "FAIL %s:%d: %s: ", __FILE__, __LINE__, #cond);                      \
+                        fprintf(stderr, __VA_ARGS__);                                                        \
+                        fputc('\n', stderr);                                                                 \
+                }                                                                                            \
         } while (0)
 
 static struct rt_spec *sample(void)
@@ -128,7 +128,8 @@ static void test_validate(void)
         CHECK(rt_spec_validate(s, &e) == 0, "ipc sysctl ok: %s", e.msg);
         err_clear(&e);
         s->namespaces[RT_NS_IPC].mode = RT_NS_HOST;
-        CHECK(rt_spec_validate(s, &e) < 0 && strstr(e.msg, "ipc"), "ipc sysctl with host ipc refused: %s", e.msg);
+        CHECK(rt_spec_validate(s, &e) < 0 && strstr(e.msg, "ipc"), "ipc sysctl with host ipc refused: %s",
+              e.msg);
         err_clear(&e);
         s->namespaces[RT_NS_IPC].mode = RT_NS_NEW;
 
@@ -161,7 +162,8 @@ static void test_systemd_paths(void)
         free(p);
         CHECK(rt_cgroup_resolve("-.slice:x:y", &p, &e) == 0 && strcmp(p, "/x-y.scope") == 0, "root slice");
         free(p);
-        CHECK(rt_cgroup_resolve("kubepods/burstable/pod1/abc", &p, &e) == 0 && strcmp(p, "/kubepods/burstable/pod1/abc") == 0,
+        CHECK(rt_cgroup_resolve("kubepods/burstable/pod1/abc", &p, &e) == 0 &&
+                      strcmp(p, "/kubepods/burstable/pod1/abc") == 0,
               "plain");
         free(p);
         CHECK(rt_cgroup_resolve("bad/slice.slice:x:y", &p, &e) < 0 && err_is(&e, ERR_INVALID), "bad slice");
@@ -173,10 +175,12 @@ static void test_systemd_paths(void)
 static void test_seccomp(void)
 {
         struct err e = ERR_INIT;
-        const char *j = "{\"defaultAction\":\"SCMP_ACT_ERRNO\",\"architectures\":[\"SCMP_ARCH_X86_64\"],"
-                        "\"syscalls\":[{\"names\":[\"read\",\"write\",\"no_such_call\"],\"action\":\"SCMP_ACT_ALLOW\"},"
-                        "{\"name\":\"personality\",\"action\":\"SCMP_ACT_ALLOW\",\"args\":[{\"index\":0,\"value\":8,"
-                        "\"op\":\"SCMP_CMP_EQ\"}]}]}";
+        const char *j =
+                "{\"defaultAction\":\"SCMP_ACT_ERRNO\",\"architectures\":[\"SCMP_ARCH_X86_64\"],"
+                "\"syscalls\":[{\"names\":[\"read\",\"write\",\"no_such_call\"],\"action\":\"SCMP_ACT_"
+                "ALLOW\"},"
+                "{\"name\":\"personality\",\"action\":\"SCMP_ACT_ALLOW\",\"args\":[{\"index\":0,\"value\":8,"
+                "\"op\":\"SCMP_CMP_EQ\"}]}]}";
         struct rt_seccomp *s = rt_seccomp_from_json(j, strlen(j), &e);
         CHECK(s && s->n_rules == 2 && s->rules[1].n_args == 1, "parse: %s", e.msg);
         void *bpf = NULL;
@@ -186,7 +190,8 @@ static void test_seccomp(void)
         rt_seccomp_free(s);
         err_clear(&e);
         s = rt_seccomp_from_json("{\"defaultAction\":\"SCMP_ACT_NOPE\"}", 33, &e);
-        CHECK(s == NULL && err_is(&e, ERR_INVALID) && strstr(e.msg, "SCMP_ACT_NOPE"), "bad action: %s", e.msg);
+        CHECK(s == NULL && err_is(&e, ERR_INVALID) && strstr(e.msg, "SCMP_ACT_NOPE"), "bad action: %s",
+              e.msg);
         err_clear(&e);
 
         s = rt_seccomp_default_profile(NULL);

@@ -22,7 +22,10 @@ static pid_t start_agent(int *host_fd)
         return pid;
 }
 
-static void write_raw(int fd, const void *p, size_t n) { (void)!write(fd, p, n); }
+static void write_raw(int fd, const void *p, size_t n)
+{
+        (void)!write(fd, p, n);
+}
 
 int main(void)
 {

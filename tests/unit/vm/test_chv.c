@@ -10,7 +10,9 @@ int main(void)
         const char *why = vm_vmm_unavailable_reason(VM_VMM_CLOUD_HYPERVISOR, NULL);
         if (why && strstr(why, "not installed"))
                 SKIP("test_vm_cloud_hypervisor: %s", why);
-        struct vm_config c = {.vmm = VM_VMM_CLOUD_HYPERVISOR, .kernel = "/dev/null", .initrd = "/dev/null",
+        struct vm_config c = {.vmm = VM_VMM_CLOUD_HYPERVISOR,
+                              .kernel = "/dev/null",
+                              .initrd = "/dev/null",
                               .state_dir = "/tmp/corral-chv-test"};
         struct vm *v = NULL;
         struct err e = ERR_INIT;

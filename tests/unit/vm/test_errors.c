@@ -96,8 +96,11 @@ int main(void)
         char *state = path_join(tmp, "s");
 
         /* missing kernel: refused before anything starts */
-        struct vm_config c = {.vmm = VM_VMM_QEMU, .kernel = "/nonexistent/vmlinux", .initrd = vmt_initrd,
-                              .state_dir = state, .agent_timeout_ms = 4000};
+        struct vm_config c = {.vmm = VM_VMM_QEMU,
+                              .kernel = "/nonexistent/vmlinux",
+                              .initrd = vmt_initrd,
+                              .state_dir = state,
+                              .agent_timeout_ms = 4000};
         struct vm *v = NULL;
         struct err e = ERR_INIT;
         CHECK(vm_create(&c, &v, &e) < 0);
@@ -118,7 +121,8 @@ int main(void)
         char cmd[600];
         snprintf(cmd, sizeof(cmd),
                  "set -e; mkdir -p %s; printf 'not a program' > %s/init; chmod 644 %s/init; "
-                 "cd %s && find . | cpio -o -H newc --quiet | gzip > %s", d2, d2, d2, d2, img2);
+                 "cd %s && find . | cpio -o -H newc --quiet | gzip > %s",
+                 d2, d2, d2, d2, img2);
         CHECK(system(cmd) == 0);
         c.initrd = img2;
         c.agent_timeout_ms = 30000;
@@ -126,14 +130,13 @@ int main(void)
 
         /* a VMM that speaks garbage on the agent socket: ERR_DATA_LOSS, killed */
         char *fake = path_join(tmp, "fake-qemu");
-        const char *py =
-                "#!/usr/bin/python3\n"
-                "import socket, sys, time, os\n"
-                "a = [x for x in sys.argv if 'id=agent' in x][0]\n"
-                "p = [f[5:] for f in a.split(',') if f.startswith('path=')][0]\n"
-                "s = socket.socket(socket.AF_UNIX); s.bind(p); s.listen(1)\n"
-                "c, _ = s.accept(); c.recv(4096); c.sendall(b'\\x7f\\xff\\xff\\xff garbage')\n"
-                "time.sleep(1000)\n";
+        const char *py = "#!/usr/bin/python3\n"
+                         "import socket, sys, time, os\n"
+                         "a = [x for x in sys.argv if 'id=agent' in x][0]\n"
+                         "p = [f[5:] for f in a.split(',') if f.startswith('path=')][0]\n"
+                         "s = socket.socket(socket.AF_UNIX); s.bind(p); s.listen(1)\n"
+                         "c, _ = s.accept(); c.recv(4096); c.sendall(b'\\x7f\\xff\\xff\\xff garbage')\n"
+                         "time.sleep(1000)\n";
         CHECK(file_write_atomic(fake, py, strlen(py), 0755, NULL) == 0);
         c.vmm_path = fake;
         c.initrd = vmt_initrd;

@@ -55,7 +55,8 @@ struct output {
         bool out_eof;
 };
 
-static void on_output(void *arg, const char *cid, const char *eid, int stream, const void *data, size_t len, bool eof)
+static void on_output(void *arg, const char *cid, const char *eid, int stream, const void *data, size_t len,
+                      bool eof)
 {
         struct output *o = arg;
         (void)cid, (void)eid;
@@ -107,8 +108,14 @@ int main(void)
         snprintf(cmd, sizeof(cmd), "nsenter --net=%s ip addr add 10.99.0.1/24 dev vmtap0", ns.net);
         CHECK(system(cmd) == 0);
 
-        struct vm_config c = {.vmm = VM_VMM_QEMU, .kernel = vmt_kernel, .initrd = vmt_initrd, .cpus = 1,
-                              .memory_mib = 256, .agent_timeout_ms = 60000, .state_dir = state, .netns = ns.net};
+        struct vm_config c = {.vmm = VM_VMM_QEMU,
+                              .kernel = vmt_kernel,
+                              .initrd = vmt_initrd,
+                              .cpus = 1,
+                              .memory_mib = 256,
+                              .agent_timeout_ms = 60000,
+                              .state_dir = state,
+                              .netns = ns.net};
         struct vm *v = NULL;
         CHECK_OK(vm_create(&c, &v, e));
         if (!v)
@@ -164,21 +171,27 @@ int main(void)
         /* network: addresses and routes from the host; the host reaches the guest */
         const char *addrs[] = {"10.99.0.2/24", NULL};
         struct vm_route routes[] = {{.dst = "default", .gw = "10.99.0.1"}};
-        CHECK_OK(vm_agent_setup_network(a, &(struct vm_net_config){.mac = "52:54:00:12:34:56", .addresses = addrs,
-                                                                   .routes = routes, .n_routes = 1, .hostname = "vmpod"},
+        CHECK_OK(vm_agent_setup_network(a,
+                                        &(struct vm_net_config){.mac = "52:54:00:12:34:56",
+                                                                .addresses = addrs,
+                                                                .routes = routes,
+                                                                .n_routes = 1,
+                                                                .hostname = "vmpod"},
                                         10000, e));
         char *ipr[] = {"/run/corral/shares/rootfs/bin/ip", "route", NULL};
         CHECK_OK(vm_agent_exec(a, NULL, ipr, 10000, &out, NULL, &code, e));
         CHECK(out && strstr(out, "default via 10.99.0.1"));
         fprintf(stderr, "guest routes: %s", out ? out : "");
         free(out);
-        snprintf(cmd, sizeof(cmd), "nsenter --net=%s /bin/busybox ping -c1 -W5 10.99.0.2 >/dev/null 2>&1", ns.net);
+        snprintf(cmd, sizeof(cmd), "nsenter --net=%s /bin/busybox ping -c1 -W5 10.99.0.2 >/dev/null 2>&1",
+                 ns.net);
         CHECK(system(cmd) == 0);
 
         /* a container from the 9p share, output streamed back */
         struct output o = {0};
         vm_agent_set_output(a, on_output, &o);
-        struct rt_spec *spec = container_spec("echo hello from $(uname -r) as $(hostname); echo oops >&2; sleep 0.2; exit 7");
+        struct rt_spec *spec = container_spec(
+                "echo hello from $(uname -r) as $(hostname); echo oops >&2; sleep 0.2; exit 7");
         char *json = rt_spec_to_json(spec);
         CHECK_OK(vm_agent_create_container(a, "c1", json, "rootfs", 20000, e));
         CHECK_OK(vm_agent_start_container(a, "c1", 20000, e));
@@ -246,7 +259,8 @@ int main(void)
         CHECK_OK(vm_create(&c, &v, e));
         t0 = time_mono_ns();
         CHECK_OK(vm_boot(v, e));
-        fprintf(stderr, "second boot under %s in %lld ms\n", vm_accel_used(v), (long long)((time_mono_ns() - t0) / 1000000));
+        fprintf(stderr, "second boot under %s in %lld ms\n", vm_accel_used(v),
+                (long long)((time_mono_ns() - t0) / 1000000));
         qpid = vm_pid(v);
         CHECK(qpid > 0 && kill(qpid, SIGKILL) == 0);
         struct err de = ERR_INIT;

@@ -31,7 +31,8 @@ static inline const char *vmt_guest_image(void)
         if (stat(vmt_initrd, &i) < 0 || stat(vmt_kernel, &i) < 0 || i.st_mtime < a.st_mtime ||
             stat(vmt_initrd, &i) < 0 || i.st_mtime < a.st_mtime) {
                 char cmd[2048];
-                snprintf(cmd, sizeof(cmd), "%s/vm/guest/build-initramfs.sh --agent %s --out %s/vm >/tmp/vmt-image.log 2>&1",
+                snprintf(cmd, sizeof(cmd),
+                         "%s/vm/guest/build-initramfs.sh --agent %s --out %s/vm >/tmp/vmt-image.log 2>&1",
                          CORRAL_SOURCE_DIR, CORRAL_AGENT_BIN, CORRAL_BUILD_DIR);
                 if (system(cmd) != 0) {
                         snprintf(why, sizeof(why), "guest image could not be built (see /tmp/vmt-image.log)");
@@ -59,18 +60,21 @@ static inline const char *vmt_need_qemu(void)
         return why;
 }
 
-static inline bool vmt_pid_alive(pid_t pid) { return pid > 0 && (kill(pid, 0) == 0 || errno != ESRCH); }
+static inline bool vmt_pid_alive(pid_t pid)
+{
+        return pid > 0 && (kill(pid, 0) == 0 || errno != ESRCH);
+}
 
-#define CHECK_OK(call)                                                                                \
-        do {                                                                                          \
-                struct err e_ = ERR_INIT;                                                             \
-                struct err *e = &e_;                                                                  \
-                check_count++;                                                                        \
-                if ((call) < 0) {                                                                     \
-                        check_failures++;                                                             \
-                        fprintf(stderr, "%s:%d: %s failed: %s\n", __FILE__, __LINE__, #call, e_.msg); \
-                }                                                                                     \
-                err_clear(&e_);                                                                       \
+#define CHECK_OK(call)                                                                                       \
+        do {                                                                                                 \
+                struct err e_ = ERR_INIT;                                                                    \
+                struct err *e = &e_;                                                                         \
+                check_count++;                                                                               \
+                if ((call) < 0) {                                                                            \
+                        check_failures++;                                                                    \
+                        fprintf(stderr, "%s:%d: %s failed: %s\n", __FILE__, __LINE__, #call, e_.msg);        \
+                }                                                                                            \
+                err_clear(&e_);                                                                              \
         } while (0)
 
 #endif

@@ -1,0 +1,109 @@
+/* cri/ containers, private to containers.c, ctr_spec.c, ctr_status.c,
+ * ctr_exec.c, ctr_recover.c and stats.c. */
+#ifndef CORRAL_CRI_CTR_INTERNAL_H
+#define CORRAL_CRI_CTR_INTERNAL_H
+
+#include "cri/cri-internal.h"
+#include "store/store.h"
+
+struct rt_spec;
+struct rt_resources;
+struct img_config;
+struct shim_conn;
+struct shim_state;
+struct snap_mount;
+
+/* The container's private state kept in store_container.extra_json. */
+struct ctr_extra {
+        char *bundle;      /* <root>/containers/<id>: spec.json, rootfs mount point */
+        char *state_dir;   /* <state>/containers/<id>: the shim's sockets and exit file */
+        char *cgroup;      /* the spec's cgroup path (as given to runtime/) */
+        char *stop_signal; /* the image's StopSignal, may be NULL */
+        char *image_ref;   /* repo digest (or id) of the image, for ContainerStatus.image_ref */
+        int shim_pid;
+        bool ready; /* the shim created the container: false = half-made */
+};
+int ctr_extra_parse(const char *json, struct ctr_extra *out);
+char *ctr_extra_json(const struct ctr_extra *x);
+void ctr_extra_clear(struct ctr_extra *x);
+
+/* ---------- ctr_spec.c: CRI ContainerConfig + image config -> rt_spec ---------- */
+
+struct ctr_spec_in {
+        struct cri_daemon *d;
+        const char *id;
+        const struct store_pod *pod;
+        const struct cri_pod_extra *podx;
+        const Runtime__V1__PodSandboxConfig *pod_cfg; /* may be NULL */
+        const Runtime__V1__ContainerConfig *cfg;
+        const struct img_config *img;
+        const struct snap_mount *rootfs; /* the container's snapshot */
+        const char *bundle;
+};
+int ctr_spec_build(const struct ctr_spec_in *in, struct rt_spec **out, struct err *e);
+/* Create the working directory in the writable layer when no layer has it
+ * (containerd/runc do the same). */
+int ctr_ensure_cwd(const struct rt_spec *s, struct err *e);
+/* InvalidArgument for absurd values (negative memory, cpu period out of range ...). */
+int ctr_resources_validate(const Runtime__V1__LinuxContainerResources *r, struct err *e);
+/* Copy the CRI resources into *out (cleared first). */
+void ctr_resources_to_rt(const Runtime__V1__LinuxContainerResources *r, struct rt_resources *out);
+/* "SIGTERM", "TERM", "15" -> 15; 0 when unknown. */
+int ctr_signal_parse(const char *s);
+/* The CRI Signal enum value to a signal number (0 for RUNTIME_DEFAULT). */
+int ctr_signal_from_cri(int v);
+/* The spec's cgroup path for a container of a pod with cgroup parent `parent`. */
+char *ctr_cgroup_path(const struct cri_daemon *d, const char *parent, const char *id);
+
+/* ---------- containers.c ---------- */
+
+/* Resolve a full or unique-prefix container id; ERR_NOT_FOUND names it. */
+int ctr_resolve(struct cri_daemon *d, const char *id, struct store_container *out, struct err *e);
+/* Bring a CREATED/RUNNING record up to date with its shim (or exit file);
+ * writes the record and publishes STOPPED when it exited meanwhile. */
+void ctr_refresh(struct cri_daemon *d, struct store_container *c);
+/* Connect to the container's shim. */
+int ctr_connect(const struct store_container *c, struct shim_conn **out, struct err *e);
+/* Apply a shim state to a record (state, times, exit code, reason). */
+void ctr_apply_state(struct store_container *c, const struct shim_state *st);
+/* The packed CRI config of a record (NULL when absent). */
+Runtime__V1__ContainerConfig *ctr_config(const struct store_container *c);
+/* Serialise record updates (read-modify-write of one container). */
+void ctr_lock(void);
+void ctr_unlock(void);
+
+/* ---------- ctr_monitor.c ---------- */
+
+/* The exit monitor thread (started by cri_containers_recover, stopped by
+ * cri_containers_fini). */
+int ctr_monitor_start(struct cri_daemon *d, struct err *e);
+/* Watch a running container: its exit updates the record and publishes
+ * CONTAINER_STOPPED_EVENT at once. */
+void ctr_monitor_watch(struct cri_daemon *d, const struct store_container *c);
+
+/* ---------- ctr_status.c ---------- */
+
+Runtime__V1__ContainerStatus *ctr_status_build(struct cri_daemon *d, const struct store_container *c);
+Runtime__V1__Container *ctr_item_build(const struct store_container *c);
+int ctr_status(struct cri_daemon *d, struct cri_call *call, const ProtobufCMessage *req,
+               ProtobufCMessage **resp, struct err *e);
+int ctr_list(struct cri_daemon *d, struct cri_call *call, const ProtobufCMessage *req,
+             ProtobufCMessage **resp, struct err *e);
+int ctr_stream(struct cri_daemon *d, struct cri_call *call, const ProtobufCMessage *req, struct err *e);
+
+/* "created", "running", "exited", "unknown" */
+const char *ctr_state_str(int st);
+
+/* ---------- ctr_update.c ---------- */
+
+int ctr_update_resources(struct cri_daemon *d, struct cri_call *call, const ProtobufCMessage *req,
+                         ProtobufCMessage **resp, struct err *e);
+int ctr_reopen_log(struct cri_daemon *d, struct cri_call *call, const ProtobufCMessage *req,
+                   ProtobufCMessage **resp, struct err *e);
+
+/* ---------- ctr_exec.c ---------- */
+
+int ctr_exec_sync(struct cri_daemon *d, struct cri_call *call, const ProtobufCMessage *req,
+                  ProtobufCMessage **resp, struct err *e);
+
+#endif

@@ -1,0 +1,123 @@
+/* UpdateContainerResources and ReopenContainerLog: through the container's
+ * shim (its cgroup, its log file), falling back to the cgroup directly when
+ * the shim is gone. */
+#include <string.h>
+
+#include "cri/ctr-internal.h"
+#include "runtime/runtime.h"
+#include "shim/shim.h"
+
+int ctr_update_resources(struct cri_daemon *d, struct cri_call *call, const ProtobufCMessage *req,
+                         ProtobufCMessage **resp, struct err *e)
+{
+        (void)call;
+        const Runtime__V1__UpdateContainerResourcesRequest *rq =
+                (const Runtime__V1__UpdateContainerResourcesRequest *)req;
+        if (rq->linux == NULL)
+                return err_set(e, ERR_INVALID, "UpdateContainerResources: no linux resources given");
+        if (ctr_resources_validate(rq->linux, e) < 0)
+                return err_wrap(e, "container %s", rq->container_id);
+        struct store_container c = {0};
+        if (ctr_resolve(d, rq->container_id, &c, e) < 0)
+                return -1;
+        int r = -1;
+        struct ctr_extra x;
+        (void)ctr_extra_parse(c.extra_json, &x);
+        cleanup_free char *spec_path = x.bundle ? path_join(x.bundle, "spec.json") : NULL;
+        struct rt_spec *spec = NULL;
+        Runtime__V1__ContainerConfig *cfg = NULL;
+        cleanup_free char *json = NULL;
+        ctr_refresh(d, &c);
+        if (c.state != STORE_CTR_CREATED && c.state != STORE_CTR_RUNNING) {
+                err_set(e, ERR_PRECONDITION, "container %s is %s: cannot update its resources", c.id,
+                        ctr_state_str(c.state));
+                goto out;
+        }
+        if (spec_path == NULL || (spec = rt_spec_read_file(spec_path, e)) == NULL) {
+                err_wrap(e, "container %s", c.id);
+                goto out;
+        }
+        ctr_resources_to_rt(rq->linux, &spec->resources);
+        json = rt_spec_to_json(spec);
+        struct shim_conn *sc = NULL;
+        if (ctr_connect(&c, &sc, e) == 0) {
+                r = shim_update_resources(sc, json, e);
+                shim_close(sc);
+        } else {
+                err_clear(e);
+                char *cg = NULL;
+                r = rt_cgroup_resolve(spec->cgroup_path, &cg, e);
+                if (r == 0)
+                        r = rt_cgroup_update(cg, &spec->resources, e);
+                free(cg);
+        }
+        if (r < 0) {
+                err_wrap(e, "update resources of container %s", c.id);
+                goto out;
+        }
+        /* Keep spec.json and the stored config in step for status and restarts. */
+        (void)rt_spec_write_file(spec, spec_path, NULL);
+        cfg = ctr_config(&c);
+        if (cfg) {
+                if (cfg->linux == NULL) {
+                        cfg->linux = xmalloc(sizeof(*cfg->linux));
+                        runtime__v1__linux_container_config__init(cfg->linux);
+                }
+                size_t len = protobuf_c_message_get_packed_size(&rq->linux->base);
+                uint8_t *buf = xmalloc(len ? len : 1);
+                protobuf_c_message_pack(&rq->linux->base, buf);
+                if (cfg->linux->resources)
+                        protobuf_c_message_free_unpacked(&cfg->linux->resources->base, NULL);
+                cfg->linux->resources = runtime__v1__linux_container_resources__unpack(NULL, len, buf);
+                free(buf);
+                ctr_lock();
+                struct store_container cur = {0};
+                if (store_ctr_get(d->store, c.id, &cur, NULL) == 0) {
+                        free(cur.config);
+                        cur.config_len = protobuf_c_message_get_packed_size(&cfg->base);
+                        cur.config = xmalloc(cur.config_len ? cur.config_len : 1);
+                        protobuf_c_message_pack(&cfg->base, cur.config);
+                        (void)store_ctr_put(d->store, &cur, NULL);
+                }
+                store_ctr_clear(&cur);
+                ctr_unlock();
+        }
+        Runtime__V1__UpdateContainerResourcesResponse *out = xmalloc(sizeof(*out));
+        runtime__v1__update_container_resources_response__init(out);
+        *resp = &out->base;
+        r = 0;
+out:
+        if (cfg)
+                runtime__v1__container_config__free_unpacked(cfg, NULL);
+        rt_spec_free(spec);
+        ctr_extra_clear(&x);
+        store_ctr_clear(&c);
+        return r;
+}
+
+int ctr_reopen_log(struct cri_daemon *d, struct cri_call *call, const ProtobufCMessage *req,
+                   ProtobufCMessage **resp, struct err *e)
+{
+        (void)call;
+        const Runtime__V1__ReopenContainerLogRequest *rq =
+                (const Runtime__V1__ReopenContainerLogRequest *)req;
+        struct store_container c = {0};
+        if (ctr_resolve(d, rq->container_id, &c, e) < 0)
+                return -1;
+        int r = -1;
+        ctr_refresh(d, &c);
+        struct shim_conn *sc = NULL;
+        if (c.state != STORE_CTR_RUNNING)
+                err_set(e, ERR_PRECONDITION, "container %s is %s, not running: cannot reopen its log", c.id,
+                        ctr_state_str(c.state));
+        else if (ctr_connect(&c, &sc, e) == 0)
+                r = shim_reopen_log(sc, e);
+        shim_close(sc);
+        store_ctr_clear(&c);
+        if (r < 0)
+                return err_wrap(e, "reopen log");
+        Runtime__V1__ReopenContainerLogResponse *out = xmalloc(sizeof(*out));
+        runtime__v1__reopen_container_log_response__init(out);
+        *resp = &out->base;
+        return 0;
+}
