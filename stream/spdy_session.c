@@ -44,6 +44,7 @@ struct spdy_sess {
         bool pend_stdin_fin;
         /* port-forward */
         pthread_mutex_t pf_lock;
+        pthread_cond_t pf_cv; /* a pair connected or failed */
         struct pf_pair *pairs;
 };
 
@@ -236,6 +237,7 @@ static void *pf_main(void *arg)
                 err_clear(&e);
                 pthread_mutex_lock(&ss->pf_lock);
                 p->failed = true;
+                pthread_cond_broadcast(&ss->pf_cv);
                 pthread_mutex_unlock(&ss->pf_lock);
                 (void)send_data(ss, p->error_id, 0, msg, strlen(msg));
                 (void)send_data(ss, p->error_id, SPDY_FLAG_FIN, NULL, 0);
@@ -253,6 +255,7 @@ static void *pf_main(void *arg)
         if (p->closing)
                 (void)shutdown(fd, SHUT_RDWR);
         p->connected = true;
+        pthread_cond_broadcast(&ss->pf_cv);
         pthread_mutex_unlock(&ss->pf_lock);
 
         char buf[65536];
@@ -386,14 +389,35 @@ static void pf_data(struct spdy_sess *ss, const struct spdy_frame *f)
         }
         bool rst = f->type == SPDY_RST_STREAM;
         bool fin = rst || (f->flags & SPDY_FLAG_FIN);
+        /* More than fits before the pod connection is up: hold this reader (and
+         * the client, through TCP) until it is, instead of dropping bytes. */
+        struct timespec until;
+        clock_gettime(CLOCK_REALTIME, &until);
+        until.tv_sec += 30;
+        while (!rst && !p->connected && !p->failed && p->started &&
+               p->pending.len + f->payload_len > MAX_PENDING)
+                if (pthread_cond_timedwait(&ss->pf_cv, &ss->pf_lock, &until) == ETIMEDOUT)
+                        break;
         if (!p->connected) {
-                if (!rst && p->pending.len + f->payload_len <= MAX_PENDING)
+                bool overflow = !rst && !p->failed && p->pending.len + f->payload_len > MAX_PENDING;
+                if (!rst && !overflow)
                         sbuf_append(&p->pending, f->payload, f->payload_len);
-                if (fin) {
+                if (fin || overflow) {
                         p->pending_fin = true;
                         p->client_fin = true;
                 }
+                if (overflow)
+                        p->failed = true;
+                uint32_t err_id = p->error_id, data_id = p->data_id;
                 pthread_mutex_unlock(&ss->pf_lock);
+                if (overflow) {
+                        static const char msg[] =
+                                "port-forward: the connection to the pod was not up in time "
+                                "and more than 4 MiB were waiting: stream closed";
+                        (void)send_data(ss, err_id, 0, msg, sizeof(msg) - 1);
+                        (void)send_data(ss, err_id, SPDY_FLAG_FIN, NULL, 0);
+                        (void)send_data(ss, data_id, SPDY_FLAG_FIN, NULL, 0);
+                }
                 return;
         }
         int fd = p->fd;
@@ -514,6 +538,7 @@ void spdy_session_run(struct session *s)
         struct spdy_sess *ss = xzalloc(sizeof(*ss));
         ss->s = s;
         pthread_mutex_init(&ss->pf_lock, NULL);
+        pthread_cond_init(&ss->pf_cv, NULL);
         bool pf = s->req->kind == KIND_PORTFORWARD;
         const char *proto = s->protocol ? s->protocol : "";
         ss->version = strcmp(proto, PROTO_V4) == 0   ? 4
@@ -590,5 +615,6 @@ out:
         sbuf_free(&ss->pend_stdin);
         sbuf_free(&ss->pend_resize);
         pthread_mutex_destroy(&ss->pf_lock);
+        pthread_cond_destroy(&ss->pf_cv);
         free(ss);
 }

@@ -32,6 +32,7 @@ struct ws_sess {
         bool running;
         struct exec_run run;
         pthread_mutex_t lock;
+        pthread_cond_t port_cv; /* a port connected or failed */
         struct ws_port *ports;
         unsigned ports_left;
 };
@@ -164,6 +165,7 @@ static void *port_main(void *arg)
                 err_clear(&e);
                 pthread_mutex_lock(&ws->lock);
                 p->failed = true;
+                pthread_cond_broadcast(&ws->port_cv);
                 pthread_mutex_unlock(&ws->lock);
                 (void)send_channel(ws, p->index * 2 + 1, msg, strlen(msg));
                 port_done(ws);
@@ -177,6 +179,7 @@ static void *port_main(void *arg)
         if (p->closing)
                 (void)shutdown(fd, SHUT_RDWR);
         p->connected = true;
+        pthread_cond_broadcast(&ws->port_cv);
         pthread_mutex_unlock(&ws->lock);
 
         char buf[65536];
@@ -218,10 +221,25 @@ static void pf_message(struct ws_sess *ws, const uint8_t *m, size_t len)
         }
         struct ws_port *p = &ws->ports[ch / 2];
         pthread_mutex_lock(&ws->lock);
+        /* Every port's connector runs from the start: waiting for it holds the
+         * client back (TCP) instead of dropping what does not fit. */
+        struct timespec until;
+        clock_gettime(CLOCK_REALTIME, &until);
+        until.tv_sec += 30;
+        while (!p->connected && !p->failed && p->pending.len + n > MAX_PENDING)
+                if (pthread_cond_timedwait(&ws->port_cv, &ws->lock, &until) == ETIMEDOUT)
+                        break;
         if (!p->connected) {
-                if (!p->failed && p->pending.len + n <= MAX_PENDING)
+                bool overflow = !p->failed && p->pending.len + n > MAX_PENDING;
+                if (!p->failed && !overflow)
                         sbuf_append(&p->pending, d, n);
                 pthread_mutex_unlock(&ws->lock);
+                if (overflow) {
+                        static const char msg[] =
+                                "port-forward: the connection to the pod was not up in time "
+                                "and more than 4 MiB were waiting";
+                        (void)send_channel(ws, ch + 1, msg, sizeof(msg) - 1);
+                }
                 sbuf_free(&dec);
                 return;
         }
@@ -334,6 +352,7 @@ void ws_session_run(struct session *s)
         struct ws_sess *ws = xzalloc(sizeof(*ws));
         ws->s = s;
         pthread_mutex_init(&ws->lock, NULL);
+        pthread_cond_init(&ws->port_cv, NULL);
         bool pf = s->req->kind == KIND_PORTFORWARD;
         bool json = strcmp(s->protocol, PROTO_V4) == 0 || strcmp(s->protocol, PROTO_V5) == 0 ||
                     strcmp(s->protocol, PROTO_V4_B64) == 0;
@@ -402,5 +421,6 @@ done:
         conn_linger(&s->c, true, protocol_error ? 200 : 2000);
         sbuf_free(&ws->msg);
         pthread_mutex_destroy(&ws->lock);
+        pthread_cond_destroy(&ws->port_cv);
         free(ws);
 }

@@ -188,6 +188,10 @@ static int tb_portforward(void *data, const char *pod_id, uint16_t port, int *fd
         (void)data;
         if (strcmp(pod_id, "missing") == 0)
                 return err_set(e, ERR_NOT_FOUND, "pod sandbox missing not found");
+        if (strcmp(pod_id, "slow") == 0) { /* a pod that takes its time: data queues up meanwhile */
+                struct timespec ts = {0, 500 * 1000000L};
+                nanosleep(&ts, NULL);
+        }
         int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
         if (fd < 0)
                 return err_make(e, errno, "socket");

@@ -1,5 +1,6 @@
 /* End-to-end tests of the streaming server over SPDY/3.1 with our client
  * and the host-process test backend, plus codec unit checks. */
+#include <pthread.h>
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -404,6 +405,67 @@ static void test_portforward(struct stream_server *srv)
         echo_server_stop(&es);
 }
 
+struct bulk {
+        int fd;
+        size_t n;
+};
+
+static void *bulk_writer(void *arg)
+{
+        struct bulk *b = arg;
+        char buf[65536];
+        for (size_t off = 0; off < b->n; off += sizeof(buf)) {
+                for (size_t i = 0; i < sizeof(buf); i++)
+                        buf[i] = (char)((off + i) * 31 % 251);
+                size_t len = b->n - off < sizeof(buf) ? b->n - off : sizeof(buf);
+                if (fd_write_all(b->fd, buf, len) < 0)
+                        break;
+        }
+        shutdown(b->fd, SHUT_WR);
+        return NULL;
+}
+
+/* 12 MiB sent at once to a pod whose connection takes 500 ms: more than the
+ * 4 MiB the session buffers, so the reader must wait, and lose nothing. */
+static void test_portforward_slow_connect(struct stream_server *srv)
+{
+        struct echo_server es;
+        CHECK(echo_server_start(&es) == 0, "echo server");
+        cleanup_free char *url = NULL;
+        struct err e = ERR_INIT;
+        CHECK(stream_token_portforward(srv, "slow", &url, &e) == 0, "pf token");
+        struct stream_client *c = NULL;
+        CHECK(stream_client_dial(url, NULL, &c, &e) == 0, "pf dial: %s", e.msg);
+        if (!c)
+                return;
+        int sv[2];
+        CHECK(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) == 0, "socketpair");
+        CHECK(stream_client_forward(c, es.port, sv[1], &e) == 0, "forward: %s", e.msg);
+        struct bulk b = {sv[0], 12u << 20};
+        pthread_t t;
+        pthread_create(&t, NULL, bulk_writer, &b);
+        struct sbuf got = {0};
+        char buf[65536];
+        for (;;) {
+                ssize_t n = read(sv[0], buf, sizeof(buf));
+                if (n <= 0)
+                        break;
+                sbuf_append(&got, buf, (size_t)n);
+        }
+        pthread_join(t, NULL);
+        CHECK(got.len == b.n, "slow pod: %zu of %zu bytes came back", got.len, b.n);
+        bool same = got.len == b.n;
+        for (size_t i = 0; same && i < got.len; i++)
+                same = got.buf[i] == (char)(i * 31 % 251);
+        CHECK(same, "slow pod: the bytes that came back differ");
+        sbuf_free(&got);
+        close(sv[0]);
+        cleanup_free char *errors = NULL;
+        CHECK(stream_client_forward_wait(c, &errors) == 0, "pf errors: %s", errors);
+        stream_client_free(c);
+        echo_server_stop(&es);
+}
+
 /* Raw HTTP upgrade on a plain socket; returns the fd after the 101. */
 static int raw_upgrade(const char *url, const char *extra_headers, char *status, size_t status_len)
 {
@@ -594,6 +656,7 @@ int main(void)
         test_tty(srv);
         test_attach(srv);
         test_portforward(srv);
+        test_portforward_slow_connect(srv);
         test_errors(srv);
         stream_server_free(srv);
         test_expired();
