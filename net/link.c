@@ -90,7 +90,7 @@ static int link_cb(const struct nlmsghdr *nlh, void *data)
 static int get_link(struct mnl_socket *s, const char *netns, const char *ifname, struct link_q *q,
                     struct err *e)
 {
-        char buf[NLBUF];
+        char buf[NLBUF] = {0}; /* padding goes out on the wire too */
         struct nlmsghdr *nlh = link_req(buf, RTM_GETLINK, 0, ifname);
         if (nl_talk(s, nlh, link_cb, q, "get link", e) < 0) {
                 if (e && (e->errnum == ENODEV || e->errnum == ENOENT)) {
@@ -161,7 +161,7 @@ static int addr_cb(const struct nlmsghdr *nlh, void *data)
 
 int net_link_info(const char *netns, const char *ifname, struct net_link_info *out, struct err *e)
 {
-        char buf[NLBUF];
+        char buf[NLBUF] = {0}; /* padding goes out on the wire too */
         struct link_q q = {.info = out};
         memset(out, 0, sizeof(*out));
         cleanup_nl struct mnl_socket *s = nl_open(netns, NETLINK_ROUTE, e);
@@ -194,7 +194,7 @@ void net_link_info_free(struct net_link_info *i)
 
 static int set_link(const char *netns, const char *ifname, int up, int mtu, struct err *e)
 {
-        char buf[NLBUF];
+        char buf[NLBUF] = {0}; /* padding goes out on the wire too */
         cleanup_nl struct mnl_socket *s = nl_open(netns, NETLINK_ROUTE, e);
         if (!s)
                 return -1;
@@ -218,7 +218,7 @@ int net_link_set_up(const char *netns, const char *ifname, bool up, struct err *
 
 int net_link_delete(const char *netns, const char *ifname, struct err *e)
 {
-        char buf[NLBUF];
+        char buf[NLBUF] = {0}; /* padding goes out on the wire too */
         struct err ie = ERR_INIT;
         cleanup_nl struct mnl_socket *s = nl_open(netns, NETLINK_ROUTE, e);
         if (!s)
@@ -237,7 +237,7 @@ int net_link_delete(const char *netns, const char *ifname, struct err *e)
 
 int net_link_move(const char *from, const char *ifname, const char *to, struct err *e)
 {
-        char buf[NLBUF];
+        char buf[NLBUF] = {0}; /* padding goes out on the wire too */
         cleanup_close int fd = open(to ? to : "/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
         if (fd < 0)
                 return err_make(e, errno, "open netns %s", ns_name(to));
@@ -301,7 +301,7 @@ static struct nlmsghdr *tc_req(char *buf, int type, int flags, int ifindex, uint
 
 static int del_ingress(struct mnl_socket *s, int ifindex, struct err *e)
 {
-        char buf[NLBUF];
+        char buf[NLBUF] = {0}; /* padding goes out on the wire too */
         struct err ie = ERR_INIT;
         struct nlmsghdr *nlh = tc_req(buf, RTM_DELQDISC, 0, ifindex, INGRESS_HANDLE, TC_H_INGRESS, 0);
         if (nl_talk(s, nlh, NULL, NULL, "delete ingress qdisc", &ie) < 0) {
@@ -318,7 +318,7 @@ static int del_ingress(struct mnl_socket *s, int ifindex, struct err *e)
 
 static int add_redirect(struct mnl_socket *s, int from, int to, struct err *e)
 {
-        char buf[NLBUF];
+        char buf[NLBUF] = {0}; /* padding goes out on the wire too */
         struct nlmsghdr *nlh =
                 tc_req(buf, RTM_NEWQDISC, NLM_F_CREATE | NLM_F_EXCL, from, INGRESS_HANDLE, TC_H_INGRESS, 0);
         mnl_attr_put_strz(nlh, TCA_KIND, "ingress");
@@ -449,7 +449,7 @@ static int filter_cb(const struct nlmsghdr *nlh, void *data)
 
 int net_tc_redirect_check(const char *netns, const char *ifname, const char *to, bool *found, struct err *e)
 {
-        char buf[NLBUF];
+        char buf[NLBUF] = {0}; /* padding goes out on the wire too */
         struct net_link_info from = {0}, dst = {0};
         struct link_q qf = {.info = &from}, qt = {.info = &dst};
         *found = false;
