@@ -49,6 +49,8 @@ step "fuzzing (libFuzzer, ${FUZZ_SECONDS:=20} s per target)"
 f="$src/build/fuzz"
 CC=clang cmake -S "$src" -B "$f" -DCMAKE_BUILD_TYPE=Debug -DCORRAL_FUZZ=ON >/dev/null || exit 1
 cmake --build "$f" -j"$jobs" 2>&1 | grep -E "error|Error"; [ "${PIPESTATUS[0]}" = 0 ] || exit 1
+# Seed corpora that a tool of ours writes (hostile tar shapes for the unpacker).
+[ -x "$f/bin/unpack_seeds" ] && mkdir -p "$f/corpus/fuzz_unpack" && "$f/bin/unpack_seeds" "$f/corpus/fuzz_unpack" >/dev/null
 for t in "$f"/bin/fuzz_*; do
   [ -x "$t" ] || continue
   name=$(basename "$t")
