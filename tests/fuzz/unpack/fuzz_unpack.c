@@ -5,7 +5,7 @@
  * at by absolute path (see make_seeds.c) must stay as made.
  *
  * Run as root for full coverage (mknod, chown, trusted xattrs), e.g.
- *   fuzz_unpack_seeds corpus/ && fuzz_unpack -max_total_time=60 corpus/
+ *   unpack_seeds corpus/ && fuzz_unpack -max_total_time=60 corpus/
  */
 #include <dirent.h>
 #include <errno.h>
