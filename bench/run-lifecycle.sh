@@ -27,7 +27,9 @@ cni() { # dir bridge subnet
 J
 }
 rss_kib() { awk '/VmRSS/ {print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
-sum_rss() { local s=0; for p in $(pgrep -x "$1"); do s=$((s + $(rss_kib "$p"))); done; echo $s; }
+# Processes by their command line (comm is cut at 15 characters:
+# "containerd-shim-runc-v2" would never match pgrep -x).
+sum_rss() { local s=0; for p in $(pgrep -f "$1"); do s=$((s + $(rss_kib "$p"))); done; echo $s; }
 
 measure() { # label endpoint daemon-pid shim-name
   "$b/bin/bench_lifecycle" -r "$2" -i "$image" -n 30 -l "$1" -L "$tmp/logs-$1"
@@ -35,10 +37,13 @@ measure() { # label endpoint daemon-pid shim-name
   read -r line <&"${BL[0]}"; echo "$line"
   sleep 2
   local shims; shims=$(sum_rss "$4")
-  local n; n=$(pgrep -xc "$4")
+  local n; n=$(pgrep -fc "$4")
   echo "$1 with 50 pods: daemon RSS $(rss_kib "$3") KiB, $n $4 processes, $((shims / (n > 0 ? n : 1))) KiB RSS each" \
        "($shims KiB total)"
-  [ "$4" = containerd-shim-runc-v2 ] && echo "$1: pause processes: $(pgrep -xc pause || echo 0)"
+  if [ "$4" = containerd-shim-runc-v2 ]; then
+    local pauses; pauses=$(pgrep -f "sleep 2147483647" | wc -l)
+    echo "$1: $pauses pause containers (busybox sleep), $(( $(sum_rss "sleep 2147483647") / (pauses > 0 ? pauses : 1) )) KiB RSS each"
+  fi
   echo >&"${BL[1]}"; wait "$BL_PID" 2>/dev/null
 }
 
