@@ -12,8 +12,14 @@ src=$(dirname "$here")
 build="$src/build/release"
 cmake -S "$src" -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 cmake --build "$build" -j"$(nproc)"
+# The guest kernel and initramfs for VM pods (runtime handler "vm"), built from
+# Debian's linux-image-amd64; without them only namespace pods run.
+if ! cmake --build "$build" --target guest-image >/tmp/corral-guest-image.log 2>&1; then
+  echo "setup: warning: the VM guest image did not build (see /tmp/corral-guest-image.log): VM pods unavailable"
+fi
 cmake --install "$build" --prefix /usr/local >/dev/null
-echo "setup: installed $(ls "$build/bin" | tr '\n' ' ')into /usr/local/bin"
+echo "setup: installed corrald, corralctl and corral-shim into /usr/local/bin"
+[ -f /var/lib/corral/vm/vmlinux ] && echo "setup: installed the VM guest image into /var/lib/corral/vm"
 
 # A CNI bridge config when the host has none (kubeadm/Kind clusters bring their own).
 mkdir -p /etc/cni/net.d
