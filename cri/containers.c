@@ -165,7 +165,11 @@ void ctr_apply_state(struct store_container *c, const struct shim_state *st)
                 c->state = STORE_CTR_EXITED;
                 c->exit_code = st->exit_code;
                 c->finished_ns = st->finished_ns ? st->finished_ns : time_now_ns();
-                if (st->oom_killed) {
+                if (st->reason[0]) {
+                        /* Ended from outside (the pod's VM died): say so. */
+                        set_str(&c->reason, st->reason);
+                        set_str(&c->message, st->message);
+                } else if (st->oom_killed) {
                         set_str(&c->reason, "OOMKilled");
                         set_str(&c->message, "the container was killed for exceeding its memory limit");
                 } else if (st->exit_code == 0) {
@@ -266,7 +270,7 @@ void ctr_refresh(struct cri_daemon *d, struct store_container *c)
 
 /* ---------- create ---------- */
 
-static char *shim_binary(void)
+char *cri_shim_binary(void)
 {
         char exe[PATH_MAX];
         ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
@@ -474,8 +478,19 @@ static int create_locked(struct cri_daemon *d, const Runtime__V1__CreateContaine
                         goto out;
         }
 
-        /* 4. the shim creates the process */
-        shim_path = shim_binary();
+        /* 4. the shim creates the process (in a VM pod: the pod's shim, in the guest) */
+        if (px.vm) {
+                /* The cgroup is the guest's: nothing to remove on the host. */
+                free(c.x.cgroup);
+                c.x.cgroup = NULL;
+                c.shim = true;
+                if (cri_vm_container_create(&px, c.rec.id, spec, c.x.state_dir, log_path, e) < 0) {
+                        err_wrap(e, "create container %s", cfg->metadata->name);
+                        goto out;
+                }
+                goto ready;
+        }
+        shim_path = cri_shim_binary();
         struct shim_opts so = {
                 .id = c.rec.id,
                 .bundle = c.x.bundle,
@@ -496,12 +511,13 @@ static int create_locked(struct cri_daemon *d, const Runtime__V1__CreateContaine
         log_debug("cri", "shim spawned container=%s shim_pid=%d pid=%d ms=%.3f", c.rec.id, (int)si.shim_pid,
                   (int)si.pid, (double)(time_mono_ns() - t0) / 1e6);
 
-        /* 5. ready */
         c.x.shim_pid = si.shim_pid;
+        c.rec.pid = si.pid;
+ready:
+        /* 5. ready */
         c.x.ready = true;
         free(c.rec.extra_json);
         c.rec.extra_json = ctr_extra_json(&c.x);
-        c.rec.pid = si.pid;
         if (store_ctr_put(d->store, &c.rec, e) < 0)
                 goto out;
         snprintf(id_out, ID_LEN + 1, "%s", c.rec.id);

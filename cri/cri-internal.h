@@ -192,9 +192,52 @@ struct cri_pod_extra {
         bool shared_pid;  /* namespace_options.pid == POD */
         int pod_init_pid; /* holds the shared pid namespace */
         bool net_setup;   /* CNI ADD done (DEL needed) */
+        /* VM pods (vm_pods.c); the keys are only written for them */
+        bool vm;
+        char *vm_dir;    /* <state>/vm/<id prefix>: vm.json, the shim's socket, the share */
+        int vm_shim_pid; /* the per-VM corral-shim */
 };
 int cri_pod_extra_parse(const char *json, struct cri_pod_extra *out, struct err *e);
 void cri_pod_extra_clear(struct cri_pod_extra *x);
+
+/* Write the pod record with `x` as its private state. */
+int cri_pod_save_extra(struct cri_daemon *d, struct store_pod *p, const struct cri_pod_extra *x,
+                       struct err *e);
+
+/* ---------- VM pods (vm_pods.c) ---------- */
+
+struct cfg_runtime;
+struct net_cni_result;
+struct rt_spec;
+/* FailedPrecondition naming what is missing (kernel, initrd, VMM) and how to get it. */
+int cri_vm_handler_check(const struct cfg_runtime *rt, struct err *e);
+/* Why a vm handler cannot run here (caller frees), NULL when it can. */
+char *cri_vm_handler_unusable(const struct cri_daemon *d, const struct cfg_runtime *rt);
+/* Which accelerator VMs get here, for Status (caller frees). */
+char *cri_vm_handler_note(const struct cri_daemon *d);
+/* After CNI ADD and the pod files: tap + redirect, then the per-VM shim
+ * boots the VM. x->vm_dir is set (and recorded) by the caller first. */
+int cri_vm_sandbox_start(struct cri_daemon *d, const struct cfg_runtime *rt, const struct store_pod *p,
+                         struct cri_pod_extra *x, const char *netns, const struct net_cni_result *res,
+                         const char *hostname, struct err *e);
+/* Idempotent: VM shut down, shim gone, mounts swept, tap and redirect removed, vm_dir removed. */
+int cri_vm_sandbox_stop(struct cri_daemon *d, const struct store_pod *p, struct cri_pod_extra *x,
+                        struct err *e);
+/* True (with *reason, caller frees) when a VM pod's VM or shim is gone. */
+bool cri_vm_pod_dead(const struct cri_pod_extra *x, char **reason);
+/* PodSandboxStatus verbose "vm" object (caller frees). */
+char *cri_vm_pod_info(const struct cri_pod_extra *x, const char *vmm);
+/* Create a container of a VM pod through the pod's shim (the spec as ctr_spec.c built it). */
+int cri_vm_container_create(const struct cri_pod_extra *x, const char *id, const struct rt_spec *spec,
+                            const char *state_dir, const char *log_path, struct err *e);
+bool cri_pod_is_vm(struct cri_daemon *d, const char *pod_id);
+/* A running VM container's cpu and memory, from the agent (its cgroup is in the guest). */
+bool cri_vm_ctr_usage(struct cri_daemon *d, const char *pod_id, const char *ctr_id, uint64_t *cpu_ns,
+                      uint64_t *memory);
+/* ERR_UNIMPLEMENTED for streams into a VM pod (returns -1), else 0. */
+int cri_vm_unimplemented(struct cri_daemon *d, const char *what, const char *pod_id, struct err *e);
+/* The corral-shim next to our binary (caller frees). */
+char *cri_shim_binary(void);
 
 /* ---------- containers of a pod (containers.c) ---------- */
 

@@ -50,14 +50,19 @@ static bool handler_usable(const struct cri_daemon *d, const struct cfg_runtime 
         *why = "";
         if (rt->type != CFG_RUNTIME_VM)
                 return true;
-        if (rt->vmm == CFG_VMM_CLOUD_HYPERVISOR && !d->has_kvm) {
-                *why = "cloud-hypervisor needs /dev/kvm";
+        /* The reason stays valid for the reply: kept per handler until the next Status. */
+        static __thread char buf[1024];
+        char *not = cri_vm_handler_unusable(d, rt);
+        if (not ) {
+                snprintf(buf, sizeof(buf), "%s", not );
+                free(not );
+                *why = buf;
                 return false;
         }
-        if (access(rt->kernel, R_OK) != 0) {
-                *why = "guest kernel not found";
-                return false;
-        }
+        char *note = cri_vm_handler_note(d);
+        snprintf(buf, sizeof(buf), "%s", note);
+        free(note);
+        *why = buf;
         return true;
 }
 

@@ -22,6 +22,7 @@
 
 #include "config/config.h"
 #include "cri/cri-internal.h"
+#include "cri/ctr-internal.h"
 #include "net/net.h"
 #include "runtime/runtime.h"
 #include "store/store.h"
@@ -123,6 +124,13 @@ static char *extra_to_json(const struct cri_pod_extra *x)
                     x->host_net ? "true" : "false", x->host_ipc ? "true" : "false",
                     x->host_pid ? "true" : "false", x->shared_pid ? "true" : "false", x->pod_init_pid,
                     x->net_setup ? "true" : "false");
+        if (x->vm) {
+                /* Only VM pods carry these: namespace records stay as they were. */
+                b.len--; /* the closing brace */
+                sbuf_puts(&b, ",\"vm\":true,\"vm_dir\":");
+                json_quote(&b, x->vm_dir);
+                sbuf_printf(&b, ",\"vm_shim_pid\":%d}", x->vm_shim_pid);
+        }
         return sbuf_steal(&b);
 }
 
@@ -145,6 +153,10 @@ int cri_pod_extra_parse(const char *json, struct cri_pod_extra *out, struct err 
         int64_t pid = 0;
         if (json_get_int(v, "pod_init_pid", &pid))
                 out->pod_init_pid = (int)pid;
+        (void)json_get_bool(v, "vm", &out->vm);
+        out->vm_dir = xstrdup(json_get_str(v, "vm_dir"));
+        if (json_get_int(v, "vm_shim_pid", &pid))
+                out->vm_shim_pid = (int)pid;
         yajl_tree_free(v);
         return 0;
 }
@@ -154,7 +166,16 @@ void cri_pod_extra_clear(struct cri_pod_extra *x)
         free(x->ns_dir);
         free(x->pod_dir);
         free(x->cgroup);
+        free(x->vm_dir);
         memset(x, 0, sizeof(*x));
+}
+
+int cri_pod_save_extra(struct cri_daemon *d, struct store_pod *p, const struct cri_pod_extra *x,
+                       struct err *e)
+{
+        free(p->extra_json);
+        p->extra_json = extra_to_json(x);
+        return store_pod_put(d->store, p, e);
 }
 
 int cri_pod_resolve(struct cri_daemon *d, const char *id, struct store_pod *out, struct err *e)
@@ -353,6 +374,11 @@ static int teardown(struct cri_daemon *d, const struct store_pod *p, struct cri_
 {
         int ret = 0;
         cleanup_err struct err e2 = ERR_INIT;
+        if (x->vm && cri_vm_sandbox_stop(d, p, x, &e2) < 0) {
+                /* Keep going: the network and namespaces still go; kubelet retries the rest. */
+                ret = err_set(e, e2.kind, "stop the VM of pod %s: %s", p->id, e2.msg);
+                err_clear(&e2);
+        }
         if (x->pod_init_pid > 0) {
                 if (rt_pod_init_kill(x->pod_init_pid, &e2) < 0)
                         log_warn("pod", "kill pod init id=%s pid=%d: %s", p->id, x->pod_init_pid, e2.msg);
@@ -385,8 +411,8 @@ static int teardown(struct cri_daemon *d, const struct store_pod *p, struct cri_
 
 /* ---------- RunPodSandbox ---------- */
 
-static int create_pod(struct cri_daemon *d, const Runtime__V1__RunPodSandboxRequest *rq, char *id_out,
-                      struct err *e)
+static int create_pod(struct cri_daemon *d, const struct cfg_runtime *rt,
+                      const Runtime__V1__RunPodSandboxRequest *rq, char *id_out, struct err *e)
 {
         const Runtime__V1__PodSandboxConfig *cfg = rq->config;
         const Runtime__V1__PodSandboxMetadata *md = cfg->metadata;
@@ -420,6 +446,12 @@ static int create_pod(struct cri_daemon *d, const Runtime__V1__RunPodSandboxRequ
         x.host_ipc = nso && nso->ipc == RUNTIME__V1__NAMESPACE_MODE__NODE;
         x.host_pid = nso && nso->pid == RUNTIME__V1__NAMESPACE_MODE__NODE;
         x.shared_pid = nso && nso->pid == RUNTIME__V1__NAMESPACE_MODE__POD;
+        if (rt->type == CFG_RUNTIME_VM) {
+                /* The guest is the pod: only the network namespace (with the tap) is on the host. */
+                x.vm = true;
+                x.vm_dir = xasprintf("%s/vm/%.16s", d->cfg->state, p.id);
+                x.host_ipc = x.host_pid = x.shared_pid = false;
+        }
         if (*p.cgroup_parent)
                 x.cgroup = xstrdup(p.cgroup_parent);
         else /* crictl and tests give none: one cgroup per pod, under corral's own. */
@@ -432,6 +464,8 @@ static int create_pod(struct cri_daemon *d, const Runtime__V1__RunPodSandboxRequ
         if (mkdir_p(x.pod_dir, 0755, e) < 0)
                 goto fail;
         int flags = (x.host_net ? 0 : CLONE_NEWNET | CLONE_NEWUTS) | (x.host_ipc ? 0 : CLONE_NEWIPC);
+        if (x.vm)
+                flags = CLONE_NEWNET;
         if (flags && net_ns_pin(x.ns_dir, flags, cfg->hostname, &nsp, e) < 0) {
                 err_wrap(e, "pin namespaces");
                 goto fail;
@@ -503,11 +537,31 @@ static int create_pod(struct cri_daemon *d, const Runtime__V1__RunPodSandboxRequ
                 err_wrap(e, "pod files");
                 goto fail;
         }
-        if (!x.host_ipc && shm_mount(&x, e) < 0)
+        if (x.vm) {
+                /* sysctls, /dev/shm and a shared PID namespace would be the guest's: not yet. */
+                if (cri_vm_sandbox_start(d, rt, &p, &x, nsp.net, &res, pf.hostname, e) < 0)
+                        goto fail;
+        }
+        if (!x.vm && !x.host_ipc && shm_mount(&x, e) < 0)
                 goto fail;
-        if (apply_sysctls(&x, lx, e) < 0)
+        if (!*p.cgroup_parent) {
+                /* A pod cgroup corral chose: made now, sized by the pod's totals. */
+                struct rt_resources res = {0};
+                if (lx && lx->resources) {
+                        if (ctr_resources_validate(lx->resources, e) < 0)
+                                goto fail;
+                        ctr_resources_to_rt(lx->resources, &res);
+                }
+                int cr = rt_cgroup_create(x.cgroup, &res, e);
+                rt_resources_clear(&res);
+                if (cr < 0) {
+                        err_wrap(e, "pod cgroup %s", x.cgroup);
+                        goto fail;
+                }
+        }
+        if (!x.vm && apply_sysctls(&x, lx, e) < 0)
                 goto fail;
-        if (x.shared_pid) {
+        if (!x.vm && x.shared_pid) {
                 pid_t init = 0;
                 cleanup_free char *name = xasprintf("pod-%.12s", p.id);
                 if (rt_pod_init_spawn(name, &init, e) < 0) {
@@ -584,11 +638,16 @@ static int run_pod(struct cri_daemon *d, struct cri_call *call, const ProtobufCM
         if (rt == NULL)
                 return err_set(e, ERR_INVALID, "RunPodSandbox: no runtime handler named \"%s\" is configured",
                                rq->runtime_handler);
-        if (rt->type == CFG_RUNTIME_VM)
-                return err_set(e, ERR_UNIMPLEMENTED,
-                               "RunPodSandbox: runtime handler \"%s\" runs VM pods, which corral does not "
-                               "implement yet",
-                               rq->runtime_handler);
+        if (rt->type == CFG_RUNTIME_VM) {
+                const Runtime__V1__NamespaceOption *nso = ns_options(cfg);
+                if (nso && nso->network == RUNTIME__V1__NAMESPACE_MODE__NODE)
+                        return err_set(e, ERR_INVALID,
+                                       "RunPodSandbox %s/%s: host networking is not possible for a VM pod "
+                                       "(runtime handler \"%s\")",
+                                       md->namespace_, md->name, rt->name);
+                if (cri_vm_handler_check(rt, e) < 0)
+                        return err_wrap(e, "RunPodSandbox %s/%s", md->namespace_, md->name);
+        }
 
         /* kubelet retries after its own timeout with the same metadata: wait
          * for an attempt still in progress, then hand back the same pod. */
@@ -613,7 +672,7 @@ static int run_pod(struct cri_daemon *d, struct cri_call *call, const ProtobufCM
                 r->next = s->runs;
                 s->runs = r;
                 pthread_mutex_unlock(&s->mu);
-                int ret = create_pod(d, rq, id, e);
+                int ret = create_pod(d, rt, rq, id, e);
                 pthread_mutex_lock(&s->mu);
                 inflight_remove(s, key);
                 pthread_cond_broadcast(&s->cv);
@@ -686,7 +745,9 @@ static int stop_pod(struct cri_daemon *d, struct cri_call *call, const ProtobufC
 
 static int remove_locked(struct cri_daemon *d, struct store_pod *p, struct err *e)
 {
-        if (p->state != STORE_POD_NOTREADY && stop_locked(d, p, e) < 0)
+        /* A VM pod turns NOTREADY when its VM dies, before anything is torn
+         * down: stop it again (every step is idempotent). */
+        if ((p->state != STORE_POD_NOTREADY || cri_pod_is_vm(d, p->id)) && stop_locked(d, p, e) < 0)
                 return -1;
         if (cri_containers_remove_pod(d, p->id, e) < 0)
                 return err_wrap(e, "remove the containers of pod %s", p->id);
@@ -760,6 +821,36 @@ static char **ips_of(const struct store_pod *p)
         return out;
 }
 
+/* A READY VM pod whose VM died (or whose shim is gone) is NOTREADY now:
+ * nothing runs in it any more. The network stays until StopPodSandbox. */
+static void vm_refresh(struct cri_daemon *d, struct store_pod *p)
+{
+        if (p->state != STORE_POD_READY)
+                return;
+        struct cri_pod_extra x = {0};
+        cleanup_err struct err e = ERR_INIT;
+        cleanup_free char *reason = NULL;
+        if (cri_pod_extra_parse(p->extra_json, &x, &e) < 0 || !x.vm || !cri_vm_pod_dead(&x, &reason)) {
+                cri_pod_extra_clear(&x);
+                return;
+        }
+        cri_pod_extra_clear(&x);
+        char id[ID_LEN + 1];
+        memcpy(id, p->id, sizeof(id));
+        cri_pod_lock(d, id);
+        struct store_pod cur = {0};
+        if (store_pod_get(d->store, id, &cur, &e) == 0 && cur.state == STORE_POD_READY) {
+                cur.state = STORE_POD_NOTREADY;
+                if (store_pod_put(d->store, &cur, &e) == 0) {
+                        log_warn("pod", "pod id=%s name=%s NOTREADY: %s", id, cur.name, reason);
+                        cri_event(d, id, id, RUNTIME__V1__CONTAINER_EVENT_TYPE__CONTAINER_STOPPED_EVENT);
+                }
+        }
+        store_pod_clear(&cur);
+        cri_pod_unlock(d, id);
+        p->state = STORE_POD_NOTREADY;
+}
+
 static Runtime__V1__PodSandboxState pod_state(int st)
 {
         return st == STORE_POD_READY ? RUNTIME__V1__POD_SANDBOX_STATE__SANDBOX_READY
@@ -823,6 +914,7 @@ static int pod_status(struct cri_daemon *d, struct cri_call *call, const Protobu
         struct store_pod p = {0};
         if (cri_pod_resolve(d, rq->pod_sandbox_id, &p, e) < 0)
                 return -1;
+        vm_refresh(d, &p);
         Runtime__V1__PodSandboxStatusResponse *r = xmalloc(sizeof(*r));
         runtime__v1__pod_sandbox_status_response__init(r);
         r->status = build_status(&p);
@@ -841,8 +933,15 @@ static int pod_status(struct cri_daemon *d, struct cri_call *call, const Protobu
                 json_quote(&b, x.pod_dir);
                 sbuf_puts(&b, ",\"cgroupParent\":");
                 json_quote(&b, x.cgroup);
-                sbuf_printf(&b, ",\"podInitPid\":%d,\"cniAttached\":%s}", x.pod_init_pid,
+                sbuf_printf(&b, ",\"podInitPid\":%d,\"cniAttached\":%s", x.pod_init_pid,
                             x.net_setup ? "true" : "false");
+                if (x.vm) {
+                        const struct cfg_runtime *rt = cfg_runtime_find(d->cfg, p.runtime_handler);
+                        cleanup_free char *vi = cri_vm_pod_info(
+                                &x, rt && rt->vmm == CFG_VMM_CLOUD_HYPERVISOR ? "cloud-hypervisor" : "qemu");
+                        sbuf_printf(&b, ",\"vm\":%s", vi);
+                }
+                sbuf_putc(&b, '}');
                 cri_pod_extra_clear(&x);
                 r->n_info = 1;
                 r->info = xcalloc(1, sizeof(*r->info));
@@ -896,9 +995,11 @@ static int collect(struct cri_daemon *d, const Runtime__V1__PodSandboxFilter *f,
                 return -1;
         Runtime__V1__PodSandbox **items = xcalloc(n ? n : 1, sizeof(*items));
         size_t k = 0;
-        for (size_t i = 0; i < n; i++)
+        for (size_t i = 0; i < n; i++) {
+                vm_refresh(d, &pods[i]);
                 if (pod_matches(&pods[i], f))
                         items[k++] = build_item(&pods[i]);
+        }
         store_pods_free(pods, n);
         *out = items;
         *n_out = k;
@@ -943,6 +1044,47 @@ static int stream_pods(struct cri_daemon *d, struct cri_call *call, const Protob
                 protobuf_c_message_free_unpacked(&items[i]->base, NULL);
         free(items);
         return ret;
+}
+
+/* ---------- UpdatePodSandboxResources ---------- */
+
+/* kubelet tells the runtime a pod's new totals (in-place resize). kubelet
+ * sizes the pod cgroups it made itself; corral applies the totals to a pod
+ * cgroup it chose (no cgroup_parent given). Either way the request is checked. */
+static int update_pod_resources(struct cri_daemon *d, struct cri_call *call, const ProtobufCMessage *req,
+                                ProtobufCMessage **resp, struct err *e)
+{
+        (void)call;
+        const Runtime__V1__UpdatePodSandboxResourcesRequest *rq =
+                (const Runtime__V1__UpdatePodSandboxResourcesRequest *)req;
+        struct store_pod p = {0};
+        if (cri_pod_resolve(d, rq->pod_sandbox_id, &p, e) < 0)
+                return -1;
+        int r = 0;
+        if (p.state != STORE_POD_READY)
+                r = err_set(e, ERR_PRECONDITION, "pod sandbox %s is not ready", p.id);
+        if (r == 0 && rq->resources && ctr_resources_validate(rq->resources, e) < 0)
+                r = err_wrap(e, "UpdatePodSandboxResources %s", p.id);
+        if (r == 0 && rq->resources && !(p.cgroup_parent && *p.cgroup_parent)) {
+                struct cri_pod_extra x = {0};
+                if (cri_pod_extra_parse(p.extra_json, &x, e) == 0) {
+                        struct rt_resources res = {0};
+                        ctr_resources_to_rt(rq->resources, &res);
+                        if (rt_cgroup_update(x.cgroup, &res, e) < 0)
+                                r = err_wrap(e, "UpdatePodSandboxResources %s: cgroup %s", p.id, x.cgroup);
+                        rt_resources_clear(&res);
+                } else {
+                        r = -1;
+                }
+                cri_pod_extra_clear(&x);
+        }
+        store_pod_clear(&p);
+        if (r < 0)
+                return -1;
+        Runtime__V1__UpdatePodSandboxResourcesResponse *out = xmalloc(sizeof(*out));
+        runtime__v1__update_pod_sandbox_resources_response__init(out);
+        *resp = &out->base;
+        return 0;
 }
 
 /* ---------- start-up: repair after a crash ---------- */
@@ -1044,5 +1186,6 @@ const struct cri_handler cri_pod_handlers[] = {
         {.name = "PodSandboxStatus", .unary = pod_status},
         {.name = "ListPodSandbox", .unary = list_pods},
         {.name = "StreamPodSandboxes", .stream = stream_pods},
+        {.name = "UpdatePodSandboxResources", .unary = update_pod_resources},
         {0},
 };

@@ -65,6 +65,13 @@ static Runtime__V1__ContainerStats *ctr_stats(struct cri_daemon *d, const struct
         struct ctr_extra x;
         (void)ctr_extra_parse(c->extra_json, &x);
         fill_cgroup(c->state == STORE_CTR_RUNNING ? x.cgroup : NULL, now, &s->cpu, &s->memory, NULL);
+        uint64_t vcpu, vmem;
+        if (c->state == STORE_CTR_RUNNING && !x.cgroup &&
+            cri_vm_ctr_usage(d, c->pod_id, c->id, &vcpu, &vmem)) {
+                /* A container in a VM pod: its cgroup lives in the guest. */
+                s->cpu->usage_core_nano_seconds = u64(vcpu);
+                s->memory->working_set_bytes = u64(vmem);
+        }
         ctr_extra_clear(&x);
         s->writable_layer = xmalloc(sizeof(*s->writable_layer));
         runtime__v1__filesystem_usage__init(s->writable_layer);

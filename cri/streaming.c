@@ -383,6 +383,18 @@ static int need_server(struct cri_daemon *d, struct err *e)
         return 0;
 }
 
+/* Interactive streams into VM pods are not there yet: say so up front. */
+static int vm_container(struct cri_daemon *d, const char *what, const char *id, struct err *e)
+{
+        struct store_container c = {0};
+        cleanup_err struct err re = ERR_INIT;
+        if (ctr_resolve(d, id, &c, &re) < 0)
+                return 0; /* the usual path reports it */
+        int r = cri_vm_unimplemented(d, what, c.pod_id, e);
+        store_ctr_clear(&c);
+        return r;
+}
+
 static int exec_rpc(struct cri_daemon *d, struct cri_call *call, const ProtobufCMessage *req,
                     ProtobufCMessage **resp, struct err *e)
 {
@@ -392,6 +404,8 @@ static int exec_rpc(struct cri_daemon *d, struct cri_call *call, const ProtobufC
                 return -1;
         if (rq->n_cmd == 0 || rq->cmd[0] == NULL || rq->cmd[0][0] == '\0')
                 return err_set(e, ERR_INVALID, "Exec in container %s: no command given", rq->container_id);
+        if (vm_container(d, "Exec", rq->container_id, e) < 0)
+                return -1;
         if (rq->tty && rq->stderr)
                 return err_set(e, ERR_INVALID, "Exec in container %s: tty and stderr cannot both be set",
                                rq->container_id);
@@ -437,6 +451,8 @@ static int attach_rpc(struct cri_daemon *d, struct cri_call *call, const Protobu
         (void)call;
         const Runtime__V1__AttachRequest *rq = (const Runtime__V1__AttachRequest *)req;
         if (need_server(d, e) < 0)
+                return -1;
+        if (vm_container(d, "Attach", rq->container_id, e) < 0)
                 return -1;
         if (rq->tty && rq->stderr)
                 return err_set(e, ERR_INVALID, "Attach to container %s: tty and stderr cannot both be set",
@@ -486,6 +502,10 @@ static int portforward_rpc(struct cri_daemon *d, struct cri_call *call, const Pr
         struct store_pod p = {0};
         if (cri_pod_resolve(d, rq->pod_sandbox_id, &p, e) < 0)
                 return -1;
+        if (cri_vm_unimplemented(d, "PortForward", p.id, e) < 0) {
+                store_pod_clear(&p);
+                return -1;
+        }
         int r = 0;
         if (p.state != STORE_POD_READY)
                 r = err_set(e, ERR_PRECONDITION, "pod sandbox %s is not ready: cannot forward ports to it",

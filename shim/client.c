@@ -93,6 +93,12 @@ static void state_from(const struct proto_msg *m, struct shim_state *st)
         st->started_ns = get_i64(m, PF_STARTED);
         st->finished_ns = get_i64(m, PF_FINISHED);
         st->oom_killed = get_i64(m, PF_OOM) != 0;
+        const char *d;
+        uint32_t n;
+        if (proto_get(m, PF_REASON, &d, &n))
+                snprintf(st->reason, sizeof(st->reason), "%.*s", (int)n, d);
+        if (proto_get(m, PF_REASON_MSG, &d, &n))
+                snprintf(st->message, sizeof(st->message), "%.*s", (int)n, d);
 }
 
 int shim_start(struct shim_conn *c, struct err *e)
@@ -240,6 +246,80 @@ int shim_update_resources(struct shim_conn *c, const char *spec_json, struct err
 int shim_shutdown(struct shim_conn *c, struct err *e)
 {
         return simple(c, OP_SHUTDOWN, NULL, CALL_TIMEOUT_MS, e);
+}
+
+/* ---------- the per-VM shim ---------- */
+
+int shim_vm_create_container(struct shim_conn *c, const struct shim_vm_create *cc, struct err *e)
+{
+        struct sbuf b = {0};
+        proto_put_str(&b, PF_ID, cc->id);
+        proto_put_str(&b, PF_SPEC, cc->spec_json);
+        proto_put_str(&b, PF_STATE_DIR, cc->state_dir);
+        if (cc->log_path)
+                proto_put_str(&b, PF_LOG_PATH, cc->log_path);
+        int r = simple(c, OP_VM_CREATE, &b, CALL_TIMEOUT_MS * 4, e);
+        sbuf_free(&b);
+        return r;
+}
+
+static void copy_str(const struct proto_msg *m, uint16_t tag, char *dst, size_t size)
+{
+        const char *d;
+        uint32_t n;
+        if (proto_get(m, tag, &d, &n))
+                snprintf(dst, size, "%.*s", (int)n, d);
+}
+
+int shim_vm_info(struct shim_conn *c, struct shim_vm_info *out, struct err *e)
+{
+        memset(out, 0, sizeof(*out));
+        struct proto_msg m;
+        if (call(c, OP_VM_INFO, NULL, CALL_TIMEOUT_MS, &m, e) < 0)
+                return -1;
+        int r = proto_reply_status(&m, e);
+        if (r == 0) {
+                out->vmm_pid = (pid_t)get_i64(&m, PF_PID);
+                out->shim_pid = (pid_t)get_i64(&m, PF_SHIM_PID);
+                out->vm_state = (int)get_i64(&m, PF_VM_STATE);
+                out->boot_ms = (uint64_t)get_i64(&m, PF_BOOT_MS);
+                out->vmm_rss = (uint64_t)get_i64(&m, PF_RSS);
+                copy_str(&m, PF_REASON_MSG, out->reason, sizeof(out->reason));
+                copy_str(&m, PF_ACCEL, out->accel, sizeof(out->accel));
+                copy_str(&m, PF_CONSOLE, out->console, sizeof(out->console));
+                copy_str(&m, PF_KERNEL, out->kernel, sizeof(out->kernel));
+        }
+        proto_msg_clear(&m);
+        return r;
+}
+
+int shim_vm_stats(struct shim_conn *c, const char *ctr_id, struct shim_vm_stats *out, struct err *e)
+{
+        memset(out, 0, sizeof(*out));
+        struct sbuf b = {0};
+        if (ctr_id)
+                proto_put_str(&b, PF_ID, ctr_id);
+        struct proto_msg m;
+        int r = call(c, OP_VM_STATS, &b, CALL_TIMEOUT_MS * 4, &m, e);
+        sbuf_free(&b);
+        if (r < 0)
+                return -1;
+        r = proto_reply_status(&m, e);
+        if (r == 0) {
+                out->cpu_ns = (uint64_t)get_i64(&m, PF_CPU_NS);
+                out->memory = (uint64_t)get_i64(&m, PF_MEM);
+                out->memory_total = (uint64_t)get_i64(&m, PF_MEM_TOTAL);
+                out->memory_available = (uint64_t)get_i64(&m, PF_MEM_AVAIL);
+                out->pids = (uint32_t)get_i64(&m, PF_PIDS);
+        }
+        proto_msg_clear(&m);
+        return r;
+}
+
+int shim_vm_shutdown(struct shim_conn *c, struct err *e)
+{
+        /* The VM gets 10 s to power off before it is killed. */
+        return simple(c, OP_SHUTDOWN, NULL, CALL_TIMEOUT_MS * 3, e);
 }
 
 int shim_attach_connect(const char *state_dir, int *fd, struct err *e)

@@ -21,7 +21,14 @@ int shim_exit_write(const char *state_dir, const struct shim_state *st, struct e
         put_i64(&b, "created_ns", st->created_ns, false);
         put_i64(&b, "started_ns", st->started_ns, false);
         put_i64(&b, "finished_ns", st->finished_ns, false);
-        sbuf_printf(&b, "\"oom_killed\":%s}\n", st->oom_killed ? "true" : "false");
+        sbuf_printf(&b, "\"oom_killed\":%s", st->oom_killed ? "true" : "false");
+        if (st->reason[0]) {
+                sbuf_puts(&b, ",\"reason\":");
+                json_quote(&b, st->reason);
+                sbuf_puts(&b, ",\"message\":");
+                json_quote(&b, st->message);
+        }
+        sbuf_puts(&b, "}\n");
         cleanup_free char *path = path_join(state_dir, SHIM_EXIT_FILE);
         int r = file_write_atomic(path, b.buf, b.len, 0644, e);
         sbuf_free(&b);
@@ -53,6 +60,11 @@ int shim_read_exit(const char *state_dir, struct shim_state *st, struct err *e)
         if (json_get_int(v, "finished_ns", &n))
                 st->finished_ns = n;
         (void)json_get_bool(v, "oom_killed", &st->oom_killed);
+        const char *reason = json_get_str(v, "reason"), *msg = json_get_str(v, "message");
+        if (reason)
+                snprintf(st->reason, sizeof(st->reason), "%s", reason);
+        if (msg)
+                snprintf(st->message, sizeof(st->message), "%s", msg);
         yajl_tree_free(v);
         if (!ok)
                 return err_set(e, ERR_DATA_LOSS, "%s: no exit_code", path);

@@ -33,6 +33,11 @@ enum proto_op {
         OP_EXEC = 7,
         OP_UPDATE = 8,
         OP_SHUTDOWN = 9,
+        /* The per-VM shim's own socket (shim/vm_server.c); the ops above
+         * are served there per container, on <container state>/ctl. */
+        OP_VM_CREATE = 20, /* PF_ID, PF_SPEC, PF_STATE_DIR, PF_LOG_PATH */
+        OP_VM_INFO = 21,
+        OP_VM_STATS = 22, /* PF_ID: a container, absent: the whole guest */
 };
 
 enum proto_tag {
@@ -56,6 +61,24 @@ enum proto_tag {
         PF_TRUNCATED = 18,
         PF_TIMED_OUT = 19,
         PF_RESOURCES = 20,
+        PF_REASON = 21,     /* why a container ended, when not its own doing ("VMDied") */
+        PF_REASON_MSG = 22, /* the longer text */
+        /* the VM shim */
+        PF_ID = 30,
+        PF_SPEC = 31,
+        PF_STATE_DIR = 32,
+        PF_LOG_PATH = 33,
+        PF_VM_STATE = 34, /* enum vm_state */
+        PF_ACCEL = 35,
+        PF_CONSOLE = 36,
+        PF_BOOT_MS = 37,
+        PF_RSS = 38,
+        PF_KERNEL = 39,
+        PF_CPU_NS = 40,
+        PF_MEM = 41,
+        PF_MEM_TOTAL = 42,
+        PF_MEM_AVAIL = 43,
+        PF_PIDS = 44,
 };
 
 struct proto_hdr {

@@ -78,6 +78,10 @@ void shim_state_put(struct sbuf *b, const struct shim_state *st)
         proto_put_i64(b, PF_STARTED, st->started_ns);
         proto_put_i64(b, PF_FINISHED, st->finished_ns);
         proto_put_i64(b, PF_OOM, st->oom_killed);
+        if (st->reason[0])
+                proto_put_str(b, PF_REASON, st->reason);
+        if (st->message[0])
+                proto_put_str(b, PF_REASON_MSG, st->message);
 }
 
 /* ---------- control connections ---------- */

@@ -41,6 +41,7 @@ struct shim_opts {
         bool tty;              /* a pty instead of pipes */
         const char *shim_path; /* the corral-shim binary */
         int64_t timeout_ms;    /* how long shim_spawn waits for "created"; 0 = 60 s */
+        const char *mode;      /* NULL: a container shim; "vm": a per-VM shim (bundle holds vm.json) */
 };
 
 struct shim_info {
@@ -77,6 +78,10 @@ struct shim_state {
         int64_t started_ns;  /* 0 until started */
         int64_t finished_ns; /* 0 until exited */
         bool oom_killed;
+        /* Set when something outside the container ended it (the per-VM
+         * shim: "VMDied"); empty otherwise. */
+        char reason[32];
+        char message[192];
 };
 
 /* Start the created container's process. */
@@ -194,6 +199,62 @@ struct shim_exec_opts {
 int shim_exec_spawn(const struct shim_exec_opts *o, pid_t *helper_pid, int *resize_fd, struct err *e);
 /* The helper's body (cmd/corral-shim `exec` mode): returns the exit status. */
 int shim_exec_run(const struct shim_exec_opts *o);
+
+/* ---------- the per-VM shim (vm_server.c, vm_rootfs.c; client.c) ---------- */
+
+/* `corral-shim vm`: one per VM pod sandbox, started by shim_spawn with
+ * opts.mode "vm" and bundle = state_dir = the VM's directory, which holds
+ * vm.json (written by corrald):
+ *   {"vmm": 0|1, "vmm_path", "kernel", "initrd", "cpus", "memory_mib",
+ *    "agent_timeout_ms", "netns", "tap", "mac", "mtu",
+ *    "addresses": ["10.88.0.5/16"], "routes": [{"dst", "gw"}], "hostname"}
+ * It boots the VM (its child: QEMU dies with it), shares <state>/share
+ * into the guest over 9p (tag SHIM_VM_SHARE_TAG), gives the guest the pod
+ * IP, and reports the VMM pid (shim_info.pid) once the agent answered.
+ * It serves its own socket <state>/ctl (the shim_vm_* calls below and
+ * shim_shutdown, which stops the VM and ends the shim) and, for each
+ * container created through it, <container state>/ctl with the container
+ * shim's requests (shim_start, shim_state, shim_kill, shim_wait,
+ * shim_exec_sync, shim_reopen_log, shim_shutdown = remove from the VM),
+ * so corrald handles VM containers with the same calls. Exits go to
+ * <container state>/exit as usual; a VM that dies ends every container
+ * with reason "VMDied" and leaves <state>/vm-exit ({"reason": ...}). */
+#define SHIM_VM_CONFIG    "vm.json"
+#define SHIM_VM_EXIT_FILE "vm-exit"
+#define SHIM_VM_SHARE_DIR "share"
+#define SHIM_VM_SHARE_TAG "corral"
+
+struct shim_vm_create {
+        const char *id;        /* container id */
+        const char *spec_json; /* rt_spec_to_json of the host spec (ctr_spec.c); the shim mounts
+                                  its rootfs and bind sources into the share and rewrites it */
+        const char *state_dir; /* the container's: ctl socket and exit file */
+        const char *log_path;  /* CRI log, may be NULL */
+};
+int shim_vm_create_container(struct shim_conn *c, const struct shim_vm_create *cc, struct err *e);
+
+struct shim_vm_info {
+        pid_t vmm_pid; /* 0 once the VM is gone */
+        pid_t shim_pid;
+        int vm_state;     /* enum vm_state: VM_RUNNING or VM_DIED */
+        char reason[192]; /* why the VM is gone */
+        char accel[8];    /* "kvm" / "tcg" */
+        char console[256];
+        char kernel[64]; /* the guest's uname -r */
+        uint64_t boot_ms, vmm_rss;
+};
+int shim_vm_info(struct shim_conn *c, struct shim_vm_info *out, struct err *e);
+
+struct shim_vm_stats {
+        uint64_t cpu_ns, memory, memory_total, memory_available;
+        uint32_t pids;
+};
+/* ctr_id NULL: the whole guest. */
+int shim_vm_stats(struct shim_conn *c, const char *ctr_id, struct shim_vm_stats *out, struct err *e);
+/* Stop the VM (agent Shutdown, ACPI, kill) and end the shim. */
+int shim_vm_shutdown(struct shim_conn *c, struct err *e);
+/* The server (cmd/corral-shim `vm` mode). */
+int shim_vm_run(const struct shim_opts *opts, int report_fd);
 
 /* ---------- server ---------- */
 

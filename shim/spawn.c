@@ -24,6 +24,8 @@ static char **build_argv(const struct shim_opts *o)
 {
         char **v = NULL;
         strv_push(&v, o->shim_path);
+        if (o->mode)
+                strv_push(&v, o->mode);
         strv_push(&v, "--id");
         strv_push(&v, o->id);
         strv_push(&v, "--bundle");

@@ -10,6 +10,15 @@
 #include "vm/frame-internal.h"
 #include "vm/vm.h"
 
+/* A call sent with vm_agent_*_async whose reply is still owed. */
+struct pending {
+        uint64_t id;
+        int body_case; /* the reply body expected */
+        vm_reply_fn *fn;
+        void *arg;
+        struct pending *next;
+};
+
 struct vm_agent {
         int fd;
         uint64_t next_id;
@@ -17,6 +26,7 @@ struct vm_agent {
         struct frame_reader rd;
         vm_output_fn *out_fn;
         void *out_arg;
+        struct pending *pending;
 };
 
 static int64_t now_ms(void)
@@ -63,6 +73,11 @@ void vm_agent_free(struct vm_agent *a)
         if (a->fd >= 0)
                 close(a->fd);
         frame_reader_free(&a->rd);
+        while (a->pending) {
+                struct pending *p = a->pending;
+                a->pending = p->next;
+                free(p);
+        }
         free(a);
 }
 
@@ -90,6 +105,38 @@ static int broken(struct vm_agent *a, struct err *e)
         return err_set(e, ERR_UNAVAILABLE, "agent connection is broken after an earlier error");
 }
 
+/* A reply to an async call: hand it to its callback. True when it was one. */
+static bool deliver_async(struct vm_agent *a, const AgResponse *r)
+{
+        for (struct pending **pp = &a->pending; *pp; pp = &(*pp)->next) {
+                struct pending *p = *pp;
+                if (p->id != r->id)
+                        continue;
+                *pp = p->next;
+                struct vm_agent_reply rep = {.error_kind = r->error_kind, .error = r->error};
+                if (!r->error_kind && (int)r->body_case != p->body_case) {
+                        rep.error_kind = ERR_DATA_LOSS;
+                        rep.error = "malformed agent frame: reply without its body";
+                } else if (!r->error_kind && r->body_case == CORRAL__AGENT__V1__RESPONSE__BODY_WAIT) {
+                        rep.exit_code = r->wait->exit_code;
+                        rep.signal = r->wait->signal;
+                        rep.finished_ns = r->wait->finished_ns;
+                } else if (!r->error_kind && r->body_case == CORRAL__AGENT__V1__RESPONSE__BODY_EXEC) {
+                        rep.exit_code = r->exec->exit_code;
+                        rep.out = r->exec->stdout.data;
+                        rep.out_len = r->exec->stdout.len;
+                        rep.err = r->exec->stderr.data;
+                        rep.err_len = r->exec->stderr.len;
+                        rep.timed_out = r->exec->timed_out;
+                }
+                if (p->fn)
+                        p->fn(p->arg, &rep);
+                free(p);
+                return true;
+        }
+        return false;
+}
+
 /* Read frames until one is a response to `id` (returned), or the deadline. */
 static AgFrame *wait_response(struct vm_agent *a, uint64_t id, int64_t deadline, struct err *e)
 {
@@ -108,6 +155,10 @@ static AgFrame *wait_response(struct vm_agent *a, uint64_t id, int64_t deadline,
                         } else if (f->kind_case == CORRAL__AGENT__V1__FRAME__KIND_RESPONSE) {
                                 if (f->response->id == id)
                                         return f;
+                                if (f->response->id && deliver_async(a, f->response)) {
+                                        frame_free(f);
+                                        continue;
+                                }
                                 if (f->response->id == 0 && f->response->error_kind) {
                                         /* The agent could not parse something we sent. */
                                         err_set(e, ERR_INTERNAL, "agent rejected a frame: %s",
@@ -411,4 +462,93 @@ int vm_agent_poll(struct vm_agent *a, int timeout_ms, struct err *e)
                 return 0;
         err_move(e, &pe);
         return -1;
+}
+
+/* ---------- asynchronous calls ---------- */
+
+static int send_async(struct vm_agent *a, AgRequest *q, int body_case, vm_reply_fn *fn, void *arg,
+                      const char *what, struct err *e)
+{
+        if (a->broken)
+                return broken(a, e);
+        q->id = a->next_id++;
+        AgFrame f = CORRAL__AGENT__V1__FRAME__INIT;
+        f.kind_case = CORRAL__AGENT__V1__FRAME__KIND_REQUEST;
+        f.request = q;
+        if (frame_write(a->fd, &f, 10000, e) < 0) {
+                a->broken = true;
+                return err_wrap(e, "agent %s", what);
+        }
+        struct pending *p = xzalloc(sizeof(*p));
+        p->id = q->id;
+        p->body_case = body_case;
+        p->fn = fn;
+        p->arg = arg;
+        p->next = a->pending;
+        a->pending = p;
+        return 0;
+}
+
+int vm_agent_wait_async(struct vm_agent *a, const char *id, vm_reply_fn *fn, void *arg, struct err *e)
+{
+        Corral__Agent__V1__WaitRequest w = CORRAL__AGENT__V1__WAIT_REQUEST__INIT;
+        w.container_id = (char *)id;
+        AgRequest q = CORRAL__AGENT__V1__REQUEST__INIT;
+        q.body_case = CORRAL__AGENT__V1__REQUEST__BODY_WAIT;
+        q.wait = &w;
+        return send_async(a, &q, CORRAL__AGENT__V1__RESPONSE__BODY_WAIT, fn, arg, "wait", e);
+}
+
+int vm_agent_exec_async(struct vm_agent *a, const char *id, char *const *args, int timeout_ms,
+                        vm_reply_fn *fn, void *arg, struct err *e)
+{
+        Corral__Agent__V1__ExecRequest x = CORRAL__AGENT__V1__EXEC_REQUEST__INIT;
+        x.container_id = (char *)(id ? id : "");
+        x.n_args = strv_len(args);
+        x.args = (char **)args;
+        x.timeout_ms = timeout_ms > 0 ? (uint32_t)timeout_ms : 0;
+        AgRequest q = CORRAL__AGENT__V1__REQUEST__INIT;
+        q.body_case = CORRAL__AGENT__V1__REQUEST__BODY_EXEC;
+        q.exec = &x;
+        return send_async(a, &q, CORRAL__AGENT__V1__RESPONSE__BODY_EXEC, fn, arg, "exec", e);
+}
+
+void vm_agent_cancel_async(struct vm_agent *a, void *arg)
+{
+        for (struct pending *p = a->pending; p; p = p->next)
+                if (p->arg == arg)
+                        p->fn = NULL; /* the reply is still read, and dropped */
+}
+
+int vm_agent_dispatch(struct vm_agent *a, struct err *e)
+{
+        if (a->broken)
+                return broken(a, e);
+        cleanup_err struct err fe = ERR_INIT;
+        ssize_t n = frame_reader_fill(&a->rd, a->fd, &fe);
+        if (n == 0) {
+                a->broken = true;
+                return err_set(e, ERR_UNAVAILABLE, "agent closed the connection");
+        }
+        if (n < 0 && fe.msg) {
+                a->broken = true;
+                err_move(e, &fe);
+                return -1;
+        }
+        for (;;) {
+                AgFrame *f = NULL;
+                int r = frame_reader_next(&a->rd, &f, &fe);
+                if (r < 0) {
+                        a->broken = true;
+                        err_move(e, &fe);
+                        return -1;
+                }
+                if (r == 0)
+                        return 0;
+                if (f->kind_case == CORRAL__AGENT__V1__FRAME__KIND_STREAM)
+                        deliver(a, f->stream);
+                else if (f->kind_case == CORRAL__AGENT__V1__FRAME__KIND_RESPONSE && f->response->id)
+                        (void)deliver_async(a, f->response); /* else a late answer: drop */
+                frame_free(f);
+        }
 }

@@ -186,6 +186,31 @@ typedef void vm_output_fn(void *arg, const char *container_id, const char *exec_
 void vm_agent_set_output(struct vm_agent *a, vm_output_fn *fn, void *arg);
 /* Read and dispatch frames for up to timeout_ms (stream data only). */
 int vm_agent_poll(struct vm_agent *a, int timeout_ms, struct err *e);
+/* Asynchronous Wait and Exec, for a caller with its own event loop (the
+ * per-VM shim): the request is sent now; the reply goes to `fn` from
+ * whichever later call or vm_agent_dispatch reads it. `fn` must not call
+ * the agent. error_kind is 0 or the agent's enum err_kind; the pointers
+ * are valid during the callback only. */
+struct vm_agent_reply {
+        int error_kind;
+        const char *error;
+        int exit_code; /* wait: exit code (128+sig if killed); exec: the command's */
+        int signal;    /* wait: the killing signal, 0 if it exited */
+        int64_t finished_ns;
+        const void *out, *err; /* exec output */
+        size_t out_len, err_len;
+        bool timed_out; /* exec: killed at its timeout */
+};
+typedef void vm_reply_fn(void *arg, const struct vm_agent_reply *r);
+int vm_agent_wait_async(struct vm_agent *a, const char *id, vm_reply_fn *fn, void *arg, struct err *e);
+int vm_agent_exec_async(struct vm_agent *a, const char *id, char *const *args, int timeout_ms,
+                        vm_reply_fn *fn, void *arg, struct err *e);
+/* Pending async calls with this arg will not call back (their owner goes). */
+void vm_agent_cancel_async(struct vm_agent *a, void *arg);
+/* One read from the connection (it was readable), then every whole frame
+ * dispatched: stream data to the output callback, replies to async calls.
+ * Fails (ERR_UNAVAILABLE) when the agent closed the connection. */
+int vm_agent_dispatch(struct vm_agent *a, struct err *e);
 /* The connection fd, for the caller's epoll. */
 int vm_agent_fd(const struct vm_agent *a);
 

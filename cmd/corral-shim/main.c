@@ -7,6 +7,7 @@
 #include <fcntl.h>
 #include <getopt.h>
 #include <stdio.h>
+#include <stdbool.h>
 #include <string.h>
 
 #include "shim/shim.h"
@@ -17,6 +18,7 @@ static void usage(FILE *f)
         fprintf(f,
                 "usage: corral-shim --id ID --bundle DIR --state DIR [--log PATH] [--stdin] [--stdin-once]\n"
                 "                   [--tty] [--report-fd N] [--debug-log PATH] [--log-level LEVEL]\n"
+                "       corral-shim vm --id POD --bundle DIR --state DIR [--report-fd N] [--debug-log PATH]\n"
                 "       corral-shim exec --bundle DIR --pid PID [--tty] [--resize-fd N] [--report-fd N]\n"
                 "                   [--cwd DIR] [--env K=V]... -- CMD [ARG]...\n");
 }
@@ -100,6 +102,12 @@ int main(int argc, char **argv)
         const char *debug_log = NULL;
         if (argc > 1 && strcmp(argv[1], "exec") == 0)
                 return exec_main(argc - 1, argv + 1);
+        bool vm_mode = argc > 1 && strcmp(argv[1], "vm") == 0;
+        if (vm_mode) {
+                /* `corral-shim vm --id POD --bundle DIR --state DIR`: the per-VM shim. */
+                argc--;
+                argv++;
+        }
         int c;
         while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
                 switch (c) {
@@ -163,5 +171,5 @@ int main(int argc, char **argv)
                         close(fd);
                 }
         }
-        return shim_run(&o, report_fd);
+        return vm_mode ? shim_vm_run(&o, report_fd) : shim_run(&o, report_fd);
 }

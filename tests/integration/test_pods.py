@@ -248,6 +248,27 @@ class Pods(unittest.TestCase):
         self.assertIn("options ndots:5", rc)
         self.remove(pod)
 
+    def test_update_pod_resources(self):
+        pod = self.run_pod(self.config("resize"))
+        mem = 96 << 20
+        self.d.runtime.UpdatePodSandboxResources(api_pb2.UpdatePodSandboxResourcesRequest(
+            pod_sandbox_id=pod, resources=api_pb2.LinuxContainerResources(memory_limit_in_bytes=mem)))
+        cg_v1 = "/sys/fs/cgroup/memory/corral/pod-%s/memory.limit_in_bytes" % pod
+        cg_v2 = "/sys/fs/cgroup/corral/pod-%s/memory.max" % pod
+        path = cg_v1 if os.path.exists(cg_v1) else cg_v2
+        with open(path) as f:
+            self.assertEqual(int(f.read()), mem)
+        with self.assertRaises(grpc.RpcError) as cm:
+            self.d.runtime.UpdatePodSandboxResources(api_pb2.UpdatePodSandboxResourcesRequest(
+                pod_sandbox_id=pod, resources=api_pb2.LinuxContainerResources(memory_limit_in_bytes=-5)))
+        self.assertEqual(cm.exception.code(), grpc.StatusCode.INVALID_ARGUMENT)
+        with self.assertRaises(grpc.RpcError) as cm:
+            self.d.runtime.UpdatePodSandboxResources(api_pb2.UpdatePodSandboxResourcesRequest(
+                pod_sandbox_id="e" * 64))
+        self.assertEqual(cm.exception.code(), grpc.StatusCode.NOT_FOUND)
+        self.remove(pod)
+        self.assertFalse(os.path.exists(os.path.dirname(path)), "pod cgroup left behind")
+
     def test_bad_input_leaves_nothing(self):
         before = {p.id for p in self.d.runtime.ListPodSandbox(api_pb2.ListPodSandboxRequest()).items}
         with self.assertRaises(grpc.RpcError) as cm:

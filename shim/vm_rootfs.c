@@ -1,0 +1,194 @@
+/* The per-VM shim's host side of a container's files: the container's
+ * spec, as corrald built it for a namespace container, is turned into the
+ * guest's view. Everything the guest needs from the host goes under one
+ * directory, <vm state>/share/<id>, inside the VM's single 9p share:
+ *   rootfs   the snapshot's overlay, mounted here on the host
+ *   m<N>     each bind mount's source (pod files, volumes), bound here
+ * The guest spec names them relative to the share (root.path) or under
+ * /run/corral/shares/<tag>/ (mount sources). Namespaces that a namespace
+ * pod joins (the pinned net, ipc, uts) are the guest's own: the VM is the
+ * pod. Each mount made is listed for the undo, which detaches them before
+ * removing only what was created here (never a recursive delete across a
+ * mount). */
+#include <errno.h>
+#include <fcntl.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+
+#include "runtime/runtime.h"
+#include "shim/vm-internal.h"
+
+#define GUEST_SHARES "/run/corral/shares"
+
+static int mount_rootfs(const struct rt_spec *s, const char *target, struct err *e)
+{
+        if (mkdir(target, 0755) < 0 && errno != EEXIST)
+                return err_make(e, errno, "mkdir %s", target);
+        size_t n = strv_len(s->root.lowerdirs);
+        if (n == 0 || (n == 1 && !s->root.upperdir)) {
+                /* A complete directory (or a single read-only layer): bind it. */
+                const char *src = n ? s->root.lowerdirs[0] : s->root.path;
+                if (!src || mount(src, target, NULL, MS_BIND | MS_REC, NULL) < 0)
+                        return err_make(e, src ? errno : EINVAL, "bind rootfs %s on %s", src ? src : "(none)",
+                                        target);
+                return 0;
+        }
+        struct sbuf o = {0};
+        sbuf_puts(&o, "lowerdir=");
+        for (size_t i = 0; i < n; i++)
+                sbuf_printf(&o, "%s%s", i ? ":" : "", s->root.lowerdirs[i]);
+        if (s->root.upperdir)
+                sbuf_printf(&o, ",upperdir=%s,workdir=%s", s->root.upperdir, s->root.workdir);
+        int r = 0;
+        if (o.len >= 4096)
+                r = err_set(e, ERR_UNIMPLEMENTED, "rootfs of %zu layers: overlay options exceed a page", n);
+        else if (mount("overlay", target, "overlay", 0, o.buf) < 0)
+                r = err_make(e, errno, "mount the overlay rootfs on %s", target);
+        sbuf_free(&o);
+        return r;
+}
+
+static void push_mount(struct vm_ctr_files *f, const char *path)
+{
+        strv_push(&f->mounts, path);
+}
+
+/* Bind `src` (a file or a directory) on a new <dir>/m<i>. */
+static int bind_source(struct vm_ctr_files *f, const char *src, size_t i, char **guest, struct err *e)
+{
+        struct stat st;
+        if (stat(src, &st) < 0)
+                return err_make(e, errno, "mount source %s", src);
+        cleanup_free char *name = xasprintf("m%zu", i);
+        cleanup_free char *target = path_join(f->dir, name);
+        if (S_ISDIR(st.st_mode)) {
+                if (mkdir(target, 0755) < 0 && errno != EEXIST)
+                        return err_make(e, errno, "mkdir %s", target);
+        } else {
+                int fd = open(target, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+                if (fd < 0)
+                        return err_make(e, errno, "create %s", target);
+                close(fd);
+        }
+        if (mount(src, target, NULL, MS_BIND | MS_REC, NULL) < 0)
+                return err_make(e, errno, "bind %s on %s", src, target);
+        push_mount(f, target);
+        *guest = xasprintf("%s/%s/%s/%s", GUEST_SHARES, f->tag, f->id, name);
+        return 0;
+}
+
+static bool is_bind(const struct rt_mount *m)
+{
+        if (m->type && strcmp(m->type, "bind") == 0)
+                return true;
+        for (char **o = m->options; o && *o; o++)
+                if (strcmp(*o, "bind") == 0 || strcmp(*o, "rbind") == 0)
+                        return true;
+        return false;
+}
+
+static void set_shm_tmpfs(struct rt_mount *m)
+{
+        free(m->type);
+        free(m->source);
+        strv_free(m->options);
+        m->type = xstrdup("tmpfs");
+        m->source = xstrdup("shm");
+        m->options = NULL;
+        strv_push(&m->options, "nosuid");
+        strv_push(&m->options, "noexec");
+        strv_push(&m->options, "nodev");
+        strv_push(&m->options, "mode=1777");
+        strv_push(&m->options, "size=65536k");
+}
+
+int vm_ctr_files_prepare(struct vm_ctr_files *f, struct rt_spec *s, struct err *e)
+{
+        if (mkdir(f->dir, 0755) < 0 && errno != EEXIST)
+                return err_make(e, errno, "mkdir %s", f->dir);
+        cleanup_free char *rootfs = path_join(f->dir, "rootfs");
+        if (mount_rootfs(s, rootfs, e) < 0)
+                return -1;
+        push_mount(f, rootfs);
+        free(s->root.path);
+        s->root.path = xasprintf("%s/rootfs", f->id);
+        strv_free(s->root.lowerdirs);
+        s->root.lowerdirs = NULL;
+        free(s->root.upperdir);
+        free(s->root.workdir);
+        s->root.upperdir = s->root.workdir = NULL;
+
+        for (size_t i = 0; i < s->n_mounts; i++) {
+                struct rt_mount *m = &s->mounts[i];
+                if (!is_bind(m) || !m->source || m->source[0] != '/')
+                        continue;
+                if (m->destination && strcmp(m->destination, "/dev/shm") == 0) {
+                        /* The pod's shm tmpfs lives on the host: the guest makes its own. */
+                        set_shm_tmpfs(m);
+                        continue;
+                }
+                char *guest = NULL;
+                if (bind_source(f, m->source, i, &guest, e) < 0)
+                        return err_wrap(e, "mount %s", m->destination ? m->destination : "");
+                free(m->source);
+                m->source = guest;
+        }
+
+        /* The guest is the pod: its network, IPC and UTS namespaces are the
+         * pod's (the host paths joined by namespace pods do not exist there). */
+        static const int guest_own[] = {RT_NS_NET, RT_NS_IPC, RT_NS_UTS};
+        for (size_t i = 0; i < ARRAY_SIZE(guest_own); i++) {
+                struct rt_namespace *ns = &s->namespaces[guest_own[i]];
+                if (ns->mode == RT_NS_JOIN) {
+                        ns->mode = RT_NS_HOST;
+                        free(ns->path);
+                        ns->path = NULL;
+                }
+        }
+        if (s->namespaces[RT_NS_UTS].mode == RT_NS_HOST) {
+                free(s->hostname); /* set for the whole guest by SetupNetwork */
+                s->hostname = NULL;
+        }
+        if (s->namespaces[RT_NS_PID].mode == RT_NS_JOIN) {
+                /* A shared PID namespace is the pod's init on the host: not in a VM yet. */
+                s->namespaces[RT_NS_PID].mode = RT_NS_NEW;
+                free(s->namespaces[RT_NS_PID].path);
+                s->namespaces[RT_NS_PID].path = NULL;
+        }
+        /* Namespaced sysctls need namespaces of their own; the guest's are the pod's. */
+        for (size_t i = 0; i < s->n_sysctls; i++) {
+                free(s->sysctls[i].key);
+                free(s->sysctls[i].value);
+        }
+        free(s->sysctls);
+        s->sysctls = NULL;
+        s->n_sysctls = 0;
+        /* The host's cgroup path (maybe systemd syntax) means nothing in the
+         * guest: one cgroup per container under /corral there. */
+        if (s->cgroup_path) {
+                free(s->cgroup_path);
+                s->cgroup_path = xasprintf("/corral/%s", f->id);
+        }
+        return 0;
+}
+
+void vm_ctr_files_undo(struct vm_ctr_files *f)
+{
+        size_t n = strv_len(f->mounts);
+        bool clean = true;
+        for (size_t i = n; i-- > 0;) {
+                if (umount2(f->mounts[i], MNT_DETACH) < 0 && errno != EINVAL && errno != ENOENT) {
+                        log_warn("vmshim", "unmount %s: %s", f->mounts[i], strerror(errno));
+                        clean = false;
+                        continue;
+                }
+                /* Only the mount point we made: a file or an empty directory. */
+                if (rmdir(f->mounts[i]) < 0 && errno == ENOTDIR)
+                        (void)unlink(f->mounts[i]);
+        }
+        strv_free(f->mounts);
+        f->mounts = NULL;
+        if (clean)
+                (void)rmdir(f->dir);
+}
