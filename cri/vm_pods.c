@@ -71,10 +71,22 @@ char *cri_vm_handler_unusable(const struct cri_daemon *d, const struct cfg_runti
         return NULL;
 }
 
+/* A VM shim that found KVM unable to boot a guest leaves the reason here, so
+ * later pods go straight to TCG instead of paying the probe (the state dir
+ * is a tmpfs: a reboot or a new kernel tries KVM again). */
+static char *kvm_verdict_path(const struct cri_daemon *d)
+{
+        return path_join(d->cfg->state, "vm-kvm-broken");
+}
+
 char *cri_vm_handler_note(const struct cri_daemon *d)
 {
         if (!d->has_kvm)
                 return xstrdup("no usable /dev/kvm: VMs run under QEMU TCG (slower)");
+        cleanup_free char *vp = kvm_verdict_path(d);
+        char *why = NULL;
+        if (file_read_all(vp, &why, NULL, 4096, NULL) == 0)
+                return why;
         const char *broken = vm_kvm_broken_reason();
         if (broken)
                 return xstrdup(broken);
@@ -90,12 +102,14 @@ static void put_kv_str(struct sbuf *b, const char *k, const char *v)
         json_quote(b, v ? v : "");
 }
 
-static char *vm_json(const struct cfg_runtime *rt, const char *netns, const struct net_link_info *li,
-                     const struct net_cni_result *res, const char *hostname)
+static char *vm_json(const struct cri_daemon *d, const struct cfg_runtime *rt, const char *netns,
+                     const struct net_link_info *li, const struct net_cni_result *res, const char *hostname)
 {
         struct sbuf b = {0};
         sbuf_printf(&b, "{\"vmm\":%d,\"cpus\":%u,\"memory_mib\":%u,\"agent_timeout_ms\":%u", rt->vmm,
                     rt->cpus, rt->memory_mib, rt->agent_timeout_seconds * 1000);
+        cleanup_free char *vp = kvm_verdict_path(d);
+        put_kv_str(&b, "kvm_verdict", vp);
         put_kv_str(&b, "vmm_path", rt->vmm_path);
         put_kv_str(&b, "kernel", rt->kernel);
         put_kv_str(&b, "initrd", rt->initrd);
@@ -151,7 +165,7 @@ int cri_vm_sandbox_start(struct cri_daemon *d, const struct cfg_runtime *rt, con
         }
         if (mkdir_p(x->vm_dir, 0700, e) < 0)
                 goto out;
-        json = vm_json(rt, netns, &li, res, hostname);
+        json = vm_json(d, rt, netns, &li, res, hostname);
         cfgp = path_join(x->vm_dir, SHIM_VM_CONFIG);
         if (file_write_atomic(cfgp, json, strlen(json), 0600, e) < 0)
                 goto out;
