@@ -54,7 +54,7 @@ struct stream_client {
 
 /* ---------- HTTP upgrade ---------- */
 
-static int parse_url(const char *url, char **host, char **port, char **path, struct err *e)
+int stream_url_parse(const char *url, char **host, char **port, char **path, struct err *e)
 {
         if (!str_has_prefix(url, "http://"))
                 return err_set(e, ERR_INVALID, "stream url %s: only http:// is supported", url);
@@ -80,7 +80,7 @@ static int parse_url(const char *url, char **host, char **port, char **path, str
         return 0;
 }
 
-static int dial_tcp(const char *host, const char *port, struct err *e)
+int stream_dial_tcp(const char *host, const char *port, struct err *e)
 {
         struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *res = NULL;
         int r = getaddrinfo(host, port, &hints, &res);
@@ -129,10 +129,10 @@ static void *reader_main(void *arg);
 int stream_client_dial(const char *url, const char *protocol, struct stream_client **out, struct err *e)
 {
         cleanup_free char *host = NULL, *port = NULL, *path = NULL;
-        if (parse_url(url, &host, &port, &path, e) < 0)
+        if (stream_url_parse(url, &host, &port, &path, e) < 0)
                 return -1;
         bool pf = str_has_prefix(path, "/portforward/");
-        cleanup_close int fd = dial_tcp(host, port, e);
+        cleanup_close int fd = stream_dial_tcp(host, port, e);
         if (fd < 0)
                 return -1;
         struct sbuf req = {0};

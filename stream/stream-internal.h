@@ -267,4 +267,11 @@ int server_stream_timeout_ms(struct stream_server *srv);
 void spdy_session_run(struct session *s);
 void ws_session_run(struct session *s);
 
+/* ---------- clients (client.c; ws_client.c uses them too) ---------- */
+
+/* "http://host:port/path" (IPv6 in brackets; port 80 when absent). */
+int stream_url_parse(const char *url, char **host, char **port, char **path, struct err *e);
+/* A connected TCP socket to host:port (every address tried in turn). */
+int stream_dial_tcp(const char *host, const char *port, struct err *e);
+
 #endif

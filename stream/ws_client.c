@@ -32,55 +32,6 @@ struct stream_ws_client {
         bool closed;
 };
 
-static int ws_parse_url(const char *url, char **host, char **port, char **path, struct err *e)
-{
-        if (!str_has_prefix(url, "http://"))
-                return err_set(e, ERR_INVALID, "stream url %s: only http:// is supported", url);
-        const char *h = url + 7;
-        const char *slash = strchr(h, '/');
-        if (!slash)
-                return err_set(e, ERR_INVALID, "stream url %s has no path", url);
-        cleanup_free char *hostport = xstrndup(h, (size_t)(slash - h));
-        char *colon;
-        if (hostport[0] == '[') {
-                char *rb = strchr(hostport, ']');
-                if (!rb)
-                        return err_set(e, ERR_INVALID, "stream url %s: bad IPv6 host", url);
-                *rb = 0;
-                *host = xstrdup(hostport + 1);
-                colon = rb[1] == ':' ? rb + 1 : NULL;
-        } else {
-                colon = strrchr(hostport, ':');
-                *host = colon ? xstrndup(hostport, (size_t)(colon - hostport)) : xstrdup(hostport);
-        }
-        *port = xstrdup(colon ? colon + 1 : "80");
-        *path = xstrdup(slash);
-        return 0;
-}
-
-static int ws_dial_tcp(const char *host, const char *port, struct err *e)
-{
-        struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *res = NULL;
-        int r = getaddrinfo(host, port, &hints, &res);
-        if (r != 0)
-                return err_set(e, ERR_UNAVAILABLE, "resolve %s: %s", host, gai_strerror(r));
-        int fd = -1, saved = 0;
-        for (struct addrinfo *a = res; a; a = a->ai_next) {
-                fd = socket(a->ai_family, a->ai_socktype | SOCK_CLOEXEC, a->ai_protocol);
-                if (fd < 0)
-                        continue;
-                if (connect(fd, a->ai_addr, a->ai_addrlen) == 0)
-                        break;
-                saved = errno;
-                close(fd);
-                fd = -1;
-        }
-        freeaddrinfo(res);
-        if (fd < 0)
-                return err_make(e, saved ? saved : ECONNREFUSED, "connect %s:%s", host, port);
-        return fd;
-}
-
 static bool head_value(const char *head, const char *name, char *out, size_t outlen)
 {
         size_t nl = strlen(name);
@@ -105,10 +56,10 @@ static bool head_value(const char *head, const char *name, char *out, size_t out
 int stream_ws_dial(const char *url, const char *protocol, struct stream_ws_client **out, struct err *e)
 {
         cleanup_free char *host = NULL, *port = NULL, *path = NULL;
-        if (ws_parse_url(url, &host, &port, &path, e) < 0)
+        if (stream_url_parse(url, &host, &port, &path, e) < 0)
                 return -1;
         bool pf = str_has_prefix(path, "/portforward/");
-        cleanup_close int fd = ws_dial_tcp(host, port, e);
+        cleanup_close int fd = stream_dial_tcp(host, port, e);
         if (fd < 0)
                 return -1;
         uint8_t nonce[16];
