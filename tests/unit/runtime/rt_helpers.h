@@ -5,6 +5,7 @@
 #define CORRAL_TESTS_RT_HELPERS_H
 
 #include <fcntl.h>
+#include <stdbool.h>
 #include <string.h>
 #include <sys/wait.h>
 
@@ -56,11 +57,12 @@ static void make_rootfs(void)
         char cmd[2048];
         snprintf(
                 cmd, sizeof(cmd),
-                "set -e; r=%s; mkdir -p $r/bin $r/etc $r/proc $r/sys $r/dev $r/tmp; "
+                "set -e; r=%s; mkdir -p $r/bin $r/etc $r/proc $r/sys $r/dev $r/tmp $r/home/app; "
                 "cp /bin/busybox $r/bin/busybox; "
                 "for a in $(/bin/busybox --list); do [ \"$a\" = busybox ] || ln -sf busybox $r/bin/$a; done; "
-                "printf 'root:x:0:0:root:/root:/bin/sh\\n' > $r/etc/passwd; "
-                "printf 'root:x:0:\\n' > $r/etc/group",
+                "printf 'root:x:0:0:root:/root:/bin/sh\\napp:x:1234:1234:app:/home/app:/bin/sh\\n' > "
+                "$r/etc/passwd; "
+                "printf 'root:x:0:\\napp:x:1234:\\nextra:x:777:app,other\\n' > $r/etc/group",
                 rootfs);
         sh(cmd);
 }
@@ -110,6 +112,7 @@ static struct rt_spec *spec_for(const char *script)
 struct result {
         int status; /* waitpid status */
         char out[8192];
+        char err[8192]; /* run_split only */
         struct err e;
 };
 
@@ -122,26 +125,49 @@ static void read_all(int fd, char *buf, size_t cap)
         buf[n] = '\0';
 }
 
-/* Create + start + collect stdout and stderr (one pipe) + reap. */
-static int run(const struct rt_spec *s, struct result *r)
+/* Create + start + collect output + reap. With `split`, stdout and stderr go
+ * to r->out and r->err; without, both go to r->out in the order written. */
+static int run_io(const struct rt_spec *s, struct result *r, bool split)
 {
         memset(r, 0, sizeof(*r));
-        int po[2];
-        if (pipe2(po, O_CLOEXEC) < 0)
+        int po[2], pe[2] = {-1, -1};
+        if (pipe2(po, O_CLOEXEC) < 0 || (split && pipe2(pe, O_CLOEXEC) < 0))
                 exit(1);
-        struct rt_stdio io = {-1, po[1], po[1]};
+        struct rt_stdio io = {-1, po[1], split ? pe[1] : po[1]};
         struct rt_container *c = NULL;
         int ret = rt_container_create(s, &io, &c, &r->e);
         close(po[1]);
+        if (split)
+                close(pe[1]);
         if (ret == 0) {
                 ret = rt_container_start(c, &r->e);
+                /* Small outputs only: a stderr filling its pipe while we read stdout is not expected. */
                 read_all(po[0], r->out, sizeof(r->out));
+                if (split)
+                        read_all(pe[0], r->err, sizeof(r->err));
                 if (ret == 0)
                         waitpid(rt_container_pid(c), &r->status, 0);
                 rt_container_free(c);
         }
         close(po[0]);
+        if (split)
+                close(pe[0]);
         return ret;
+}
+
+UNUSED static int run(const struct rt_spec *s, struct result *r)
+{
+        return run_io(s, r, false);
+}
+
+UNUSED static int run_split(const struct rt_spec *s, struct result *r)
+{
+        return run_io(s, r, true);
+}
+
+UNUSED static int exit_code(const struct result *r)
+{
+        return WIFEXITED(r->status) ? WEXITSTATUS(r->status) : 128 + WTERMSIG(r->status);
 }
 
 #endif

@@ -8,146 +8,16 @@
 #include <sys/stat.h>
 #include <sys/wait.h>
 
-#include "runtime/runtime.h"
+#include "rt_helpers.h"
 
-static int failures;
-#define CHECK(cond, ...)                                                                                     \
-        do {                                                                                                 \
-                if (!(cond)) {                                                                               \
-                        failures++;                                                                          \
-                        fprintf(stderr, "FAIL %s:%d: %s: ", __FILE__, __LINE__, #cond);                      \
-                        fprintf(stderr, __VA_ARGS__);                                                        \
-                        fputc('\n', stderr);                                                                 \
-                } else {                                                                                     \
-                        fprintf(stderr, "ok   %s\n", #cond);                                                 \
-                }                                                                                            \
-        } while (0)
-
-static char tmp[256];
-static char rootfs[300];
 static char cg_base[64];
-
-static void sh(const char *cmd)
-{
-        if (system(cmd) != 0) {
-                fprintf(stderr, "setup failed: %s\n", cmd);
-                exit(1);
-        }
-}
-
-static void make_rootfs(void)
-{
-        snprintf(tmp, sizeof(tmp), "/tmp/corral-rt-test-XXXXXX");
-        if (mkdtemp(tmp) == NULL)
-                exit(1);
-        snprintf(rootfs, sizeof(rootfs), "%s/rootfs", tmp);
-        char cmd[2048];
-        snprintf(
-                cmd, sizeof(cmd),
-                "set -e; r=%s; mkdir -p $r/bin $r/etc $r/proc $r/sys $r/dev $r/tmp $r/home/app; "
-                "cp /bin/busybox $r/bin/busybox; "
-                "for a in $(/bin/busybox --list); do [ \"$a\" = busybox ] || ln -sf busybox $r/bin/$a; done; "
-                "printf 'root:x:0:0:root:/root:/bin/sh\\napp:x:1234:1234:app:/home/app:/bin/sh\\n' > "
-                "$r/etc/passwd; "
-                "printf 'root:x:0:\\napp:x:1234:\\nextra:x:777:app,other\\n' > $r/etc/group",
-                rootfs);
-        sh(cmd);
-}
-
-static const char *const default_caps[] = {
-        "CAP_CHOWN",
-        "CAP_DAC_OVERRIDE",
-        "CAP_FSETID",
-        "CAP_FOWNER",
-        "CAP_MKNOD",
-        "CAP_NET_RAW",
-        "CAP_SETGID",
-        "CAP_SETUID",
-        "CAP_SETFCAP",
-        "CAP_SETPCAP",
-        "CAP_NET_BIND_SERVICE",
-        "CAP_SYS_CHROOT",
-        "CAP_KILL",
-        "CAP_AUDIT_WRITE",
-        NULL,
-};
-
-/* A containerd-like unprivileged spec running `sh -c script`. */
-static struct rt_spec *spec_for(const char *script)
-{
-        struct rt_spec *s = rt_spec_new();
-        s->id = xstrdup("test");
-        s->root.path = xstrdup(rootfs);
-        strv_push(&s->process.args, "sh");
-        strv_push(&s->process.args, "-c");
-        strv_push(&s->process.args, script);
-        strv_push(&s->process.env, "PATH=/bin");
-        strv_push(&s->process.env, "HOME=/");
-        struct rt_caps *c = &s->process.caps;
-        for (size_t i = 0; default_caps[i]; i++) {
-                strv_push(&c->bounding, default_caps[i]);
-                strv_push(&c->effective, default_caps[i]);
-                strv_push(&c->permitted, default_caps[i]);
-        }
-        for (int i = RT_NS_PID; i <= RT_NS_UTS; i++)
-                s->namespaces[i].mode = RT_NS_NEW;
-        s->hostname = xstrdup("corral-test");
-        return s;
-}
-
-struct result {
-        int status; /* waitpid status */
-        char out[8192];
-        char err[8192];
-        struct err e;
-};
-
-static void read_all(int fd, char *buf, size_t cap)
-{
-        size_t n = 0;
-        ssize_t r;
-        while (n + 1 < cap && (r = read(fd, buf + n, cap - 1 - n)) > 0)
-                n += (size_t)r;
-        buf[n] = '\0';
-}
-
-/* Create + start + collect output + reap. Returns 0, or -1 with r->e. */
-static int run(const struct rt_spec *s, struct result *r)
-{
-        memset(r, 0, sizeof(*r));
-        int po[2], pe[2];
-        if (pipe2(po, O_CLOEXEC) < 0 || pipe2(pe, O_CLOEXEC) < 0)
-                exit(1);
-        struct rt_stdio io = {-1, po[1], pe[1]};
-        struct rt_container *c = NULL;
-        int ret = rt_container_create(s, &io, &c, &r->e);
-        close(po[1]);
-        close(pe[1]);
-        if (ret == 0) {
-                ret = rt_container_start(c, &r->e);
-                /* Both pipes: a large stderr while we block on stdout is not expected here. */
-                read_all(po[0], r->out, sizeof(r->out));
-                read_all(pe[0], r->err, sizeof(r->err));
-                if (ret == 0)
-                        waitpid(rt_container_pid(c), &r->status, 0);
-                rt_container_free(c);
-        }
-        close(po[0]);
-        close(pe[0]);
-        return ret;
-}
-
-static int exit_code(const struct result *r)
-{
-        return WIFEXITED(r->status) ? WEXITSTATUS(r->status) : 128 + WTERMSIG(r->status);
-}
 
 static void test_echo(void)
 {
         struct rt_spec *s = spec_for("echo hi");
         struct result r;
         int64_t t0 = time_mono_ns();
-        CHECK(run(s, &r) == 0, "%s", r.e.msg);
+        CHECK(run_split(s, &r) == 0, "%s", r.e.msg);
         fprintf(stderr, "     create+start+exit of echo: %.1f ms\n", (time_mono_ns() - t0) / 1e6);
         CHECK(strcmp(r.out, "hi\n") == 0, "stdout=%s", r.out);
         CHECK(exit_code(&r) == 0, "exit %d", exit_code(&r));
@@ -155,7 +25,7 @@ static void test_echo(void)
         rt_spec_free(s);
 
         s = spec_for("echo oops >&2; exit 7");
-        CHECK(run(s, &r) == 0, "%s", r.e.msg);
+        CHECK(run_split(s, &r) == 0, "%s", r.e.msg);
         CHECK(exit_code(&r) == 7, "exit %d", exit_code(&r));
         CHECK(strcmp(r.err, "oops\n") == 0, "stderr=%s", r.err);
         rt_spec_free(s);
@@ -166,7 +36,7 @@ static void test_user(void)
         struct rt_spec *s = spec_for("id -u; id -g; id -G; cat /proc/self/status | grep CapEff");
         s->process.username = xstrdup("app");
         struct result r;
-        CHECK(run(s, &r) == 0, "%s", r.e.msg);
+        CHECK(run_split(s, &r) == 0, "%s", r.e.msg);
         CHECK(strncmp(r.out, "1234\n1234\n", 10) == 0, "out=%s", r.out);
         CHECK(strstr(r.out, "777") != NULL, "supplementary group from /etc/group: %s", r.out);
         /* A non-root user has no effective capabilities after exec. */
@@ -197,7 +67,7 @@ static void test_readonly_and_caps(void)
         s->mounts[0].source = xstrdup("tmpfs");
         strv_push(&s->mounts[0].options, "nosuid");
         struct result r;
-        CHECK(run(s, &r) == 0, "%s", r.e.msg);
+        CHECK(run_split(s, &r) == 0, "%s", r.e.msg);
         CHECK(strstr(r.out, "Read-only file system") && strstr(r.out, "rc=1"), "out=%s", r.out);
         CHECK(strstr(r.out, "tmp=0"), "tmpfs mount writable: %s", r.out);
         rt_spec_free(s);
@@ -211,7 +81,7 @@ static void test_readonly_and_caps(void)
         strv_push(&s->process.caps.bounding, "CAP_KILL");
         strv_push(&s->process.caps.effective, "CAP_CHOWN");
         strv_push(&s->process.caps.permitted, "CAP_CHOWN");
-        CHECK(run(s, &r) == 0, "%s", r.e.msg);
+        CHECK(run_split(s, &r) == 0, "%s", r.e.msg);
         /* root: after execve effective = bounding (CHOWN bit 0 | KILL bit 5) */
         CHECK(strstr(r.out, "CapEff:\t0000000000000021") && strstr(r.out, "CapBnd:\t0000000000000021"),
               "out=%s", r.out);
@@ -224,14 +94,14 @@ static void test_seccomp(void)
         s->seccomp = rt_seccomp_default_profile(&s->process.caps);
         s->process.no_new_privs = true;
         struct result r;
-        CHECK(run(s, &r) == 0, "%s", r.e.msg);
+        CHECK(run_split(s, &r) == 0, "%s", r.e.msg);
         CHECK(strstr(r.out, "Operation not permitted") && !strstr(r.out, "rc=0"), "out=%s", r.out);
         rt_spec_free(s);
 
         /* Control: same command without the profile, CAP_SYS_ADMIN added. */
         s = spec_for("unshare -U true 2>&1; echo rc=$?");
         strv_push(&s->process.caps.bounding, "CAP_SYS_ADMIN");
-        CHECK(run(s, &r) == 0, "%s", r.e.msg);
+        CHECK(run_split(s, &r) == 0, "%s", r.e.msg);
         CHECK(strstr(r.out, "rc=0"), "unconfined unshare works: %s", r.out);
         rt_spec_free(s);
 
@@ -240,7 +110,7 @@ static void test_seccomp(void)
         s->seccomp = rt_seccomp_default_profile(&s->process.caps);
         s->process.uid = 1234;
         s->process.gid = 1234;
-        CHECK(run(s, &r) == 0, "%s", r.e.msg);
+        CHECK(run_split(s, &r) == 0, "%s", r.e.msg);
         CHECK(strstr(r.out, "Operation not permitted") && strstr(r.out, "1234"), "out=%s", r.out);
         rt_spec_free(s);
 }
@@ -260,7 +130,7 @@ static void test_masked_and_devices(void)
         s->n_devices = 1;
         s->devices[0] = (struct rt_device){xstrdup("/dev/xnull"), 'c', 1, 3, 0640, 0, 0, NULL};
         struct result r;
-        CHECK(run(s, &r) == 0, "%s", r.e.msg);
+        CHECK(run_split(s, &r) == 0, "%s", r.e.msg);
         CHECK(strncmp(r.out, "0\n0\n", 4) == 0, "masked file empty, masked dir empty: %s", r.out);
         CHECK(strstr(r.out, "Read-only file system") && strstr(r.out, "ro-ok"), "ro paths: %s", r.out);
         CHECK(strstr(r.out, "crw-r-----") && strstr(r.out, "1,   3") && strstr(r.out, "dev-ok"), "device: %s",
@@ -290,7 +160,7 @@ static void test_netns_and_sysctl(void)
         struct result r;
         char want[64];
         snprintf(want, sizeof(want), "net:[%lu]\n1\n1234\n1\n", (unsigned long)st.st_ino);
-        CHECK(run(s, &r) == 0, "%s", r.e.msg);
+        CHECK(run_split(s, &r) == 0, "%s", r.e.msg);
         CHECK(strcmp(r.out, want) == 0, "joined pinned netns, sysctls applied: %s (want %s)", r.out, want);
         rt_spec_free(s);
 
@@ -298,8 +168,8 @@ static void test_netns_and_sysctl(void)
         s->sysctls = xcalloc(1, sizeof(struct rt_kv));
         s->n_sysctls = 1;
         s->sysctls[0] = (struct rt_kv){xstrdup("kernel.panic"), xstrdup("1")};
-        CHECK(run(s, &r) < 0 && err_is(&r.e, ERR_INVALID) && strstr(r.e.msg, "kernel.panic"), "refused: %s",
-              r.e.msg);
+        CHECK(run_split(s, &r) < 0 && err_is(&r.e, ERR_INVALID) && strstr(r.e.msg, "kernel.panic"),
+              "refused: %s", r.e.msg);
         err_clear(&r.e);
         rt_spec_free(s);
         umount2(nsfile, MNT_DETACH);
@@ -493,7 +363,8 @@ static void test_create_failures(void)
                 s->process.cwd = xstrdup(cases[i].cwd);
                 s->cgroup_path = xstrdup(cg);
                 struct result r;
-                CHECK(run(s, &r) < 0 && strstr(r.e.msg, cases[i].want), "error names the cause: %s", r.e.msg);
+                CHECK(run_split(s, &r) < 0 && strstr(r.e.msg, cases[i].want), "error names the cause: %s",
+                      r.e.msg);
                 err_clear(&r.e);
                 CHECK(waitpid(-1, NULL, WNOHANG) < 0 && errno == ECHILD, "no child left behind");
                 CHECK(!cg_exists(cg), "no cgroup left behind");
@@ -502,7 +373,7 @@ static void test_create_failures(void)
         struct rt_spec *s = spec_for("true");
         s->namespaces[RT_NS_NET] = (struct rt_namespace){RT_NS_JOIN, xstrdup("/run/corral/ns/none/net")};
         struct result r;
-        CHECK(run(s, &r) < 0 && strstr(r.e.msg, "/run/corral/ns/none/net"), "bad netns: %s", r.e.msg);
+        CHECK(run_split(s, &r) < 0 && strstr(r.e.msg, "/run/corral/ns/none/net"), "bad netns: %s", r.e.msg);
         err_clear(&r.e);
         rt_spec_free(s);
 }
@@ -526,7 +397,7 @@ static void test_overlay(void)
         strv_push(&s->mounts[0].options, "rbind");
         strv_push(&s->mounts[0].options, "rprivate");
         struct result r;
-        CHECK(run(s, &r) == 0, "%s", r.e.msg);
+        CHECK(run_split(s, &r) == 0, "%s", r.e.msg);
         CHECK(strcmp(r.out, "data\n") == 0, "out=%s", r.out);
         char p[512];
         snprintf(p, sizeof(p), "%s/upper/written", tmp);
@@ -540,14 +411,7 @@ static void test_overlay(void)
 
 int main(void)
 {
-        if (geteuid() != 0) {
-                printf("skipped: needs root (namespaces, mounts, cgroups)\n");
-                return 77;
-        }
-        if (access("/bin/busybox", X_OK) < 0) {
-                printf("skipped: /bin/busybox missing (apt-get install busybox-static)\n");
-                return 77;
-        }
+        need_root_and_busybox();
         char *f = rt_host_features_string();
         fprintf(stderr, "host: %s\n", f);
         free(f);
