@@ -80,6 +80,33 @@ int stream_url_parse(const char *url, char **host, char **port, char **path, str
         return 0;
 }
 
+int stream_read_response_head(int fd, const char *url, struct sbuf *resp, size_t *head_len, int *code,
+                              struct err *e)
+{
+        char buf[4096];
+        char *end = NULL;
+        while (!(end = resp->len ? strstr(resp->buf, "\r\n\r\n") : NULL)) {
+                if (resp->len > 65536) {
+                        sbuf_free(resp);
+                        return err_set(e, ERR_INVALID, "upgrade response from %s too large", url);
+                }
+                ssize_t n = recv(fd, buf, sizeof(buf), 0);
+                if (n < 0 && errno == EINTR)
+                        continue;
+                if (n <= 0) {
+                        sbuf_free(resp);
+                        return err_set(e, ERR_UNAVAILABLE, "connection to %s closed during the upgrade", url);
+                }
+                sbuf_append(resp, buf, (size_t)n);
+        }
+        *head_len = (size_t)(end - resp->buf) + 4;
+        if (sscanf(resp->buf, "HTTP/1.%*d %d", code) != 1) {
+                sbuf_free(resp);
+                return err_set(e, ERR_INVALID, "bad HTTP response from %s", url);
+        }
+        return 0;
+}
+
 int stream_dial_tcp(const char *host, const char *port, struct err *e)
 {
         struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *res = NULL;
@@ -158,27 +185,10 @@ int stream_client_dial(const char *url, const char *protocol, struct stream_clie
         /* Read the response head; what follows it is already SPDY. */
         struct sbuf resp = {0};
         char buf[4096];
-        char *end = NULL;
-        while (!(end = resp.len ? strstr(resp.buf, "\r\n\r\n") : NULL)) {
-                if (resp.len > 65536) {
-                        sbuf_free(&resp);
-                        return err_set(e, ERR_INVALID, "upgrade response from %s too large", url);
-                }
-                ssize_t n = recv(fd, buf, sizeof(buf), 0);
-                if (n < 0 && errno == EINTR)
-                        continue;
-                if (n <= 0) {
-                        sbuf_free(&resp);
-                        return err_set(e, ERR_UNAVAILABLE, "connection to %s closed during the upgrade", url);
-                }
-                sbuf_append(&resp, buf, (size_t)n);
-        }
-        size_t head_len = (size_t)(end - resp.buf) + 4;
+        size_t head_len = 0;
         int code = 0;
-        if (sscanf(resp.buf, "HTTP/1.%*d %d", &code) != 1) {
-                sbuf_free(&resp);
-                return err_set(e, ERR_INVALID, "bad HTTP response from %s", url);
-        }
+        if (stream_read_response_head(fd, url, &resp, &head_len, &code, e) < 0)
+                return -1;
         if (code != 101) {
                 /* Body: what the server said, for the error message. */
                 char cl[32];

@@ -271,6 +271,11 @@ void ws_session_run(struct session *s);
 
 /* "http://host:port/path" (IPv6 in brackets; port 80 when absent). */
 int stream_url_parse(const char *url, char **host, char **port, char **path, struct err *e);
+/* Read an HTTP response head (up to 64 KiB) into resp; *head_len counts it
+ * with its blank line (bytes after it are the upgraded protocol's), *code is
+ * the status. On error resp is freed. */
+int stream_read_response_head(int fd, const char *url, struct sbuf *resp, size_t *head_len, int *code,
+                              struct err *e);
 /* A connected TCP socket to host:port (every address tried in turn). */
 int stream_dial_tcp(const char *host, const char *port, struct err *e);
 
