@@ -6,7 +6,8 @@
  *               the session's pipes as its stdio; its exit is the exit code
  *   attach      the container's shim attach socket, relayed both ways
  *   portforward a TCP socket made inside the pod's network namespace and
- *               connected to its loopback
+ *               connected to its loopback; for a VM pod, a socket from the
+ *               VM shim relayed through the agent to the guest's loopback
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -321,6 +322,16 @@ static int be_portforward(void *data, const char *pod_id, uint16_t port, int *fd
         }
         if (cri_pod_extra_parse(p.extra_json, &x, e) < 0)
                 goto out;
+        if (x.vm) {
+                /* The pod's ports are in its guest: the VM shim relays through the agent. */
+                if (!x.vm_dir)
+                        err_set(e, ERR_INTERNAL, "VM pod %s has no VM state", pod_id);
+                else if (shim_vm_portforward(x.vm_dir, port, 30000, fd_out, e) == 0)
+                        r = 0;
+                else
+                        err_wrap(e, "port-forward to port %u in VM pod %s", (unsigned)port, pod_id);
+                goto out;
+        }
         netns = x.host_net || x.ns_dir == NULL ? NULL : path_join(x.ns_dir, "net");
         /* Try IPv4 then IPv6 loopback, as kubelet's runtimes do for "localhost". */
         static const int fams[] = {AF_INET, AF_INET6};
@@ -502,10 +513,6 @@ static int portforward_rpc(struct cri_daemon *d, struct cri_call *call, const Pr
         struct store_pod p = {0};
         if (cri_pod_resolve(d, rq->pod_sandbox_id, &p, e) < 0)
                 return -1;
-        if (cri_vm_unimplemented(d, "PortForward", p.id, e) < 0) {
-                store_pod_clear(&p);
-                return -1;
-        }
         int r = 0;
         if (p.state != STORE_POD_READY)
                 r = err_set(e, ERR_PRECONDITION, "pod sandbox %s is not ready: cannot forward ports to it",

@@ -418,8 +418,9 @@ int cri_vm_unimplemented(struct cri_daemon *d, const char *what, const char *pod
 {
         if (!cri_pod_is_vm(d, pod_id))
                 return 0;
-        return err_set(e, ERR_UNIMPLEMENTED,
-                       "%s into VM pod %s is not implemented yet (ExecSync works; interactive streams need "
-                       "the agent relay)",
-                       what, pod_id);
+        return err_set(
+                e, ERR_UNIMPLEMENTED,
+                "%s into VM pod %s is not implemented yet (ExecSync and PortForward work; interactive exec "
+                "and attach need a stdin relay through the agent)",
+                what, pod_id);
 }

@@ -9,17 +9,26 @@
 
 #define MAX_ITEMS 100000
 
+char *img_digest_hex(const unsigned char *md, unsigned int n)
+{
+        static const char hex[] = "0123456789abcdef";
+        char *out = xmalloc(7 + 2 * n + 1);
+        memcpy(out, "sha256:", 7);
+        for (unsigned int i = 0; i < n; i++) {
+                out[7 + 2 * i] = hex[md[i] >> 4];
+                out[8 + 2 * i] = hex[md[i] & 15];
+        }
+        out[7 + 2 * n] = '\0';
+        return out;
+}
+
 char *img_digest_of(const void *buf, size_t len)
 {
         unsigned char md[EVP_MAX_MD_SIZE];
         unsigned int mdlen = 0;
         if (!EVP_Digest(buf, len, md, &mdlen, EVP_sha256(), NULL))
                 abort(); /* only fails on OOM */
-        char *out = xmalloc(7 + 2 * mdlen + 1);
-        memcpy(out, "sha256:", 7);
-        for (unsigned int i = 0; i < mdlen; i++)
-                sprintf(out + 7 + 2 * i, "%02x", md[i]);
-        return out;
+        return img_digest_hex(md, mdlen);
 }
 
 char **img_chain_ids(char *const *diff_ids)

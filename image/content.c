@@ -13,6 +13,7 @@
 #include <sys/file.h>
 #include <sys/stat.h>
 
+#include "image/image-internal.h"
 #include "image/image.h"
 
 struct img_content {
@@ -81,11 +82,7 @@ static char *hex_digest(EVP_MD_CTX *md)
         if (!copy || !EVP_MD_CTX_copy_ex(copy, md) || !EVP_DigestFinal_ex(copy, buf, &n))
                 abort();
         EVP_MD_CTX_free(copy);
-        char *out = xmalloc(7 + 2 * n + 1);
-        memcpy(out, "sha256:", 7);
-        for (unsigned int i = 0; i < n; i++)
-                sprintf(out + 7 + 2 * i, "%02x", buf[i]);
-        return out;
+        return img_digest_hex(buf, n);
 }
 
 static void md_restart(EVP_MD_CTX *md)

@@ -79,4 +79,7 @@ void reg_curl_setup(CURL *h, const struct reg_endpoint *ep);
 /* Map a curl failure to an error kind. */
 enum err_kind reg_curl_kind(CURLcode rc);
 
+/* "sha256:" + lowercase hex of a digest (config.c). Caller frees. */
+char *img_digest_hex(const unsigned char *md, unsigned int n);
+
 #endif

@@ -124,11 +124,7 @@ static int layer_diff_id(const char *path, char **out, atomic_bool *cancel, stru
         unsigned char d[EVP_MAX_MD_SIZE];
         unsigned int dn = 0;
         EVP_DigestFinal_ex(md, d, &dn);
-        char *s = xmalloc(7 + 2 * dn + 1);
-        memcpy(s, "sha256:", 7);
-        for (unsigned int k = 0; k < dn; k++)
-                sprintf(s + 7 + 2 * k, "%02x", d[k]);
-        *out = s;
+        *out = img_digest_hex(d, dn);
         ret = 0;
 out:
         EVP_MD_CTX_free(md);

@@ -129,5 +129,8 @@ int proto_reply_status(const struct proto_msg *m, struct err *e);
 int proto_listen(const char *dir, const char *name, struct err *e);
 /* Connect to it the same way; blocking, close-on-exec. */
 int proto_connect(const char *dir, const char *name, struct err *e);
+/* The same with SOCK_STREAM (the VM shim's port-forward socket). */
+int proto_listen_stream(const char *dir, const char *name, struct err *e);
+int proto_connect_stream(const char *dir, const char *name, struct err *e);
 
 #endif

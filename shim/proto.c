@@ -279,7 +279,7 @@ static int sock_addr(struct sockaddr_un *addr, int dirfd, const char *name, stru
         return 0;
 }
 
-int proto_listen(const char *dir, const char *name, struct err *e)
+static int listen_type(const char *dir, const char *name, int type, struct err *e)
 {
         cleanup_close int dirfd = open(dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
         if (dirfd < 0)
@@ -287,7 +287,7 @@ int proto_listen(const char *dir, const char *name, struct err *e)
         struct sockaddr_un addr;
         if (sock_addr(&addr, dirfd, name, e) < 0)
                 return -1;
-        cleanup_close int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+        cleanup_close int fd = socket(AF_UNIX, type | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
         if (fd < 0)
                 return err_make(e, errno, "socket");
         if (unlinkat(dirfd, name, 0) < 0 && errno != ENOENT)
@@ -304,7 +304,17 @@ int proto_listen(const char *dir, const char *name, struct err *e)
         return steal_fd(&fd);
 }
 
-int proto_connect(const char *dir, const char *name, struct err *e)
+int proto_listen(const char *dir, const char *name, struct err *e)
+{
+        return listen_type(dir, name, SOCK_SEQPACKET, e);
+}
+
+int proto_listen_stream(const char *dir, const char *name, struct err *e)
+{
+        return listen_type(dir, name, SOCK_STREAM, e);
+}
+
+static int connect_type(const char *dir, const char *name, int type, struct err *e)
 {
         cleanup_close int dirfd = open(dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
         if (dirfd < 0)
@@ -312,7 +322,7 @@ int proto_connect(const char *dir, const char *name, struct err *e)
         struct sockaddr_un addr;
         if (sock_addr(&addr, dirfd, name, e) < 0)
                 return -1;
-        cleanup_close int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+        cleanup_close int fd = socket(AF_UNIX, type | SOCK_CLOEXEC, 0);
         if (fd < 0)
                 return err_make(e, errno, "socket");
         for (;;) {
@@ -328,4 +338,14 @@ int proto_connect(const char *dir, const char *name, struct err *e)
                 return -1;
         }
         return steal_fd(&fd);
+}
+
+int proto_connect(const char *dir, const char *name, struct err *e)
+{
+        return connect_type(dir, name, SOCK_SEQPACKET, e);
+}
+
+int proto_connect_stream(const char *dir, const char *name, struct err *e)
+{
+        return connect_type(dir, name, SOCK_STREAM, e);
 }

@@ -251,6 +251,10 @@ struct shim_vm_stats {
 };
 /* ctr_id NULL: the whole guest. */
 int shim_vm_stats(struct shim_conn *c, const char *ctr_id, struct shim_vm_stats *out, struct err *e);
+/* A connected stream socket to TCP `port` on the guest's loopback, relayed
+ * by the VM shim and the agent (its <vm_dir>/pf.sock); half-close passes
+ * through. The guest's connect error comes back as ERR_UNAVAILABLE. */
+int shim_vm_portforward(const char *vm_dir, uint16_t port, int timeout_ms, int *fd_out, struct err *e);
 /* Stop the VM (agent Shutdown, ACPI, kill) and end the shim. */
 int shim_vm_shutdown(struct shim_conn *c, struct err *e);
 /* The server (cmd/corral-shim `vm` mode). */

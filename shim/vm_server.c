@@ -30,14 +30,6 @@
 #define AGENT_CALL_MS 30000
 #define RECV_MS       5000
 
-enum wkind { W_SIG, W_LISTEN, W_CONN, W_AGENT, W_VMM };
-
-struct vwatch {
-        int fd;
-        enum wkind kind;
-        void *owner;
-};
-
 struct vctr;
 
 struct vconn {
@@ -67,6 +59,7 @@ struct vshim {
         struct vwatch sig, listen, agentw, vmmw;
         struct vm *vm;
         struct vm_agent *a; /* NULL once the connection broke */
+        struct vm_pf *pf;   /* port-forward relay (vm_pf.c) */
         char *share;
         char *kernel_release;
         struct vctr *ctrs;
@@ -180,6 +173,7 @@ static void vm_died(struct vshim *s)
                 watch_del(s, &s->agentw);
         s->agentw.fd = -1;
         s->a = NULL; /* owned by the vm, gone with it */
+        vm_pf_agent_gone(s->pf);
         cleanup_free char *msg = xasprintf("the pod's VM ended: %s", s->vm_reason);
         for (struct vctr *c = s->ctrs; c; c = c->next)
                 record_exit(s, c, 137, SIGKILL, "VMDied", msg);
@@ -501,6 +495,7 @@ static void vm_stop(struct vshim *s)
                 watch_del(s, &s->agentw);
                 s->vmmw.fd = s->agentw.fd = -1;
                 cleanup_err struct err e = ERR_INIT;
+                vm_pf_agent_gone(s->pf);
                 (void)vm_shutdown(s->vm, 10000, &e);
                 s->a = NULL;
         }
@@ -798,12 +793,19 @@ static void loop(struct vshim *s)
                                         log_warn("vmshim", "pod %s: agent: %s", s->o->id, e.msg);
                                         watch_del(s, &s->agentw);
                                         s->agentw.fd = -1;
+                                        vm_pf_agent_gone(s->pf);
                                         vm_died(s); /* usually the VMM is on its way out */
                                 }
+                                i = n; /* port-forward connections may have ended */
                                 break;
                         }
                         case W_VMM:
                                 vm_died(s);
+                                break;
+                        case W_PF_LISTEN:
+                        case W_PF_CONN:
+                                vm_pf_event(s->pf, w, evs[i].events);
+                                i = n; /* it may have freed later events' connections */
                                 break;
                         }
                 }
@@ -825,6 +827,9 @@ int shim_vm_run(const struct shim_opts *o, int report_fd)
         s.listen.fd = proto_listen(o->state_dir, SHIM_CTL_SOCKET, &e);
         if (s.listen.fd < 0)
                 goto fail;
+        if (vm_pf_start(s.ep, o->state_dir, &s.a, &s.pf, &e) < 0)
+                goto fail;
+        vm_agent_set_conn_output(s.a, vm_pf_on_agent, s.pf);
         s.agentw.fd = vm_agent_fd(s.a);
         s.vmmw.fd = vm_pidfd(s.vm);
         if (watch_add(&s, &s.listen) < 0 || watch_add(&s, &s.agentw) < 0 ||
@@ -847,6 +852,8 @@ out:
                 vm_stop(&s);
         while (s.conns)
                 conn_close(&s, s.conns);
+        vm_pf_free(s.pf);
+        s.pf = NULL;
         vm_free(s.vm);
         if (s.listen.fd >= 0) {
                 close(s.listen.fd);

@@ -26,6 +26,8 @@ struct vm_agent {
         struct frame_reader rd;
         vm_output_fn *out_fn;
         void *out_arg;
+        vm_conn_fn *conn_fn;
+        void *conn_arg;
         struct pending *pending;
 };
 
@@ -92,8 +94,19 @@ void vm_agent_set_output(struct vm_agent *a, vm_output_fn *fn, void *arg)
         a->out_arg = arg;
 }
 
+void vm_agent_set_conn_output(struct vm_agent *a, vm_conn_fn *fn, void *arg)
+{
+        a->conn_fn = fn;
+        a->conn_arg = arg;
+}
+
 static void deliver(struct vm_agent *a, const AgStream *s)
 {
+        if (s->conn_id) {
+                if (a->conn_fn)
+                        a->conn_fn(a->conn_arg, s->conn_id, s->data.data, s->data.len, s->eof, s->reset);
+                return;
+        }
         if (a->out_fn)
                 a->out_fn(a->out_arg, s->container_id, s->exec_id, (int)s->kind, s->data.data, s->data.len,
                           s->eof);
@@ -511,6 +524,41 @@ int vm_agent_exec_async(struct vm_agent *a, const char *id, char *const *args, i
         q.body_case = CORRAL__AGENT__V1__REQUEST__BODY_EXEC;
         q.exec = &x;
         return send_async(a, &q, CORRAL__AGENT__V1__RESPONSE__BODY_EXEC, fn, arg, "exec", e);
+}
+
+int vm_agent_portforward_async(struct vm_agent *a, uint64_t conn_id, uint16_t port, vm_reply_fn *fn,
+                               void *arg, struct err *e)
+{
+        Corral__Agent__V1__PortForwardRequest pf = CORRAL__AGENT__V1__PORT_FORWARD_REQUEST__INIT;
+        pf.conn_id = conn_id;
+        pf.port = port;
+        AgRequest q = CORRAL__AGENT__V1__REQUEST__INIT;
+        q.body_case = CORRAL__AGENT__V1__REQUEST__BODY_PORT_FORWARD;
+        q.port_forward = &pf;
+        return send_async(a, &q, CORRAL__AGENT__V1__RESPONSE__BODY__NOT_SET, fn, arg, "port-forward", e);
+}
+
+int vm_agent_conn_send(struct vm_agent *a, uint64_t conn_id, const void *data, size_t len, bool eof,
+                       bool reset, struct err *e)
+{
+        if (a->broken)
+                return broken(a, e);
+        AgStream s = CORRAL__AGENT__V1__STREAM_DATA__INIT;
+        s.container_id = "";
+        s.exec_id = "";
+        s.conn_id = conn_id;
+        s.data.data = (uint8_t *)data;
+        s.data.len = len;
+        s.eof = eof;
+        s.reset = reset;
+        AgFrame f = CORRAL__AGENT__V1__FRAME__INIT;
+        f.kind_case = CORRAL__AGENT__V1__FRAME__KIND_STREAM;
+        f.stream = &s;
+        if (frame_write(a->fd, &f, 10000, e) < 0) {
+                a->broken = true;
+                return err_wrap(e, "agent stream data");
+        }
+        return 0;
 }
 
 void vm_agent_cancel_async(struct vm_agent *a, void *arg)

@@ -205,6 +205,19 @@ typedef void vm_reply_fn(void *arg, const struct vm_agent_reply *r);
 int vm_agent_wait_async(struct vm_agent *a, const char *id, vm_reply_fn *fn, void *arg, struct err *e);
 int vm_agent_exec_async(struct vm_agent *a, const char *id, char *const *args, int timeout_ms,
                         vm_reply_fn *fn, void *arg, struct err *e);
+/* Port-forward: open a TCP connection to the guest's loopback `port`,
+ * named conn_id (non-zero, unique while open); the reply (no body, or the
+ * connect error) goes to fn. Then the connection's bytes come back through
+ * the conn callback and go out with vm_agent_conn_send. */
+int vm_agent_portforward_async(struct vm_agent *a, uint64_t conn_id, uint16_t port, vm_reply_fn *fn,
+                               void *arg, struct err *e);
+/* Bytes for connection conn_id; eof: the host side will send no more
+ * (half-close); reset: the host side is gone, the guest closes. */
+int vm_agent_conn_send(struct vm_agent *a, uint64_t conn_id, const void *data, size_t len, bool eof,
+                       bool reset, struct err *e);
+/* Connection bytes from the guest, dispatched as the output callback. */
+typedef void vm_conn_fn(void *arg, uint64_t conn_id, const void *data, size_t len, bool eof, bool reset);
+void vm_agent_set_conn_output(struct vm_agent *a, vm_conn_fn *fn, void *arg);
 /* Pending async calls with this arg will not call back (their owner goes). */
 void vm_agent_cancel_async(struct vm_agent *a, void *arg);
 /* One read from the connection (it was readable), then every whole frame

@@ -8,7 +8,9 @@
 #include <poll.h>
 #include <signal.h>
 #include <string.h>
+#include <netinet/in.h>
 #include <sys/mount.h>
+#include <sys/socket.h>
 #include <sys/reboot.h>
 #include <sys/utsname.h>
 #include <sys/wait.h>
@@ -44,6 +46,18 @@ struct execp {
         int64_t deadline_ms; /* 0 = none */
 };
 
+/* A port-forward connection: a TCP socket to the guest's loopback. */
+#define PF_BUF_MAX (16u << 20)
+struct pfconn {
+        uint64_t id;
+        int fd;
+        struct sbuf wbuf; /* host -> socket, not yet written */
+        size_t woff;      /* written part of wbuf */
+        bool rd_eof;      /* the socket said EOF (sent on to the host) */
+        bool wr_eof;      /* the host said EOF: shut down writing once wbuf is out */
+        bool wr_shut;
+};
+
 struct agent {
         int fd;
         bool reconnect, is_pid1;
@@ -54,6 +68,8 @@ struct agent {
         size_t n_ctrs;
         struct execp **execs;
         size_t n_execs;
+        struct pfconn **pfs;
+        size_t n_pfs;
         bool shutdown;
 };
 
@@ -549,6 +565,181 @@ static void reap(struct agent *a)
         }
 }
 
+/* ---------- port-forward ---------- */
+
+static void send_conn(struct agent *a, uint64_t id, const void *data, size_t n, bool eof, bool reset)
+{
+        AgStream s = CORRAL__AGENT__V1__STREAM_DATA__INIT;
+        s.container_id = "";
+        s.exec_id = "";
+        s.conn_id = id;
+        s.data.data = (uint8_t *)data;
+        s.data.len = n;
+        s.eof = eof;
+        s.reset = reset;
+        AgFrame f = CORRAL__AGENT__V1__FRAME__INIT;
+        f.kind_case = CORRAL__AGENT__V1__FRAME__KIND_STREAM;
+        f.stream = &s;
+        send_frame(a, &f);
+}
+
+static struct pfconn *pf_find(struct agent *a, uint64_t id, size_t *idx)
+{
+        for (size_t i = 0; i < a->n_pfs; i++)
+                if (a->pfs[i]->id == id) {
+                        if (idx)
+                                *idx = i;
+                        return a->pfs[i];
+                }
+        return NULL;
+}
+
+static void pf_free(struct agent *a, struct pfconn *p)
+{
+        size_t i;
+        if (pf_find(a, p->id, &i) == p)
+                a->pfs[i] = a->pfs[--a->n_pfs];
+        close_fd(&p->fd);
+        sbuf_free(&p->wbuf);
+        free(p);
+}
+
+/* Done both ways: nothing more to read nor write. */
+static void pf_maybe_done(struct agent *a, struct pfconn *p)
+{
+        if (p->rd_eof && p->wr_shut)
+                pf_free(a, p);
+}
+
+static void pf_reset(struct agent *a, struct pfconn *p)
+{
+        send_conn(a, p->id, NULL, 0, false, true);
+        pf_free(a, p);
+}
+
+/* Write what the host sent; false when the connection was reset. */
+static bool pf_flush(struct agent *a, struct pfconn *p)
+{
+        while (p->woff < p->wbuf.len) {
+                ssize_t n = send(p->fd, p->wbuf.buf + p->woff, p->wbuf.len - p->woff, MSG_NOSIGNAL);
+                if (n < 0 && errno == EINTR)
+                        continue;
+                if (n < 0 && errno == EAGAIN)
+                        return true;
+                if (n <= 0) {
+                        pf_reset(a, p);
+                        return false;
+                }
+                p->woff += (size_t)n;
+        }
+        p->wbuf.len = p->woff = 0;
+        if (p->wr_eof && !p->wr_shut) {
+                (void)shutdown(p->fd, SHUT_WR);
+                p->wr_shut = true;
+        }
+        return true;
+}
+
+static void pf_read(struct agent *a, struct pfconn *p)
+{
+        char buf[65536];
+        ssize_t n = recv(p->fd, buf, sizeof(buf), 0);
+        if (n < 0 && (errno == EAGAIN || errno == EINTR))
+                return;
+        if (n < 0) {
+                pf_reset(a, p);
+                return;
+        }
+        if (n == 0) {
+                p->rd_eof = true;
+                send_conn(a, p->id, NULL, 0, true, false);
+                pf_maybe_done(a, p);
+                return;
+        }
+        send_conn(a, p->id, buf, (size_t)n, false, false);
+}
+
+/* StreamData from the host for a connection. */
+static void pf_input(struct agent *a, const AgStream *s)
+{
+        struct pfconn *p = pf_find(a, s->conn_id, NULL);
+        if (!p)
+                return;
+        if (s->reset) {
+                pf_free(a, p);
+                return;
+        }
+        if (s->data.len) {
+                if (p->wbuf.len + s->data.len > PF_BUF_MAX) {
+                        log_warn("agent", "port-forward %llu: the guest side does not read: reset",
+                                 (unsigned long long)p->id);
+                        pf_reset(a, p);
+                        return;
+                }
+                sbuf_append(&p->wbuf, s->data.data, s->data.len);
+        }
+        if (s->eof)
+                p->wr_eof = true;
+        if (pf_flush(a, p))
+                pf_maybe_done(a, p);
+}
+
+static int pf_connect(uint16_t port, struct err *e)
+{
+        int saved = ECONNREFUSED;
+        for (int fam = 0; fam < 2; fam++) {
+                int fd = socket(fam ? AF_INET6 : AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+                if (fd < 0) {
+                        if (fam == 0)
+                                saved = errno;
+                        continue;
+                }
+                int r;
+                if (fam == 0) {
+                        struct sockaddr_in sa = {.sin_family = AF_INET,
+                                                 .sin_port = htons(port),
+                                                 .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+                        r = connect(fd, (struct sockaddr *)&sa, sizeof(sa));
+                } else {
+                        struct sockaddr_in6 sa = {.sin6_family = AF_INET6,
+                                                  .sin6_port = htons(port),
+                                                  .sin6_addr = IN6ADDR_LOOPBACK_INIT};
+                        r = connect(fd, (struct sockaddr *)&sa, sizeof(sa));
+                }
+                if (r == 0) {
+                        (void)fcntl(fd, F_SETFL, O_NONBLOCK);
+                        return fd;
+                }
+                if (fam == 0 || (errno != EAFNOSUPPORT && errno != EADDRNOTAVAIL))
+                        saved = errno;
+                close(fd);
+        }
+        return err_make(e, saved, "connect to port %u in the guest", (unsigned)port);
+}
+
+static void do_port_forward(struct agent *a, uint64_t id, const Corral__Agent__V1__PortForwardRequest *r)
+{
+        cleanup_err struct err e = ERR_INIT;
+        if (!r->conn_id || !r->port || r->port > 65535) {
+                err_set(&e, ERR_INVALID, "port-forward needs a connection id and a port");
+        } else if (pf_find(a, r->conn_id, NULL)) {
+                err_set(&e, ERR_EXISTS, "port-forward connection %llu exists",
+                        (unsigned long long)r->conn_id);
+        } else if (a->n_pfs >= MAX_WATCHED) {
+                err_set(&e, ERR_EXHAUSTED, "too many port-forward connections");
+        } else {
+                int fd = pf_connect((uint16_t)r->port, &e);
+                if (fd >= 0) {
+                        struct pfconn *p = xzalloc(sizeof(*p));
+                        p->id = r->conn_id;
+                        p->fd = fd;
+                        a->pfs = xrealloc(a->pfs, (a->n_pfs + 1) * sizeof(*a->pfs));
+                        a->pfs[a->n_pfs++] = p;
+                }
+        }
+        reply_err(a, id, &e);
+}
+
 /* ---------- ping, stats, shares, shutdown ---------- */
 
 static void do_ping(struct agent *a, uint64_t id)
@@ -692,6 +883,9 @@ static void handle_request(struct agent *a, const AgRequest *q)
         case CORRAL__AGENT__V1__REQUEST__BODY_SHUTDOWN:
                 do_shutdown(a, id);
                 return;
+        case CORRAL__AGENT__V1__REQUEST__BODY_PORT_FORWARD:
+                do_port_forward(a, id, q->port_forward);
+                return;
         default: {
                 struct err e = ERR_INIT;
                 err_set(&e, ERR_UNIMPLEMENTED, "unknown or empty request (body %d)", (int)q->body_case);
@@ -735,6 +929,8 @@ static bool read_host(struct agent *a)
                 }
                 if (f->kind_case == CORRAL__AGENT__V1__FRAME__KIND_REQUEST) {
                         handle_request(a, f->request);
+                } else if (f->kind_case == CORRAL__AGENT__V1__FRAME__KIND_STREAM && f->stream->conn_id) {
+                        pf_input(a, f->stream);
                 } else if (f->kind_case != CORRAL__AGENT__V1__FRAME__KIND_STREAM) {
                         struct err e2 = ERR_INIT;
                         err_set(&e2, ERR_INVALID, "malformed agent frame: expected a request");
@@ -757,11 +953,18 @@ int agent_serve(int fd, bool reconnect, bool is_pid1)
         sigaction(SIGCHLD, &sa, NULL);
         signal(SIGPIPE, SIG_IGN);
         (void)fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
-        size_t cap = 2 * MAX_WATCHED + 2;
-        struct pollfd *pfd = xcalloc(cap, sizeof(*pfd));
+        size_t cap = 0;
+        struct pollfd *pfd = NULL;
+        uint64_t *pfids = NULL; /* the connections polled this round */
         int ret = 0;
         while (!a.shutdown) {
                 size_t n = 0;
+                size_t want = 2 + 2 * a.n_ctrs + 2 * a.n_execs + a.n_pfs;
+                if (want > cap) {
+                        cap = want * 2;
+                        pfd = xrealloc(pfd, cap * sizeof(*pfd));
+                        pfids = xrealloc(pfids, cap * sizeof(*pfids));
+                }
                 int64_t now = now_ms();
                 int timeout = -1;
                 if (a.host_away && now >= a.away_until_ms)
@@ -786,6 +989,13 @@ int agent_serve(int fd, bool reconnect, bool is_pid1)
                                         timeout = (int)l;
                         }
                 }
+                size_t n_pf = a.n_pfs, pf0 = n;
+                for (size_t i = 0; i < n_pf; i++) {
+                        struct pfconn *p = a.pfs[i];
+                        pfids[i] = p->id;
+                        short ev = (p->rd_eof ? 0 : POLLIN) | (p->woff < p->wbuf.len ? POLLOUT : 0);
+                        pfd[n++] = (struct pollfd){.fd = ev ? p->fd : -1, .events = ev};
+                }
                 int r = poll(pfd, n, timeout);
                 if (r < 0 && errno != EINTR) {
                         ret = -1;
@@ -809,6 +1019,23 @@ int agent_serve(int fd, bool reconnect, bool is_pid1)
                         if (x->deadline_ms && !x->timed_out && now_ms() >= x->deadline_ms) {
                                 x->timed_out = true;
                                 (void)kill(x->pid, SIGKILL);
+                        }
+                }
+                /* Connections may end while others are served: go by id. */
+                for (size_t i = 0; r > 0 && i < n_pf; i++) {
+                        short rev = pfd[pf0 + i].revents;
+                        struct pfconn *p = rev ? pf_find(&a, pfids[i], NULL) : NULL;
+                        if (!p)
+                                continue;
+                        if ((rev & POLLOUT) && !pf_flush(&a, p))
+                                continue;
+                        if (rev & (POLLIN | POLLHUP | POLLERR)) {
+                                if (!p->rd_eof)
+                                        pf_read(&a, p);
+                                else if (rev & POLLERR)
+                                        pf_reset(&a, p);
+                        } else if (p->wr_shut) {
+                                pf_maybe_done(&a, p);
                         }
                 }
                 if (r > 0 && pfd[0].revents) {
@@ -841,6 +1068,10 @@ int agent_serve(int fd, bool reconnect, bool is_pid1)
         }
         for (size_t i = 0; i < a.n_ctrs; i++)
                 ctr_free(a.ctrs[i]);
+        while (a.n_pfs)
+                pf_free(&a, a.pfs[0]);
+        free(a.pfs);
+        free(pfids);
         free(a.ctrs);
         free(a.execs);
         free(pfd);

@@ -1,6 +1,8 @@
 /* The agent protocol without a VM: corral-agent's serve loop in a child
  * process over a socketpair, driven by the host client and by raw bytes.
  * Malformed frames get an error reply and the stream goes on. */
+#include <netinet/in.h>
+#include <poll.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 
@@ -25,6 +27,90 @@ static pid_t start_agent(int *host_fd)
 static void write_raw(int fd, const void *p, size_t n)
 {
         (void)!write(fd, p, n);
+}
+
+/* ---------- port-forward ---------- */
+
+struct pf_seen {
+        int replied, error_kind;
+        char error[256];
+        char data[256];
+        size_t len;
+        bool eof, reset;
+};
+
+static void pf_reply(void *arg, const struct vm_agent_reply *r)
+{
+        struct pf_seen *s = arg;
+        s->replied = 1;
+        s->error_kind = r->error_kind;
+        snprintf(s->error, sizeof(s->error), "%s", r->error ? r->error : "");
+}
+
+static void pf_data(void *arg, uint64_t id, const void *d, size_t n, bool eof, bool reset)
+{
+        struct pf_seen *s = arg;
+        (void)id;
+        if (n && s->len + n < sizeof(s->data)) {
+                memcpy(s->data + s->len, d, n);
+                s->len += n;
+        }
+        s->eof |= eof;
+        s->reset |= reset;
+}
+
+/* Dispatch agent frames until *flag or 5 s. */
+static void pump(struct vm_agent *a, const volatile bool *flag, const volatile int *iflag)
+{
+        int64_t end = time_mono_ns() + 5000000000LL;
+        while (!(flag && *flag) && !(iflag && *iflag) && time_mono_ns() < end) {
+                struct pollfd p = {.fd = vm_agent_fd(a), .events = POLLIN};
+                if (poll(&p, 1, 100) > 0) {
+                        cleanup_err struct err e = ERR_INIT;
+                        if (vm_agent_dispatch(a, &e) < 0)
+                                return;
+                }
+        }
+}
+
+static void test_port_forward(struct vm_agent *a)
+{
+        int l = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+        socklen_t sl = sizeof(sa);
+        CHECK(bind(l, (struct sockaddr *)&sa, sizeof(sa)) == 0 && listen(l, 4) == 0);
+        CHECK(getsockname(l, (struct sockaddr *)&sa, &sl) == 0);
+        uint16_t port = ntohs(sa.sin_port);
+        struct pf_seen s = {0};
+        vm_agent_set_conn_output(a, pf_data, &s);
+        CHECK_OK(vm_agent_portforward_async(a, 7, port, pf_reply, &s, e));
+        pump(a, NULL, &s.replied);
+        CHECK(s.replied && s.error_kind == 0);
+        int c = accept4(l, NULL, NULL, SOCK_CLOEXEC);
+        CHECK(c >= 0);
+        /* host -> guest */
+        CHECK_OK(vm_agent_conn_send(a, 7, "hello", 5, false, false, e));
+        char buf[64] = {0};
+        CHECK(read(c, buf, sizeof(buf)) == 5 && memcmp(buf, "hello", 5) == 0);
+        /* guest -> host, and the guest's half-close */
+        CHECK(write(c, "world", 5) == 5);
+        shutdown(c, SHUT_WR);
+        pump(a, &s.eof, NULL);
+        CHECK(s.len == 5 && memcmp(s.data, "world", 5) == 0 && s.eof && !s.reset);
+        /* the host's half-close: EOF in the guest */
+        CHECK_OK(vm_agent_conn_send(a, 7, NULL, 0, true, false, e));
+        CHECK(read(c, buf, sizeof(buf)) == 0);
+        close(c);
+        /* nothing listens: the connect error comes back */
+        close(l);
+        struct pf_seen s2 = {0};
+        CHECK_OK(vm_agent_portforward_async(a, 8, port, pf_reply, &s2, e));
+        pump(a, NULL, &s2.replied);
+        CHECK(s2.replied && s2.error_kind != 0 && strstr(s2.error, "connect"));
+        fprintf(stderr, "closed port: %s\n", s2.error);
+        /* a reset of an unknown connection is ignored */
+        CHECK_OK(vm_agent_conn_send(a, 99, NULL, 0, false, true, e));
+        vm_agent_set_conn_output(a, NULL, NULL);
 }
 
 int main(void)
@@ -106,6 +192,9 @@ int main(void)
         err_clear(&e1);
         vm_agent_free(b);
         close(sv[1]);
+
+        test_port_forward(a);
+        CHECK_OK(vm_agent_ping(a, 5000, NULL, e));
 
         /* Shutdown ends the loop. */
         CHECK_OK(vm_agent_shutdown(a, 5000, e));
