@@ -12,6 +12,8 @@ static const char *const cgroup_driver_names[] = {"auto", "cgroupfs", "systemd",
 static const char *const runtime_type_names[] = {"namespace", "vm", NULL};
 static const char *const vmm_names[] = {"qemu", "cloud-hypervisor", NULL};
 
+/* Designated initialisers: a field name inside offsetof cannot take parentheses. */
+/* NOLINTBEGIN(bugprone-macro-parentheses) */
 #define F(k, t, field)                                                                                       \
         {                                                                                                    \
                 .key = k, .type = t, .off = offsetof(struct cfg, field)                                      \
@@ -24,6 +26,7 @@ static const char *const vmm_names[] = {"qemu", "cloud-hypervisor", NULL};
         {                                                                                                    \
                 .key = k, .type = FT_ENUM, .off = offsetof(struct cfg, field), .names = n                    \
         }
+/* NOLINTEND(bugprone-macro-parentheses) */
 
 static const struct cfg_field cni_fields[] = {
         F("conf_dir", FT_STR, cni.conf_dir),
@@ -60,6 +63,7 @@ const struct cfg_field cfg_registry_fields[] = {
         {0},
 };
 
+/* NOLINTBEGIN(bugprone-macro-parentheses) */
 #define RF(k, t, field)                                                                                      \
         {                                                                                                    \
                 .key = k, .type = t, .off = offsetof(struct cfg_runtime, field)                              \
@@ -68,6 +72,7 @@ const struct cfg_field cfg_registry_fields[] = {
         {                                                                                                    \
                 .key = k, .type = FT_U32, .off = offsetof(struct cfg_runtime, field), .min = lo, .max = hi   \
         }
+/* NOLINTEND(bugprone-macro-parentheses) */
 const struct cfg_field cfg_runtime_fields[] = {
         {.key = "type",
          .type = FT_ENUM,

@@ -702,7 +702,7 @@ static int apply_entry(struct unpack *u, struct archive_entry *ent)
         cleanup_free char *path = NULL;
         if (clean_path(raw, &path) < 0)
                 return refuse(u, "path has a .. component");
-        struct meta m;
+        struct meta m = {0};
         if (entry_meta(u, ent, &m) < 0)
                 return -1;
         const char *hardlink = archive_entry_hardlink(ent);
@@ -819,10 +819,10 @@ static int sniff(const unsigned char *b, size_t n, enum compression *out, struct
         *out = COMP_NONE;
         if (n >= 2 && b[0] == 0x1f && b[1] == 0x8b)
                 *out = COMP_GZIP;
-        else if (n >= 4 && b[0] == 0x28 && b[1] == 0xb5 && b[2] == 0x2f && b[3] == 0xfd)
+        else if (n >= 4 && ((b[0] == 0x28 && b[1] == 0xb5 && b[2] == 0x2f && b[3] == 0xfd) ||
+                            /* a zstd skippable frame */
+                            ((b[0] & 0xf0) == 0x50 && b[1] == 0x2a && b[2] == 0x4d && b[3] == 0x18)))
                 *out = COMP_ZSTD;
-        else if (n >= 4 && (b[0] & 0xf0) == 0x50 && b[1] == 0x2a && b[2] == 0x4d && b[3] == 0x18)
-                *out = COMP_ZSTD; /* zstd skippable frame */
         else if ((n >= 3 && memcmp(b, "BZh", 3) == 0) || (n >= 6 && memcmp(b,
                                                                            "\xfd"
                                                                            "7zXZ\0",

@@ -108,9 +108,8 @@ static __attribute__((noreturn)) void child_main(int flags, const char *hostname
         close(pw);
         close(pr);
 
-        if (unshare(flags) < 0)
-                c = (char)errno;
-        else if (hostname && (flags & CLONE_NEWUTS) && sethostname(hostname, strlen(hostname)) < 0)
+        if (unshare(flags) < 0 ||
+            (hostname && (flags & CLONE_NEWUTS) && sethostname(hostname, strlen(hostname)) < 0))
                 c = (char)errno;
         if (write(wfd, &c, 1) != 1)
                 _exit(1);

@@ -216,8 +216,7 @@ static bool on_signal(int sfd, pid_t pid, int *code)
 static void set_size(int master, int rfd)
 {
         struct shim_attach_resize rs;
-        ssize_t n;
-        while ((n = read(rfd, &rs, sizeof(rs))) == (ssize_t)sizeof(rs)) {
+        while (read(rfd, &rs, sizeof(rs)) == (ssize_t)sizeof(rs)) {
                 struct winsize ws = {.ws_row = rs.rows, .ws_col = rs.cols};
                 (void)ioctl(master, TIOCSWINSZ, &ws);
         }

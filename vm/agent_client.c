@@ -49,7 +49,7 @@ int vm_agent_connect(const char *path, int timeout_ms, struct vm_agent **out, st
         struct sockaddr_un sa = {.sun_family = AF_UNIX};
         if (strlen(path) >= sizeof(sa.sun_path))
                 return err_set(e, ERR_INVALID, "agent socket path %s is too long", path);
-        strcpy(sa.sun_path, path);
+        memcpy(sa.sun_path, path, strlen(path) + 1); /* length checked above */
         int64_t deadline = now_ms() + timeout_ms;
         for (;;) {
                 cleanup_close int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);

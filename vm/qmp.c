@@ -51,6 +51,8 @@ static int read_reply(int fd, struct sbuf *buf, int64_t deadline, char **ret, st
                 cleanup_free char *line = NULL;
                 if (read_line(fd, buf, deadline, &line, e) < 0)
                         return -1;
+                if (line == NULL)
+                        return err_set(e, ERR_DATA_LOSS, "QMP: no reply line");
                 yajl_val v = json_parse(line, strlen(line), "QMP reply", e);
                 if (!v)
                         return -1;
@@ -78,7 +80,7 @@ int vm_qmp_execute(const char *sock, const char *command, int timeout_ms, char *
         struct sockaddr_un sa = {.sun_family = AF_UNIX};
         if (strlen(sock) >= sizeof(sa.sun_path))
                 return err_set(e, ERR_INVALID, "QMP socket path %s is too long", sock);
-        strcpy(sa.sun_path, sock);
+        memcpy(sa.sun_path, sock, strlen(sock) + 1); /* length checked above */
         cleanup_close int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
         if (fd < 0)
                 return err_make(e, errno, "socket");
@@ -89,7 +91,7 @@ int vm_qmp_execute(const char *sock, const char *command, int timeout_ms, char *
         cleanup_free char *greeting = NULL;
         cleanup_free char *cmd = NULL; /* before any goto: clang refuses jumps into its scope */
         int ret = -1;
-        if (read_line(fd, &buf, deadline, &greeting, e) < 0 || !strstr(greeting, "QMP")) {
+        if (read_line(fd, &buf, deadline, &greeting, e) < 0 || greeting == NULL || !strstr(greeting, "QMP")) {
                 if (greeting)
                         err_set(e, ERR_DATA_LOSS, "QMP: bad greeting");
                 goto out;

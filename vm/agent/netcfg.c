@@ -93,7 +93,7 @@ static int parse_cidr(const char *s, int *family, unsigned char addr[16], int *p
 static int addr_add(int idx, const char *cidr, struct err *e)
 {
         int fam, plen;
-        unsigned char a[16];
+        unsigned char a[16] = {0};
         if (parse_cidr(cidr, &fam, a, &plen, e) < 0)
                 return -1;
         struct nlreq r = {0};

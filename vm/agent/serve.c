@@ -366,8 +366,8 @@ static void do_exec(struct agent *a, uint64_t id, const Corral__Agent__V1__ExecR
         if (r->container_id && *r->container_id) {
                 c = ctr_find(a, r->container_id);
                 if (!c || c->state != CTR_RUNNING) {
-                        err_set(c ? &e : &e, c ? ERR_PRECONDITION : ERR_NOT_FOUND, "container %s %s",
-                                r->container_id, c ? "is not running" : "not found");
+                        err_set(&e, c ? ERR_PRECONDITION : ERR_NOT_FOUND, "container %s %s", r->container_id,
+                                c ? "is not running" : "not found");
                         goto fail;
                 }
         }
