@@ -301,5 +301,86 @@ class Pods(unittest.TestCase):
         self.remove(pod)
 
 
+class CrashDuringRun(unittest.TestCase):
+    """kill -9 of corrald while RunPodSandbox is inside CNI ADD: on restart the
+    half-made pod is undone (CNI DEL from the cached config, namespaces
+    unpinned, record gone) and a retry gets a working pod."""
+
+    @classmethod
+    def setUpClass(cls):
+        if not os.path.exists(os.path.join(CNI_BIN, "bridge")):
+            raise unittest.SkipTest("containernetworking-plugins is not installed")
+        cls.tmp = tempfile.mkdtemp(prefix="corral-crash-")
+        n = os.getpid() % 200 + 20
+        cls.bridge = "crlcrash%d" % n
+        cls.subnet = "10.249.%d" % n
+        cls.ipam = os.path.join(cls.tmp, "ipam")
+        bindir = os.path.join(cls.tmp, "bin")
+        os.makedirs(bindir)
+        # A real plugin chain made slow: the bridge plugin, 2 s late.
+        slow = os.path.join(bindir, "slowbridge")
+        with open(slow, "w") as f:
+            f.write("#!/bin/sh\nsleep 2\nexec %s/bridge \"$@\"\n" % CNI_BIN)
+        os.chmod(slow, 0o755)
+        cni = os.path.join(cls.tmp, "cni")
+        os.makedirs(cni)
+        conf = {"cniVersion": "1.0.0", "name": "corral-crash", "plugins": [
+            {"type": "slowbridge", "bridge": cls.bridge, "isGateway": True,
+             "ipam": {"type": "host-local", "ranges": [[{"subnet": cls.subnet + ".0/24"}]], "dataDir": cls.ipam}}]}
+        with open(os.path.join(cni, "10-crash.conflist"), "w") as f:
+            json.dump(conf, f)
+        cls.d = Daemon({"cni": {"conf_dir": cni, "bin_dirs": [bindir, CNI_BIN]}}).start()
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.d.cleanup()
+        subprocess.run(["ip", "link", "del", cls.bridge], capture_output=True)
+        shutil.rmtree(cls.tmp, ignore_errors=True)
+
+    def leases(self):
+        d = os.path.join(self.ipam, "corral-crash")
+        return [x for x in os.listdir(d) if x.startswith(self.subnet)] if os.path.isdir(d) else []
+
+    def test_kill9_during_cni_add(self):
+        cfg = api_pb2.PodSandboxConfig(
+            metadata=api_pb2.PodSandboxMetadata(name="crash", uid="uid-crash", namespace="test"),
+            hostname="crash", log_directory=os.path.join(self.tmp, "logs"))
+        errors = []
+
+        def run():
+            try:
+                self.d.runtime.RunPodSandbox(api_pb2.RunPodSandboxRequest(config=cfg), timeout=30)
+            except grpc.RpcError as e:
+                errors.append(e.code())
+
+        t = threading.Thread(target=run)
+        t.start()
+        time.sleep(1.0)  # inside the slow plugin now
+        self.d.kill()
+        t.join()
+        self.assertEqual(len(errors), 1)  # the client saw the daemon go away
+        time.sleep(2.5)  # the orphaned plugin finishes its ADD: a veth and a lease exist
+        self.assertEqual(len(self.leases()), 1, "the plugin's ADD should have completed")
+        self.d.start()
+        # Recovery ran CNI DEL with the cached config: lease and veth gone, nothing pinned.
+        self.assertEqual(self.leases(), [])
+        veths = subprocess.run(["ip", "-o", "link", "show", "master", self.bridge], capture_output=True,
+                               text=True).stdout
+        self.assertEqual(veths.strip(), "")
+        self.assertEqual(list(self.d.runtime.ListPodSandbox(api_pb2.ListPodSandboxRequest()).items), [])
+        nsroot = os.path.join(self.d.state, "ns")
+        self.assertEqual([x for x in os.listdir(nsroot)] if os.path.isdir(nsroot) else [], [])
+        with open("/proc/self/mountinfo") as f:
+            self.assertNotIn(os.path.join(self.d.state, "ns") + "/", f.read())
+        # A retry now gets a working pod.
+        pod = self.d.runtime.RunPodSandbox(api_pb2.RunPodSandboxRequest(config=cfg), timeout=30).pod_sandbox_id
+        st = self.d.runtime.PodSandboxStatus(api_pb2.PodSandboxStatusRequest(pod_sandbox_id=pod)).status
+        self.assertEqual(st.state, api_pb2.SANDBOX_READY)
+        self.assertTrue(st.network.ip.startswith(self.subnet + "."))
+        self.d.runtime.StopPodSandbox(api_pb2.StopPodSandboxRequest(pod_sandbox_id=pod))
+        self.d.runtime.RemovePodSandbox(api_pb2.RemovePodSandboxRequest(pod_sandbox_id=pod))
+        self.assertEqual(self.leases(), [])
+
+
 if __name__ == "__main__":
     main()
