@@ -7,6 +7,7 @@ import sqlite3
 import stat
 import tempfile
 import threading
+import time
 import unittest
 
 import grpc
@@ -178,6 +179,43 @@ class Images(unittest.TestCase):
                 f.write(content)
             self.assertEqual(self.pull(ref), self.info["zstd"]["config_digest"])
             self.assertFalse(os.path.exists(blob + ".partial"))
+
+    def test_kill9_during_pull(self):
+        """kill -9 of corrald mid-pull: after a restart there is no half-made
+        image, and pulling again completes (partials resumed or refetched)."""
+        big = fixture.build_big(fixture.Pusher(self.addr), mib=48, layers=4)
+        ref = self.addr + "/big:latest"
+        errors = []
+
+        def go():
+            try:
+                self.pull(ref, timeout=120)
+            except grpc.RpcError as e:
+                errors.append(e.code())
+
+        blobs = os.path.join(self.d.root, "blobs", "sha256")
+        t = threading.Thread(target=go)
+        t.start()
+        # Kill while a layer is half downloaded (a .partial exists): mid-pull for sure.
+        deadline = time.time() + 10
+        while time.time() < deadline and t.is_alive():
+            if os.path.isdir(blobs) and any(x.endswith(".partial") for x in os.listdir(blobs)):
+                break
+            time.sleep(0.001)
+        self.assertTrue(t.is_alive(), "the pull finished before it could be interrupted")
+        self.d.kill()
+        t.join()
+        self.assertEqual(len(errors), 1)
+        self.d.start()
+        self.assertFalse(self.status(ref).HasField("image"), "a killed pull left an image record")
+        self.assertEqual(self.pull(ref), big["config_digest"])
+        db = sqlite3.connect("file:%s?mode=ro" % os.path.join(self.d.root, "corral.db"), uri=True)
+        try:
+            stray = db.execute("SELECT key FROM snapshots WHERE key LIKE 'extract-%'").fetchall()
+        finally:
+            db.close()
+        self.assertEqual(stray, [], "unpack snapshots of the killed pull remain")
+        self.d.image.RemoveImage(api_pb2.RemoveImageRequest(image=spec(ref)))
 
     def test_concurrent_pulls_share(self):
         ref = self.addr + "/multi:latest"
