@@ -420,7 +420,7 @@ int cri_vm_unimplemented(struct cri_daemon *d, const char *what, const char *pod
                 return 0;
         return err_set(
                 e, ERR_UNIMPLEMENTED,
-                "%s into VM pod %s is not implemented yet (ExecSync and PortForward work; interactive exec "
-                "and attach need a stdin relay through the agent)",
+                "%s into VM pod %s is not implemented yet (ExecSync, Exec without a tty and PortForward "
+                "work)",
                 what, pod_id);
 }

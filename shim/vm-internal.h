@@ -10,7 +10,7 @@ struct rt_spec;
 struct vm_agent;
 
 /* What an epoll event of the VM shim points at. */
-enum wkind { W_SIG, W_LISTEN, W_CONN, W_AGENT, W_VMM, W_PF_LISTEN, W_PF_CONN };
+enum wkind { W_SIG, W_LISTEN, W_CONN, W_AGENT, W_VMM, W_PF_LISTEN, W_PF_CONN, W_EXEC_LISTEN, W_EXEC_CONN };
 
 struct vwatch {
         int fd;
@@ -37,6 +37,41 @@ void vm_pf_on_agent(void *arg, uint64_t conn_id, const void *data, size_t len, b
 void vm_pf_agent_gone(struct vm_pf *p);
 /* Close everything, remove the socket. NULL ok. */
 void vm_pf_free(struct vm_pf *p);
+
+/* Interactive exec (vm_exec.c): the shim listens on <vm state>/exec.sock.
+ * A client (corrald, shim_vm_exec_connect) writes a 4-byte big-endian
+ * length and that many bytes: the container id and then each argument,
+ * each NUL-terminated. Then frames both ways, a type byte, a 4-byte
+ * big-endian length and the payload:
+ *   client -> shim  STDIN (bytes), STDIN_EOF (close the process's stdin)
+ *   shim -> client  STDOUT, STDERR (bytes), then one EXIT (4-byte
+ *                   big-endian exit code, 128+signal when killed) or ERROR
+ *                   (the reason: it could not start, or the VM is gone);
+ *                   the shim closes after it.
+ * The client closing the connection early kills the process. Relayed to
+ * the agent as an interactive ExecRequest and StreamData named by
+ * (container id, exec id). */
+#define SHIM_VM_EXEC_SOCKET "exec.sock"
+enum {
+        SHIM_VM_EXEC_STDIN = 0,
+        SHIM_VM_EXEC_STDOUT = 1, /* = the agent's StreamKind */
+        SHIM_VM_EXEC_STDERR = 2,
+        SHIM_VM_EXEC_STDIN_EOF = 3,
+        SHIM_VM_EXEC_EXIT = 4,
+        SHIM_VM_EXEC_ERROR = 5,
+};
+struct vm_exec;
+int vm_exec_start(int ep, const char *state_dir, struct vm_agent *const *agent, struct vm_exec **out,
+                  struct err *e);
+/* An event on a W_EXEC_LISTEN / W_EXEC_CONN watch. */
+void vm_exec_event(struct vm_exec *x, struct vwatch *w, uint32_t events);
+/* Output of an exec from the agent (StreamData with an exec id). */
+void vm_exec_on_agent(struct vm_exec *x, const char *cid, const char *eid, int stream, const void *data,
+                      size_t len, bool eof);
+/* The agent connection is gone: every exec ends with an error. */
+void vm_exec_agent_gone(struct vm_exec *x);
+/* Close everything, remove the socket. NULL ok. */
+void vm_exec_free(struct vm_exec *x);
 
 /* One container's files under the VM share. */
 struct vm_ctr_files {

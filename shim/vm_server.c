@@ -9,6 +9,8 @@
  *     shim's requests, so corrald's container code works unchanged
  *   - the agent connection: container output (StreamData) into each
  *     container's CRI log (log.c), replies of async Wait / Exec
+ *   - <state>/pf.sock and <state>/exec.sock: port-forward (vm_pf.c) and
+ *     interactive exec (vm_exec.c) relayed through the agent
  *   - the VMM's pidfd: a VM that dies ends every container with reason
  *     VMDied (exit files written), and <state>/vm-exit says why
  * Agent calls that are quick (create, start, signal, stats) are made
@@ -60,6 +62,7 @@ struct vshim {
         struct vm *vm;
         struct vm_agent *a; /* NULL once the connection broke */
         struct vm_pf *pf;   /* port-forward relay (vm_pf.c) */
+        struct vm_exec *ex; /* interactive exec relay (vm_exec.c) */
         char *share;
         char *kernel_release;
         struct vctr *ctrs;
@@ -174,6 +177,7 @@ static void vm_died(struct vshim *s)
         s->agentw.fd = -1;
         s->a = NULL; /* owned by the vm, gone with it */
         vm_pf_agent_gone(s->pf);
+        vm_exec_agent_gone(s->ex);
         cleanup_free char *msg = xasprintf("the pod's VM ended: %s", s->vm_reason);
         for (struct vctr *c = s->ctrs; c; c = c->next)
                 record_exit(s, c, 137, SIGKILL, "VMDied", msg);
@@ -217,8 +221,11 @@ static void on_output(void *arg, const char *cid, const char *eid, int stream, c
                       bool eof)
 {
         struct vshim *s = arg;
-        if (eid && *eid)
-                return; /* exec output comes in its reply */
+        if (eid && *eid) {
+                /* Interactive exec output; ExecSync's comes in its reply. */
+                vm_exec_on_agent(s->ex, cid, eid, stream, data, len, eof);
+                return;
+        }
         struct vctr *c = ctr_find(s, cid);
         if (!c || (stream != SHIM_ATTACH_STDOUT && stream != SHIM_ATTACH_STDERR))
                 return;
@@ -496,6 +503,7 @@ static void vm_stop(struct vshim *s)
                 s->vmmw.fd = s->agentw.fd = -1;
                 cleanup_err struct err e = ERR_INIT;
                 vm_pf_agent_gone(s->pf);
+                vm_exec_agent_gone(s->ex);
                 (void)vm_shutdown(s->vm, 10000, &e);
                 s->a = NULL;
         }
@@ -794,6 +802,7 @@ static void loop(struct vshim *s)
                                         watch_del(s, &s->agentw);
                                         s->agentw.fd = -1;
                                         vm_pf_agent_gone(s->pf);
+                                        vm_exec_agent_gone(s->ex);
                                         vm_died(s); /* usually the VMM is on its way out */
                                 }
                                 i = n; /* port-forward connections may have ended */
@@ -806,6 +815,11 @@ static void loop(struct vshim *s)
                         case W_PF_CONN:
                                 vm_pf_event(s->pf, w, evs[i].events);
                                 i = n; /* it may have freed later events' connections */
+                                break;
+                        case W_EXEC_LISTEN:
+                        case W_EXEC_CONN:
+                                vm_exec_event(s->ex, w, evs[i].events);
+                                i = n;
                                 break;
                         }
                 }
@@ -830,6 +844,8 @@ int shim_vm_run(const struct shim_opts *o, int report_fd)
         if (vm_pf_start(s.ep, o->state_dir, &s.a, &s.pf, &e) < 0)
                 goto fail;
         vm_agent_set_conn_output(s.a, vm_pf_on_agent, s.pf);
+        if (vm_exec_start(s.ep, o->state_dir, &s.a, &s.ex, &e) < 0)
+                goto fail;
         s.agentw.fd = vm_agent_fd(s.a);
         s.vmmw.fd = vm_pidfd(s.vm);
         if (watch_add(&s, &s.listen) < 0 || watch_add(&s, &s.agentw) < 0 ||
@@ -852,6 +868,8 @@ out:
                 vm_stop(&s);
         while (s.conns)
                 conn_close(&s, s.conns);
+        vm_exec_free(s.ex);
+        s.ex = NULL;
         vm_pf_free(s.pf);
         s.pf = NULL;
         vm_free(s.vm);

@@ -561,6 +561,44 @@ int vm_agent_conn_send(struct vm_agent *a, uint64_t conn_id, const void *data, s
         return 0;
 }
 
+int vm_agent_exec_stream_async(struct vm_agent *a, const char *id, const char *exec_id, char *const *args,
+                               vm_reply_fn *fn, void *arg, struct err *e)
+{
+        Corral__Agent__V1__ExecRequest x = CORRAL__AGENT__V1__EXEC_REQUEST__INIT;
+        x.container_id = (char *)(id ? id : "");
+        x.n_args = strv_len(args);
+        x.args = (char **)args;
+        x.interactive = true;
+        x.exec_id = (char *)exec_id;
+        AgRequest q = CORRAL__AGENT__V1__REQUEST__INIT;
+        q.body_case = CORRAL__AGENT__V1__REQUEST__BODY_EXEC;
+        q.exec = &x;
+        return send_async(a, &q, CORRAL__AGENT__V1__RESPONSE__BODY_EXEC, fn, arg, "exec", e);
+}
+
+int vm_agent_exec_send(struct vm_agent *a, const char *id, const char *exec_id, const void *data, size_t len,
+                       bool eof, bool kill, struct err *e)
+{
+        if (a->broken)
+                return broken(a, e);
+        AgStream s = CORRAL__AGENT__V1__STREAM_DATA__INIT;
+        s.container_id = (char *)(id ? id : "");
+        s.exec_id = (char *)exec_id;
+        s.kind = CORRAL__AGENT__V1__STREAM_KIND__STDIN;
+        s.data.data = (uint8_t *)data;
+        s.data.len = len;
+        s.eof = eof;
+        s.reset = kill;
+        AgFrame f = CORRAL__AGENT__V1__FRAME__INIT;
+        f.kind_case = CORRAL__AGENT__V1__FRAME__KIND_STREAM;
+        f.stream = &s;
+        if (frame_write(a->fd, &f, 10000, e) < 0) {
+                a->broken = true;
+                return err_wrap(e, "agent exec stdin");
+        }
+        return 0;
+}
+
 void vm_agent_cancel_async(struct vm_agent *a, void *arg)
 {
         for (struct pending *p = a->pending; p; p = p->next)

@@ -215,6 +215,17 @@ int vm_agent_portforward_async(struct vm_agent *a, uint64_t conn_id, uint16_t po
  * (half-close); reset: the host side is gone, the guest closes. */
 int vm_agent_conn_send(struct vm_agent *a, uint64_t conn_id, const void *data, size_t len, bool eof,
                        bool reset, struct err *e);
+/* Interactive exec: run args in container `id` (NULL: the guest) with its
+ * stdio relayed, named exec_id (non-empty, unique while it runs). Its
+ * stdout/stderr come back through the output callback (exec_id set, eof
+ * per stream), all of it before the reply (exit_code, no output) goes to
+ * fn once the process has exited; a start failure is the reply's error. */
+int vm_agent_exec_stream_async(struct vm_agent *a, const char *id, const char *exec_id, char *const *args,
+                               vm_reply_fn *fn, void *arg, struct err *e);
+/* Stdin bytes for an interactive exec; eof: close its stdin once written;
+ * kill: the host side is gone, the process is killed (the reply still comes). */
+int vm_agent_exec_send(struct vm_agent *a, const char *id, const char *exec_id, const void *data, size_t len,
+                       bool eof, bool kill, struct err *e);
 /* Connection bytes from the guest, dispatched as the output callback. */
 typedef void vm_conn_fn(void *arg, uint64_t conn_id, const void *data, size_t len, bool eof, bool reset);
 void vm_agent_set_conn_output(struct vm_agent *a, vm_conn_fn *fn, void *arg);

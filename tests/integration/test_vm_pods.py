@@ -287,9 +287,14 @@ class VMPods(unittest.TestCase):
                              timeout=60)
         self.assertEqual(r.stdout, b"again\n")
 
-        # interactive streams are not there yet: a clear UNIMPLEMENTED
+        # tty exec and attach are not there yet: a clear UNIMPLEMENTED (plain
+        # Exec works: test_vm_streaming.py)
         with self.assertRaises(grpc.RpcError) as cm:
-            self.rt.Exec(api_pb2.ExecRequest(container_id=cid, cmd=["sh"], stdout=True))
+            self.rt.Exec(api_pb2.ExecRequest(container_id=cid, cmd=["sh"], tty=True, stdin=True, stdout=True))
+        self.assertEqual(cm.exception.code(), grpc.StatusCode.UNIMPLEMENTED)
+        self.assertIn("VM pod", cm.exception.details())
+        with self.assertRaises(grpc.RpcError) as cm:
+            self.rt.Attach(api_pb2.AttachRequest(container_id=cid, stdout=True))
         self.assertEqual(cm.exception.code(), grpc.StatusCode.UNIMPLEMENTED)
         self.assertIn("VM pod", cm.exception.details())
 

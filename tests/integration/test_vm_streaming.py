@@ -1,5 +1,6 @@
-"""Streaming into VM pods: port-forward relayed by the VM shim and the guest
-agent (the pod's ports live in the guest). One VM boot for every test.
+"""Streaming into VM pods: port-forward and exec (no tty) relayed by the VM
+shim and the guest agent (the pod's ports and processes live in the guest).
+One VM boot for every test.
 Skips (77) with the reason when QEMU or the guest image is not available,
 as test_vm_pods.py. Run as root."""
 import os
@@ -18,6 +19,7 @@ import test_vm_pods as vmp
 RUNNING = api_pb2.CONTAINER_RUNNING
 BIN = os.environ.get("CORRAL_BIN_DIR", "")
 CORRALCTL = os.environ.get("CORRALCTL", os.path.join(BIN, "corralctl"))
+STREAMC = os.path.join(BIN, "bench_streaming")
 
 
 def setUpModule():
@@ -192,6 +194,79 @@ class VMStreaming(unittest.TestCase):
             self.assertEqual(self.get(port), b"hello-from-vm\n")
         finally:
             self.finish(p)
+
+    # ---- exec (no tty) ----
+
+    def streamc(self, *args, input=None, timeout=120):
+        return subprocess.run([STREAMC, "-r", self.d.endpoint] + list(args), input=input, capture_output=True,
+                              timeout=timeout)
+
+    def test_exec_spdy_streams_and_exit_code(self):
+        r = self.streamc("exec", self.httpd, "sh", "-c", "echo out; echo err >&2; exit 3")
+        self.assertEqual(r.returncode, 3, r.stderr)
+        self.assertEqual(r.stdout, b"out\n")
+        self.assertEqual(r.stderr, b"err\n")
+
+    def test_exec_runs_in_the_guest(self):
+        """The container's view: its rootfs (busybox), the guest's kernel."""
+        r = self.streamc("exec", self.httpd, "sh", "-c", "cat /tmp/www/index.html; uname -r")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        lines = r.stdout.decode().splitlines()
+        self.assertEqual(lines[0], "hello-from-vm")
+        if vmp._guest[2]:
+            self.assertEqual(lines[1], vmp._guest[2])
+
+    def test_exec_cat_stdin_spdy(self):
+        data = b"".join(b"line %d\n" % i for i in range(2000))
+        r = self.streamc("exec", "-i", self.httpd, "cat", input=data)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(r.stdout, data)
+
+    def test_exec_stdin_close_ends_it(self):
+        """stdin's EOF reaches the process: cat ends, the exit code follows."""
+        r = self.streamc("exec", "-i", self.httpd, "sh", "-c", "cat; echo done >&2; exit 5", input=b"abc")
+        self.assertEqual(r.returncode, 5, r.stderr)
+        self.assertEqual(r.stdout, b"abc")
+        self.assertEqual(r.stderr, b"done\n")
+
+    def test_exec_websocket(self):
+        r = self.streamc("exec", "--ws", self.httpd, "sh", "-c", "echo out; echo err >&2; exit 3")
+        self.assertEqual(r.returncode, 3, r.stderr)
+        self.assertEqual(r.stdout, b"out\n")
+        self.assertEqual(r.stderr, b"err\n")
+
+    def test_exec_missing_binary_is_an_error(self):
+        r = self.streamc("exec", self.httpd, "/no/such/binary")
+        self.assertNotEqual(r.returncode, 0)
+        self.assertIn(b"/no/such/binary", r.stderr)
+        self.assertIsNone(self.d.proc.poll(), "corrald died")
+
+    def test_exec_client_gone_kills_the_process(self):
+        p = subprocess.Popen([STREAMC, "-r", self.d.endpoint, "exec", self.httpd, "sh", "-c",
+                              "echo started; exec sleep 600"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        try:
+            self.assertEqual(p.stdout.readline(), b"started\n")
+        finally:
+            p.kill()
+            p.wait(10)
+            p.stdout.close()
+            p.stderr.close()
+        deadline = time.time() + 30
+        while True:
+            r = self.rt.ExecSync(api_pb2.ExecSyncRequest(container_id=self.httpd, cmd=[
+                "sh", "-c", "ps | grep -c '[s]leep 600'"], timeout=30), timeout=60)
+            if r.stdout.strip() == b"0":
+                break
+            self.assertLess(time.time(), deadline, "sleep 600 still runs in the guest")
+            time.sleep(0.5)
+        self.test_exec_spdy_streams_and_exit_code()
+
+    def test_exec_tty_unimplemented(self):
+        with self.assertRaises(grpc.RpcError) as cm:
+            self.rt.Exec(api_pb2.ExecRequest(container_id=self.httpd, cmd=["sh"], tty=True, stdin=True,
+                                             stdout=True))
+        self.assertEqual(cm.exception.code(), grpc.StatusCode.UNIMPLEMENTED)
+        self.assertIn("tty", cm.exception.details())
 
 
 if __name__ == "__main__":

@@ -44,7 +44,19 @@ struct execp {
         struct sbuf out, err;
         bool truncated, timed_out;
         int64_t deadline_ms; /* 0 = none */
+        /* Interactive (ExecRequest.interactive): output goes out as it is
+         * read; stdin comes from the host into in (written as the pipe
+         * takes it), closed after its eof. */
+        bool interactive;
+        char *cid, *eid;
+        int in_fd;
+        struct sbuf in;
+        size_t in_off;
+        bool in_eof;
 };
+
+/* Stdin the process has not read yet; beyond this it is killed. */
+#define EXEC_IN_MAX (16u << 20)
 
 /* A port-forward connection: a TCP socket to the guest's loopback. */
 #define PF_BUF_MAX (16u << 20)
@@ -346,9 +358,23 @@ static void exec_free(struct execp *x)
 {
         close_fd(&x->out_fd);
         close_fd(&x->err_fd);
+        close_fd(&x->in_fd);
         sbuf_free(&x->out);
         sbuf_free(&x->err);
+        sbuf_free(&x->in);
+        free(x->cid);
+        free(x->eid);
         free(x);
+}
+
+static struct execp *exec_find(struct agent *a, const char *cid, const char *eid)
+{
+        for (size_t i = 0; i < a->n_execs; i++) {
+                struct execp *x = a->execs[i];
+                if (x->interactive && strcmp(x->eid, eid) == 0 && strcmp(x->cid, cid ? cid : "") == 0)
+                        return x;
+        }
+        return NULL;
 }
 
 static void do_exec(struct agent *a, uint64_t id, const Corral__Agent__V1__ExecRequest *r)
@@ -373,6 +399,14 @@ static void do_exec(struct agent *a, uint64_t id, const Corral__Agent__V1__ExecR
         }
         if (a->n_execs >= MAX_WATCHED) {
                 err_set(&e, ERR_EXHAUSTED, "too many execs");
+                goto fail;
+        }
+        if (r->interactive && (!r->exec_id || !*r->exec_id)) {
+                err_set(&e, ERR_INVALID, "an interactive exec needs an exec id");
+                goto fail;
+        }
+        if (r->interactive && exec_find(a, r->container_id, r->exec_id)) {
+                err_set(&e, ERR_EXISTS, "exec %s exists", r->exec_id);
                 goto fail;
         }
         if (make_pipe(po, &e) < 0 || make_pipe(pe, &e) < 0)
@@ -441,17 +475,25 @@ static void do_exec(struct agent *a, uint64_t id, const Corral__Agent__V1__ExecR
         close_fd(&pi[0]);
         close_fd(&po[1]);
         close_fd(&pe[1]);
-        if (r->stdin.len) {
-                (void)fcntl(pi[1], F_SETFL, O_NONBLOCK);
-                (void)!write(pi[1], r->stdin.data, r->stdin.len); /* up to a pipe's worth */
-        }
-        close_fd(&pi[1]);
+        (void)fcntl(pi[1], F_SETFL, O_NONBLOCK);
         struct execp *x = xzalloc(sizeof(*x));
         x->req_id = id;
         x->pid = pid;
         x->out_fd = po[0];
         x->err_fd = pe[0];
-        x->deadline_ms = r->timeout_ms ? now_ms() + r->timeout_ms : 0;
+        x->in_fd = -1;
+        if (r->interactive) {
+                x->interactive = true;
+                x->cid = xstrdup(r->container_id ? r->container_id : "");
+                x->eid = xstrdup(r->exec_id);
+                x->in_fd = pi[1];
+                pi[1] = -1;
+        } else {
+                if (r->stdin.len)
+                        (void)!write(pi[1], r->stdin.data, r->stdin.len); /* up to a pipe's worth */
+                close_fd(&pi[1]);
+                x->deadline_ms = r->timeout_ms ? now_ms() + r->timeout_ms : 0;
+        }
         a->execs = xrealloc(a->execs, (a->n_execs + 1) * sizeof(*a->execs));
         a->execs[a->n_execs++] = x;
         return;
@@ -464,11 +506,17 @@ fail:
         reply_err(a, id, &e);
 }
 
-static void exec_read(struct execp *x, int *fd, struct sbuf *b)
+static void exec_read(struct agent *a, struct execp *x, int *fd, struct sbuf *b)
 {
         char buf[65536];
+        int kind = b == &x->out ? CORRAL__AGENT__V1__STREAM_KIND__STDOUT
+                                : CORRAL__AGENT__V1__STREAM_KIND__STDERR;
         for (;;) {
                 ssize_t n = read(*fd, buf, sizeof(buf));
+                if (n > 0 && x->interactive) {
+                        send_stream(a, x->cid, x->eid, kind, buf, (size_t)n, false);
+                        continue;
+                }
                 if (n > 0) {
                         size_t room = b->len < EXEC_OUTPUT_MAX ? EXEC_OUTPUT_MAX - b->len : 0;
                         if ((size_t)n > room)
@@ -476,19 +524,79 @@ static void exec_read(struct execp *x, int *fd, struct sbuf *b)
                         sbuf_append(b, buf, (size_t)n < room ? (size_t)n : room);
                         continue;
                 }
-                if (n == 0 || (errno != EAGAIN && errno != EINTR))
+                if (n < 0 && errno == EINTR)
+                        continue;
+                if (n == 0 || errno != EAGAIN) {
                         close_fd(fd);
+                        if (x->interactive)
+                                send_stream(a, x->cid, x->eid, kind, NULL, 0, true);
+                }
                 return;
         }
+}
+
+/* Write the host's stdin bytes the pipe takes; close it after the eof (or
+ * when the process stopped reading for good). */
+static void exec_write_in(struct execp *x)
+{
+        while (x->in_fd >= 0 && x->in_off < x->in.len) {
+                ssize_t n = write(x->in_fd, x->in.buf + x->in_off, x->in.len - x->in_off);
+                if (n < 0 && errno == EINTR)
+                        continue;
+                if (n < 0 && errno == EAGAIN)
+                        return;
+                if (n <= 0) {
+                        close_fd(&x->in_fd); /* EPIPE: it closed its stdin; the rest is dropped */
+                        break;
+                }
+                x->in_off += (size_t)n;
+        }
+        x->in.len = x->in_off = 0;
+        if (x->in_eof)
+                close_fd(&x->in_fd);
+}
+
+/* StreamData from the host for an interactive exec. */
+static void exec_input(struct agent *a, const AgStream *s)
+{
+        struct execp *x = exec_find(a, s->container_id, s->exec_id);
+        if (!x)
+                return;
+        if (s->reset) {
+                (void)kill(x->pid, SIGKILL); /* the reply comes when it is reaped */
+                close_fd(&x->in_fd);
+                return;
+        }
+        if (x->in_fd < 0 || x->in_eof)
+                return;
+        if (s->data.len) {
+                if (x->in.len + s->data.len > EXEC_IN_MAX) {
+                        log_warn("agent", "exec %s: the process does not read its stdin: killed", x->eid);
+                        (void)kill(x->pid, SIGKILL);
+                        close_fd(&x->in_fd);
+                        return;
+                }
+                sbuf_append(&x->in, s->data.data, s->data.len);
+        }
+        if (s->eof)
+                x->in_eof = true;
+        exec_write_in(x);
 }
 
 static void exec_done(struct agent *a, size_t i, int status)
 {
         struct execp *x = a->execs[i];
         if (x->out_fd >= 0)
-                exec_read(x, &x->out_fd, &x->out);
+                exec_read(a, x, &x->out_fd, &x->out);
         if (x->err_fd >= 0)
-                exec_read(x, &x->err_fd, &x->err);
+                exec_read(a, x, &x->err_fd, &x->err);
+        if (x->interactive) {
+                /* Children it left behind may hold the pipes: the output ends here. */
+                if (x->out_fd >= 0)
+                        send_stream(a, x->cid, x->eid, CORRAL__AGENT__V1__STREAM_KIND__STDOUT, NULL, 0, true);
+                if (x->err_fd >= 0)
+                        send_stream(a, x->cid, x->eid, CORRAL__AGENT__V1__STREAM_KIND__STDERR, NULL, 0, true);
+        }
         Corral__Agent__V1__ExecResponse er = CORRAL__AGENT__V1__EXEC_RESPONSE__INIT;
         er.exit_code = exit_code(status);
         er.stdout.data = (uint8_t *)x->out.buf;
@@ -931,6 +1039,9 @@ static bool read_host(struct agent *a)
                         handle_request(a, f->request);
                 } else if (f->kind_case == CORRAL__AGENT__V1__FRAME__KIND_STREAM && f->stream->conn_id) {
                         pf_input(a, f->stream);
+                } else if (f->kind_case == CORRAL__AGENT__V1__FRAME__KIND_STREAM && f->stream->exec_id &&
+                           *f->stream->exec_id) {
+                        exec_input(a, f->stream);
                 } else if (f->kind_case != CORRAL__AGENT__V1__FRAME__KIND_STREAM) {
                         struct err e2 = ERR_INIT;
                         err_set(&e2, ERR_INVALID, "malformed agent frame: expected a request");
@@ -959,7 +1070,7 @@ int agent_serve(int fd, bool reconnect, bool is_pid1)
         int ret = 0;
         while (!a.shutdown) {
                 size_t n = 0;
-                size_t want = 2 + 2 * a.n_ctrs + 2 * a.n_execs + a.n_pfs;
+                size_t want = 2 + 2 * a.n_ctrs + 3 * a.n_execs + a.n_pfs;
                 if (want > cap) {
                         cap = want * 2;
                         pfd = xrealloc(pfd, cap * sizeof(*pfd));
@@ -981,6 +1092,8 @@ int agent_serve(int fd, bool reconnect, bool is_pid1)
                         struct execp *x = a.execs[i];
                         pfd[n++] = (struct pollfd){.fd = x->out_fd, .events = POLLIN};
                         pfd[n++] = (struct pollfd){.fd = x->err_fd, .events = POLLIN};
+                        pfd[n++] = (struct pollfd){.fd = x->in_off < x->in.len ? x->in_fd : -1,
+                                                   .events = POLLOUT};
                         if (x->deadline_ms && !x->timed_out) {
                                 int64_t l = x->deadline_ms - now;
                                 if (l < 0)
@@ -1010,12 +1123,14 @@ int agent_serve(int fd, bool reconnect, bool is_pid1)
                         if (r > 0 && c->err_fd >= 0 && pfd[k + 1].revents)
                                 ctr_read(&a, c, &c->err_fd, CORRAL__AGENT__V1__STREAM_KIND__STDERR);
                 }
-                for (size_t i = 0; i < a.n_execs; i++, k += 2) {
+                for (size_t i = 0; i < a.n_execs; i++, k += 3) {
                         struct execp *x = a.execs[i];
                         if (r > 0 && x->out_fd >= 0 && pfd[k].revents)
-                                exec_read(x, &x->out_fd, &x->out);
+                                exec_read(&a, x, &x->out_fd, &x->out);
                         if (r > 0 && x->err_fd >= 0 && pfd[k + 1].revents)
-                                exec_read(x, &x->err_fd, &x->err);
+                                exec_read(&a, x, &x->err_fd, &x->err);
+                        if (r > 0 && x->in_fd >= 0 && pfd[k + 2].fd >= 0 && pfd[k + 2].revents)
+                                exec_write_in(x);
                         if (x->deadline_ms && !x->timed_out && now_ms() >= x->deadline_ms) {
                                 x->timed_out = true;
                                 (void)kill(x->pid, SIGKILL);

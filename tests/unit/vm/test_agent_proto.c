@@ -113,6 +113,88 @@ static void test_port_forward(struct vm_agent *a)
         vm_agent_set_conn_output(a, NULL, NULL);
 }
 
+/* ---------- interactive exec ---------- */
+
+struct ex_seen {
+        int replied, error_kind, exit_code, got_out;
+        char error[256];
+        char out[256], err[256];
+        size_t out_len, err_len;
+        bool out_eof, err_eof;
+        size_t out_at_reply; /* output seen when the reply came: all of it */
+};
+
+static void ex_reply(void *arg, const struct vm_agent_reply *r)
+{
+        struct ex_seen *s = arg;
+        s->replied = 1;
+        s->error_kind = r->error_kind;
+        s->exit_code = r->exit_code;
+        s->out_at_reply = s->out_len + s->err_len;
+        snprintf(s->error, sizeof(s->error), "%s", r->error ? r->error : "");
+}
+
+static void ex_data(void *arg, const char *cid, const char *eid, int stream, const void *d, size_t n,
+                    bool eof)
+{
+        struct ex_seen *s = arg;
+        if (strcmp(cid, "") || strcmp(eid, "e1"))
+                return;
+        char *buf = stream == 1 ? s->out : s->err;
+        size_t *len = stream == 1 ? &s->out_len : &s->err_len;
+        if (n && *len + n < sizeof(s->out)) {
+                memcpy(buf + *len, d, n);
+                *len += n;
+                s->got_out = 1;
+        }
+        if (eof)
+                *(stream == 1 ? &s->out_eof : &s->err_eof) = true;
+}
+
+static void test_exec_stream(struct vm_agent *a)
+{
+        struct ex_seen s = {0};
+        vm_agent_set_output(a, ex_data, &s);
+        char *cat[] = {"/bin/sh", "-c", "cat; echo err >&2; exit 3", NULL};
+        CHECK_OK(vm_agent_exec_stream_async(a, NULL, "e1", cat, ex_reply, &s, e));
+        CHECK_OK(vm_agent_exec_send(a, NULL, "e1", "hello ", 6, false, false, e));
+        CHECK_OK(vm_agent_exec_send(a, NULL, "e1", "world", 5, false, false, e));
+        pump(a, NULL, &s.got_out); /* cat echoes while stdin is open */
+        CHECK(!s.replied && s.out_len > 0);
+        CHECK_OK(vm_agent_exec_send(a, NULL, "e1", NULL, 0, true, false, e));
+        pump(a, NULL, &s.replied);
+        CHECK(s.replied && s.error_kind == 0 && s.exit_code == 3);
+        CHECK(s.out_len == 11 && memcmp(s.out, "hello world", 11) == 0);
+        CHECK(s.err_len == 4 && memcmp(s.err, "err\n", 4) == 0);
+        CHECK(s.out_at_reply == 15 && s.out_eof && s.err_eof);
+
+        /* the host goes away: the process is killed, the reply still comes */
+        struct ex_seen k = {0};
+        vm_agent_set_output(a, ex_data, &k);
+        char *slp[] = {"/bin/sleep", "30", NULL};
+        int64_t t0 = time_mono_ns();
+        CHECK_OK(vm_agent_exec_stream_async(a, NULL, "e1", slp, ex_reply, &k, e));
+        CHECK_OK(vm_agent_exec_send(a, NULL, "e1", NULL, 0, false, true, e));
+        pump(a, NULL, &k.replied);
+        CHECK(k.replied && k.exit_code == 128 + SIGKILL);
+        CHECK(time_mono_ns() - t0 < 3000000000LL);
+
+        /* a command that cannot start: the reply's error */
+        struct ex_seen m = {0};
+        char *missing[] = {"/nonexistent/binary", NULL};
+        CHECK_OK(vm_agent_exec_stream_async(a, NULL, "e2", missing, ex_reply, &m, e));
+        pump(a, NULL, &m.replied);
+        CHECK(m.replied && m.error_kind != 0 && strstr(m.error, "/nonexistent/binary"));
+        /* no exec id: refused */
+        struct ex_seen n = {0};
+        CHECK_OK(vm_agent_exec_stream_async(a, NULL, "", cat, ex_reply, &n, e));
+        pump(a, NULL, &n.replied);
+        CHECK(n.replied && n.error_kind == ERR_INVALID);
+        /* stdin for an unknown exec is ignored */
+        CHECK_OK(vm_agent_exec_send(a, NULL, "nope", "x", 1, true, false, e));
+        vm_agent_set_output(a, NULL, NULL);
+}
+
 int main(void)
 {
         int fd;
@@ -194,6 +276,8 @@ int main(void)
         close(sv[1]);
 
         test_port_forward(a);
+        CHECK_OK(vm_agent_ping(a, 5000, NULL, e));
+        test_exec_stream(a);
         CHECK_OK(vm_agent_ping(a, 5000, NULL, e));
 
         /* Shutdown ends the loop. */
