@@ -21,9 +21,17 @@ except ImportError:  # pragma: no cover
 def cni_conflist(cni_dir, tag=None):
     """A bridge conflist with a unique bridge and a 10.250.x.0/24 subnet.
     Returns the bridge name (delete it with delete_bridge)."""
-    tag = tag or "%04x" % random.randrange(0x10000)
-    bridge = "crl%s" % tag
-    x = random.randrange(1, 250)
+    # Free names only: a run that was killed may have left its bridge (with
+    # another subnet) on this host, and CNI refuses to reuse it.
+    links = subprocess.run(["ip", "-o", "link", "show"], capture_output=True, text=True).stdout
+    addrs = subprocess.run(["ip", "-o", "-4", "addr", "show"], capture_output=True, text=True).stdout
+    while True:
+        tag = tag or "%04x" % random.randrange(0x10000)
+        bridge = "crl%s" % tag
+        x = random.randrange(1, 250)
+        if (": %s:" % bridge) not in links and (" 10.250.%d." % x) not in addrs:
+            break
+        tag = None
     conf = {
         "cniVersion": "1.0.0",
         "name": "corral-test-%s" % tag,
