@@ -478,21 +478,18 @@ static void *stdin_main(void *arg)
         return NULL;
 }
 
-static void parse_status(const char *proto, struct sbuf *st, struct stream_client_result *res)
+/* A finished exec's error-stream content as a result: v4+ carry a
+ * metav1.Status whose NonZeroExitCode cause holds the code; older protocols
+ * carry only a message. Nothing at all means success. */
+void stream_result_from_status(const char *buf, size_t len, bool json, struct stream_client_result *res)
 {
         res->exit_code = -1;
-        if (st->len == 0) {
-                res->exit_code = 0; /* pre-v4: nothing on the error stream means success */
+        if (len == 0) {
+                res->exit_code = 0;
                 return;
         }
-        res->status = xstrndup(st->buf, st->len);
-        if (strcmp(proto, PROTO_V4) != 0) {
-                res->message = xstrdup(res->status);
-                return;
-        }
-        struct err e = ERR_INIT;
-        yajl_val v = json_parse(st->buf, st->len, "status", &e);
-        err_clear(&e);
+        res->status = xstrndup(buf, len);
+        yajl_val v = json ? json_parse(buf, len, "status", NULL) : NULL;
         if (!v) {
                 res->message = xstrdup(res->status);
                 return;
@@ -515,6 +512,11 @@ static void parse_status(const char *proto, struct sbuf *st, struct stream_clien
                         }
         }
         yajl_tree_free(v);
+}
+
+static void parse_status(const char *proto, struct sbuf *st, struct stream_client_result *res)
+{
+        stream_result_from_status(st->buf, st->len, strcmp(proto, PROTO_V4) == 0, res);
 }
 
 int stream_client_exec(struct stream_client *c, const struct stream_client_exec_opts *o,

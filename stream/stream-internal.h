@@ -276,6 +276,8 @@ int stream_url_parse(const char *url, char **host, char **port, char **path, str
  * the status. On error resp is freed. */
 int stream_read_response_head(int fd, const char *url, struct sbuf *resp, size_t *head_len, int *code,
                               struct err *e);
+/* Fill an exec result from its error stream's bytes (json: a v4+ Status). */
+void stream_result_from_status(const char *buf, size_t len, bool json, struct stream_client_result *res);
 /* A connected TCP socket to host:port (every address tried in turn). */
 int stream_dial_tcp(const char *host, const char *port, struct err *e);
 

@@ -252,37 +252,7 @@ static void *ws_stdin_main(void *arg)
 
 static void ws_parse_status(struct sbuf *st, struct stream_client_result *res)
 {
-        res->exit_code = -1;
-        if (st->len == 0) {
-                res->exit_code = 0;
-                return;
-        }
-        res->status = xstrndup(st->buf, st->len);
-        struct err e = ERR_INIT;
-        yajl_val v = json_parse(st->buf, st->len, "status", &e);
-        err_clear(&e);
-        if (!v) {
-                res->message = xstrdup(res->status);
-                return;
-        }
-        const char *status = json_get_str(v, "status");
-        if (status && strcmp(status, "Success") == 0) {
-                res->exit_code = 0;
-        } else {
-                const char *msg = json_get_str(v, "message");
-                res->message = xstrdup(msg ? msg : res->status);
-                const char *reason = json_get_str(v, "reason");
-                yajl_val causes = json_get(json_get(v, "details"), "causes");
-                if (reason && strcmp(reason, "NonZeroExitCode") == 0 && causes && YAJL_IS_ARRAY(causes))
-                        for (size_t i = 0; i < causes->u.array.len; i++) {
-                                yajl_val cv = causes->u.array.values[i];
-                                const char *cr = json_get_str(cv, "reason");
-                                const char *cm = json_get_str(cv, "message");
-                                if (cr && cm && strcmp(cr, "ExitCode") == 0)
-                                        res->exit_code = atoi(cm);
-                        }
-        }
-        yajl_tree_free(v);
+        stream_result_from_status(st->buf, st->len, true, res);
 }
 
 int stream_ws_exec(struct stream_ws_client *c, const struct stream_client_exec_opts *o,
