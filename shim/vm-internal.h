@@ -18,6 +18,10 @@ struct vwatch {
         void *owner;
 };
 
+/* A SOCK_STREAM listening socket <dir>/<name> watched (EPOLLIN) as w on ep
+ * (vm_server.c). On error w->fd stays -1. */
+int vm_watch_listen(int ep, const char *dir, const char *name, struct vwatch *w, struct err *e);
+
 /* Port-forward (vm_pf.c): the shim listens on <vm state>/pf.sock; a client
  * (corrald, shim_vm_portforward) writes the port as 2 bytes big-endian and
  * reads one status byte: 0, then the connection's bytes both ways, or 1

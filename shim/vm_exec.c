@@ -331,14 +331,7 @@ int vm_exec_start(int ep, const char *state_dir, struct vm_agent *const *agent, 
         x->next_id = 1;
         x->state_dir = xstrdup(state_dir);
         x->listen = (struct vwatch){.fd = -1, .kind = W_EXEC_LISTEN, .owner = x};
-        x->listen.fd = proto_listen_stream(state_dir, SHIM_VM_EXEC_SOCKET, e);
-        if (x->listen.fd < 0) {
-                vm_exec_free(x);
-                return -1;
-        }
-        struct epoll_event ev = {.events = EPOLLIN, .data.ptr = &x->listen};
-        if (epoll_ctl(ep, EPOLL_CTL_ADD, x->listen.fd, &ev) < 0) {
-                err_make(e, errno, "epoll");
+        if (vm_watch_listen(ep, state_dir, SHIM_VM_EXEC_SOCKET, &x->listen, e) < 0) {
                 vm_exec_free(x);
                 return -1;
         }

@@ -301,14 +301,7 @@ int vm_pf_start(int ep, const char *state_dir, struct vm_agent *const *agent, st
         p->next_id = 1;
         p->state_dir = xstrdup(state_dir);
         p->listen = (struct vwatch){.fd = -1, .kind = W_PF_LISTEN, .owner = p};
-        p->listen.fd = proto_listen_stream(state_dir, SHIM_VM_PF_SOCKET, e);
-        if (p->listen.fd < 0) {
-                vm_pf_free(p);
-                return -1;
-        }
-        struct epoll_event ev = {.events = EPOLLIN, .data.ptr = &p->listen};
-        if (epoll_ctl(ep, EPOLL_CTL_ADD, p->listen.fd, &ev) < 0) {
-                err_make(e, errno, "epoll");
+        if (vm_watch_listen(ep, state_dir, SHIM_VM_PF_SOCKET, &p->listen, e) < 0) {
                 vm_pf_free(p);
                 return -1;
         }

@@ -82,6 +82,21 @@ static int watch_add(struct vshim *s, struct vwatch *w)
         return epoll_ctl(s->ep, EPOLL_CTL_ADD, w->fd, &ev);
 }
 
+int vm_watch_listen(int ep, const char *dir, const char *name, struct vwatch *w, struct err *e)
+{
+        int fd = proto_listen_stream(dir, name, e);
+        if (fd < 0)
+                return -1;
+        struct epoll_event ev = {.events = EPOLLIN, .data.ptr = w};
+        if (epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev) < 0) {
+                int saved = errno;
+                close(fd);
+                return err_make(e, saved, "epoll");
+        }
+        w->fd = fd;
+        return 0;
+}
+
 static void watch_del(struct vshim *s, struct vwatch *w)
 {
         if (w->fd >= 0)
