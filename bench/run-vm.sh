@@ -24,3 +24,58 @@ else
   echo "vm kvm: no /dev/kvm, skipped"
 fi
 "$b/bin/bench_vm" --kernel "$k" --initrd "$i" --accel tcg -n "$n"
+
+# VM pods through the CRI: RunPodSandbox + CreateContainer + StartContainer
+# until the container's first line is in its CRI log, with handler "vm"
+# (KVM when it boots guests here, else TCG), then memory per running VM pod.
+echo "== VM pods through the CRI (handler vm, $(if [ -e /dev/kvm ]; then echo "KVM if it boots guests, else TCG"; else echo TCG; fi))"
+py=/usr/bin/python3
+tmp=$BENCH_TMP/vmpods
+mkdir -p "$tmp"
+cpid=
+cleanup() { [ -n "$cpid" ] && { kill "$cpid" 2>/dev/null; wait "$cpid" 2>/dev/null; }
+            "$py" "$src/tests/fixtures/registry.py" stop --dir "$tmp/reg" >/dev/null 2>&1
+            ip link del crlbenchv0 2>/dev/null; }
+trap cleanup EXIT
+addr=$("$py" "$src/tests/fixtures/registry.py" start --dir "$tmp/reg") || { echo "vm pods: no registry, skipped"; exit 0; }
+"$py" "$src/tests/fixtures/registry.py" push-all --addr "$addr" --only busybox >/dev/null
+mkdir -p "$tmp/cni" "$tmp/corral"
+cat >"$tmp/cni/10-bench.conflist" <<J
+{"cniVersion": "1.0.0", "name": "bench-vm", "plugins": [
+ {"type": "bridge", "bridge": "crlbenchv0", "isGateway": true, "ipMasq": true,
+  "ipam": {"type": "host-local", "ranges": [[{"subnet": "10.253.0.0/16"}]], "dataDir": "$tmp/cni/ipam"}},
+ {"type": "loopback"}]}
+J
+cat >"$tmp/corral/c.json" <<J
+{"cni": {"conf_dir": "$tmp/cni", "bin_dirs": ["/usr/lib/cni"]},
+ "runtimes": {"vm": {"type": "vm", "vmm": "qemu", "kernel": "$k", "initrd": "$i", "cpus": 1, "memory_mib": 256}}}
+J
+"$b/bin/corrald" --config "$tmp/corral/c.json" --root "$tmp/corral/root" --state "$tmp/corral/state" \
+  --listen "unix://$tmp/corral/c.sock" --log-level warn 2>"$tmp/corral/log" &
+cpid=$!
+for _ in $(seq 200); do [ -S "$tmp/corral/c.sock" ] && break; sleep 0.05; done
+ep="unix://$tmp/corral/c.sock" image="$addr/busybox:latest"
+# The first VM pod after a daemon start pays for the KVM probe (when
+# /dev/kvm is there) and a cold page cache for the kernel and initramfs.
+"$b/bin/bench_lifecycle" -r "$ep" -i "$image" -n 1 -H vm -F -l "first vm pod after daemon start" -L "$tmp/logs"
+"$b/bin/bench_lifecycle" -r "$ep" -i "$image" -n "${BENCH_VM_PODS_RUNS:-5}" -H vm -F -l "vm pod" -L "$tmp/logs"
+"$b/bin/bench_lifecycle" -r "$ep" -i "$image" -n "${BENCH_VM_PODS_RUNS:-5}" -F -l "namespace pod, same daemon" -L "$tmp/logs"
+
+# Memory: RSS and PSS (shared library pages split between the VMs) of every
+# process a VM pod adds on the host.
+np=${BENCH_VM_MEM_PODS:-3}
+kib() { awk -v k="$2:" '$1 == k {print $2}' "/proc/$1/$3" 2>/dev/null || echo 0; }
+coproc BL { "$b/bin/bench_lifecycle" -r "$ep" -i "$image" -n 0 -p "$np" -H vm -l "vm pods" -L "$tmp/logs"; }
+read -r line <&"${BL[0]}"; echo "$line"
+sleep 3
+for what in "qemu-system" "corral-shim vm" "virtiofsd"; do
+  rss=0 pss=0 n=0
+  for p in $(pgrep -f "$what"); do
+    grep -q "$tmp" "/proc/$p/cmdline" 2>/dev/null || [ "$what" = "corral-shim vm" ] || continue
+    rss=$((rss + $(kib "$p" VmRSS status))); pss=$((pss + $(kib "$p" Pss smaps_rollup))); n=$((n + 1))
+  done
+  [ $n -gt 0 ] && echo "vm pods: $n $what processes, per pod RSS $((rss / np)) KiB, PSS $((pss / np)) KiB"
+done
+echo "vm pods: corrald RSS $(kib "$cpid" VmRSS status) KiB with $np VM pods"
+echo >&"${BL[1]}"; wait "$BL_PID" 2>/dev/null
+command -v kata-runtime >/dev/null || echo "kata: not installed here, no comparison"

@@ -214,6 +214,9 @@ int cri_vm_handler_check(const struct cfg_runtime *rt, struct err *e);
 /* Why a vm handler cannot run here (caller frees), NULL when it can. */
 char *cri_vm_handler_unusable(const struct cri_daemon *d, const struct cfg_runtime *rt);
 /* Which accelerator VMs get here, for Status (caller frees). */
+/* Why KVM creates VMs but boots no guest here (a VM pod found it), or NULL
+ * while it is believed to work. Caller frees. */
+char *cri_vm_kvm_broken(const struct cri_daemon *d);
 char *cri_vm_handler_note(const struct cri_daemon *d);
 /* After CNI ADD and the pod files: tap + redirect, then the per-VM shim
  * boots the VM. x->vm_dir is set (and recorded) by the caller first. */

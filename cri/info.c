@@ -69,6 +69,10 @@ static bool handler_usable(const struct cri_daemon *d, const struct cfg_runtime 
 static char *host_json(const struct cri_daemon *d)
 {
         const struct rt_features *f = rt_host_features();
+        /* "kvm" means guests run under it: /dev/kvm that creates VMs but
+         * boots none (nested, emulated) is reported with the reason. */
+        cleanup_free char *kvm_broken = d->has_kvm ? cri_vm_kvm_broken(d) : NULL;
+        bool kvm = d->has_kvm && kvm_broken == NULL;
         struct sbuf b = {0};
         sbuf_puts(&b, "{\"cgroupMode\":");
         json_quote(&b, d->cgroup_mode);
@@ -81,7 +85,7 @@ static char *host_json(const struct cri_daemon *d)
                     "\"userNamespaces\":%s,\"systemd\":%s",
                     f->cap_sys_resource ? "true" : "false", f->seccomp ? "true" : "false",
                     f->openat2 ? "true" : "false", f->clone3 ? "true" : "false",
-                    d->has_kvm ? "true" : "false", f->user_namespaces ? "true" : "false",
+                    kvm ? "true" : "false", f->user_namespaces ? "true" : "false",
                     f->systemd_running ? "true" : "false");
         sbuf_puts(&b, ",\"missing\":[");
         const char *sep = "";
@@ -91,6 +95,11 @@ static char *host_json(const struct cri_daemon *d)
         }
         if (!d->has_kvm) {
                 sbuf_printf(&b, "%s\"/dev/kvm (VM pods run under QEMU TCG only)\"", sep);
+                sep = ",";
+        } else if (kvm_broken) {
+                cleanup_free char *m = xasprintf("KVM: %s (VM pods run under QEMU TCG)", kvm_broken);
+                sbuf_puts(&b, sep);
+                json_quote(&b, m);
                 sep = ",";
         }
         if (f->cgroup_mode != RT_CGROUP_V2_UNIFIED)

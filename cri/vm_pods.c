@@ -79,17 +79,23 @@ static char *kvm_verdict_path(const struct cri_daemon *d)
         return path_join(d->cfg->state, "vm-kvm-broken");
 }
 
-char *cri_vm_handler_note(const struct cri_daemon *d)
+char *cri_vm_kvm_broken(const struct cri_daemon *d)
 {
-        if (!d->has_kvm)
-                return xstrdup("no usable /dev/kvm: VMs run under QEMU TCG (slower)");
         cleanup_free char *vp = kvm_verdict_path(d);
         char *why = NULL;
         if (file_read_all(vp, &why, NULL, 4096, NULL) == 0)
                 return why;
         const char *broken = vm_kvm_broken_reason();
-        if (broken)
-                return xstrdup(broken);
+        return broken ? xstrdup(broken) : NULL;
+}
+
+char *cri_vm_handler_note(const struct cri_daemon *d)
+{
+        if (!d->has_kvm)
+                return xstrdup("no usable /dev/kvm: VMs run under QEMU TCG (slower)");
+        char *why = cri_vm_kvm_broken(d);
+        if (why)
+                return why;
         return xstrdup("KVM is tried first; a guest that does not boot under it within 5 s is rebooted "
                        "under TCG");
 }

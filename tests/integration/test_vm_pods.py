@@ -257,6 +257,9 @@ class VMPods(unittest.TestCase):
         self.assertTrue(info["consoleLog"])
         self.timings["memory per VM pod"] = "qemu RSS %.1f MiB + shim RSS %.1f MiB (accel %s, boot %d ms)" % (
             info["vmmRssBytes"] / 2**20, info.get("shimRssBytes", 0) / 2**20, info["accel"], info["bootMs"])
+        # Status "kvm" means guests boot under KVM here, not just that /dev/kvm opens
+        host = json.loads(self.rt.Status(api_pb2.StatusRequest(verbose=True)).info["host"])
+        self.assertEqual(host["kvm"], info["accel"] == "kvm", host)
         ip = st.status.network.ip
         self.assertTrue(ip)
 
