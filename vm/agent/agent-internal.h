@@ -3,6 +3,8 @@
 #define CORRAL_VM_AGENT_INTERNAL_H
 
 #include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
 
 #include "vm/frame-internal.h"
 
@@ -26,5 +28,89 @@ int agent_net_setup(const Corral__Agent__V1__SetupNetworkRequest *r, struct err 
  * went away for now (virtio-serial): wait and go on; otherwise (a socket in
  * tests) return 0. Only returns early after Shutdown (1). */
 int agent_serve(int fd, bool reconnect, bool is_pid1);
+
+/* ---------- the protocol loop's pieces (serve.c, exec.c, portfwd.c) ----------
+ * Single-threaded: everything below runs on agent_serve's poll loop. */
+
+struct pollfd;
+struct rt_spec;
+struct rt_container;
+struct execp;  /* exec.c */
+struct pfconn; /* portfwd.c */
+
+/* Containers, execs and connections each: at most this many at once. */
+#define AGENT_MAX_WATCHED 1024
+
+enum agent_ctr_state { CTR_CREATED, CTR_RUNNING, CTR_EXITED };
+
+struct ctr {
+        char *id;
+        struct rt_spec *spec;
+        struct rt_container *rc;
+        pid_t pid;
+        int out_fd, err_fd; /* read ends of its stdout/stderr pipes */
+        enum agent_ctr_state state;
+        int status;
+        int64_t finished_ns;
+        uint64_t *waiters; /* request ids of pending Waits */
+        size_t n_waiters;
+};
+
+struct agent {
+        int fd;
+        bool reconnect, is_pid1;
+        bool host_away;
+        int64_t away_until_ms;
+        struct frame_reader rd;
+        struct ctr **ctrs; /* owned */
+        size_t n_ctrs;
+        struct execp **execs; /* owned */
+        size_t n_execs;
+        struct pfconn **pfs; /* owned */
+        size_t n_pfs;
+        bool shutdown;
+};
+
+/* serve.c: framing out to the host (dropped while the host is away). */
+int64_t agent_now_ms(void);
+void agent_send_frame(struct agent *a, AgFrame *f);
+void agent_reply(struct agent *a, AgResponse *r);
+/* An empty Response, or one carrying e's kind and message when e is set. */
+void agent_reply_err(struct agent *a, uint64_t id, const struct err *e);
+void agent_send_stream(struct agent *a, const char *ctr, const char *exec, int kind, const void *data,
+                       size_t n, bool eof);
+int agent_exit_code(int status);                             /* 128+signal when killed */
+struct ctr *agent_ctr_find(struct agent *a, const char *id); /* NULL: none (or id NULL) */
+void agent_close_fd(int *fd);                                /* close if >= 0, set -1 */
+/* A pipe whose read end p[0] is non-blocking; both cloexec. */
+int agent_make_pipe(int p[2], struct err *e);
+
+/* exec.c: ExecRequest (sync output, or interactive with streamed stdio).
+ * The reply goes out once the process was reaped (agent_exec_done). */
+void agent_exec_start(struct agent *a, uint64_t id, const Corral__Agent__V1__ExecRequest *r);
+/* StreamData from the host named by (container_id, exec_id). */
+void agent_exec_input(struct agent *a, const AgStream *s);
+/* a->execs[i] was reaped with `status`: last output, reply, freed. */
+void agent_exec_done(struct agent *a, size_t i, int status);
+void agent_exec_free(struct execp *x);
+/* Poll set: 3 entries per exec into pfd (returned count); lowers *timeout
+ * to the nearest exec deadline. Then the events of that same set. */
+size_t agent_exec_poll_fds(struct agent *a, struct pollfd *pfd, int64_t now, int *timeout);
+void agent_exec_poll_events(struct agent *a, const struct pollfd *pfd, bool ready);
+/* Shutdown: SIGKILL, reap and free every exec. */
+void agent_exec_kill_all(struct agent *a);
+/* The pid is an exec's: index into a->execs, or -1. */
+ssize_t agent_exec_index(struct agent *a, pid_t pid);
+
+/* portfwd.c: PortForwardRequest and its connections' bytes. */
+void agent_pf_start(struct agent *a, uint64_t id, const Corral__Agent__V1__PortForwardRequest *r);
+/* StreamData from the host with a conn_id. */
+void agent_pf_input(struct agent *a, const AgStream *s);
+struct pfconn *agent_pf_find(struct agent *a, uint64_t id, size_t *idx);
+void agent_pf_free(struct agent *a, struct pfconn *p);
+/* Poll set: one entry per connection into pfd, its id into ids (the loop
+ * goes by id: connections end while others are served). */
+size_t agent_pf_poll_fds(struct agent *a, struct pollfd *pfd, uint64_t *ids);
+void agent_pf_poll_events(struct agent *a, const struct pollfd *pfd, const uint64_t *ids, size_t n);
 
 #endif
