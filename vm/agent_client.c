@@ -150,6 +150,29 @@ static bool deliver_async(struct vm_agent *a, const AgResponse *r)
         return false;
 }
 
+/* Dispatch every whole frame already in the buffer: stream data to the
+ * output callbacks, replies to async calls. */
+static int drain(struct vm_agent *a, struct err *e)
+{
+        for (;;) {
+                AgFrame *f = NULL;
+                cleanup_err struct err fe = ERR_INIT;
+                int r = frame_reader_next(&a->rd, &f, &fe);
+                if (r < 0) {
+                        a->broken = true;
+                        err_move(e, &fe);
+                        return -1;
+                }
+                if (r == 0)
+                        return 0;
+                if (f->kind_case == CORRAL__AGENT__V1__FRAME__KIND_STREAM)
+                        deliver(a, f->stream);
+                else if (f->kind_case == CORRAL__AGENT__V1__FRAME__KIND_RESPONSE && f->response->id)
+                        (void)deliver_async(a, f->response); /* else a late answer: drop */
+                frame_free(f);
+        }
+}
+
 /* Read frames until one is a response to `id` (returned), or the deadline. */
 static AgFrame *wait_response(struct vm_agent *a, uint64_t id, int64_t deadline, struct err *e)
 {
@@ -243,6 +266,13 @@ static AgFrame *call(struct vm_agent *a, AgRequest *q, int timeout_ms, const cha
                 err_wrap(e, "agent %s", what);
                 return NULL;
         }
+        /* Frames that came in the same read as the reply (say, the Wait
+         * reply of a container this call just killed) would otherwise sit
+         * in the buffer with the fd no longer readable: a caller's epoll
+         * would never see them. The reply is ours whatever a drain error. */
+        cleanup_err struct err de = ERR_INIT;
+        if (drain(a, &de) < 0)
+                log_debug("vm", "agent: after %s: %s", what, de.msg);
         if (r->response->error_kind) {
                 int k = r->response->error_kind;
                 err_set(e, k > 0 && k <= ERR_UNAUTHENTICATED ? (enum err_kind)k : ERR_INTERNAL,
@@ -621,20 +651,5 @@ int vm_agent_dispatch(struct vm_agent *a, struct err *e)
                 err_move(e, &fe);
                 return -1;
         }
-        for (;;) {
-                AgFrame *f = NULL;
-                int r = frame_reader_next(&a->rd, &f, &fe);
-                if (r < 0) {
-                        a->broken = true;
-                        err_move(e, &fe);
-                        return -1;
-                }
-                if (r == 0)
-                        return 0;
-                if (f->kind_case == CORRAL__AGENT__V1__FRAME__KIND_STREAM)
-                        deliver(a, f->stream);
-                else if (f->kind_case == CORRAL__AGENT__V1__FRAME__KIND_RESPONSE && f->response->id)
-                        (void)deliver_async(a, f->response); /* else a late answer: drop */
-                frame_free(f);
-        }
+        return drain(a, e);
 }
