@@ -264,18 +264,23 @@ int cri_vm_sandbox_stop(struct cri_daemon *d, const struct store_pod *p, struct 
         int shim_pid = shim_pid_of(x);
         struct shim_conn *sc = NULL;
         cleanup_err struct err se = ERR_INIT;
+        bool asked = false;
         if (shim_pid && shim_connect(x->vm_dir, &sc, &se) == 0) {
                 if (shim_vm_shutdown(sc, &se) < 0)
                         log_warn("pod", "stop vm id=%s: %s", p->id, se.msg);
                 shim_close(sc);
+                asked = true;
         }
-        for (int i = 0; shim_pid && i < 1000 && pid_alive(shim_pid); i++) {
+        /* A shim that does not serve yet is still booting its VM (a
+         * RunPodSandbox cut short by a restart): nothing to wait for. */
+        for (int i = 0; asked && i < 1000 && pid_alive(shim_pid); i++) {
                 struct timespec ts = {0, 10 * 1000000L};
                 nanosleep(&ts, NULL);
         }
         if (shim_pid && pid_alive(shim_pid)) {
                 /* QEMU dies with it (PDEATHSIG). */
-                log_warn("pod", "stop vm id=%s: shim pid=%d did not exit, killing it", p->id, shim_pid);
+                log_warn("pod", "stop vm id=%s: shim pid=%d %s, killing it", p->id, shim_pid,
+                         asked ? "did not exit" : "does not serve yet (still booting)");
                 (void)kill(shim_pid, SIGKILL);
                 for (int i = 0; i < 200 && pid_alive(shim_pid); i++) {
                         struct timespec ts = {0, 10 * 1000000L};

@@ -9,6 +9,7 @@ import os
 import signal
 import subprocess
 import tempfile
+import threading
 import time
 import unittest
 
@@ -187,6 +188,14 @@ class VMPods(unittest.TestCase):
             type(self)._failed = True
         return r
 
+    # Other suites may boot VMs at the same time: only ours count (their
+    # command lines name our state dir).
+    def our_qemus(self):
+        return [p for p, a in qemu_pids() if p not in self.qemu_before and self.d.state in a]
+
+    def our_vm_shims(self):
+        return [p for p, a in cp.shim_pids() if "vm" in a[1:2] and any(self.d.state in x for x in a)]
+
     def runp(self, name, handler="vm", timeout=120):
         cfg = cp.pod_config(name, self.logdir)
         return self.rt.RunPodSandbox(api_pb2.RunPodSandboxRequest(config=cfg, runtime_handler=handler),
@@ -318,13 +327,13 @@ class VMPods(unittest.TestCase):
         self.assertNotEqual(s.exit_code, 0)
         self.rt.RemovePodSandbox(api_pb2.RemovePodSandboxRequest(pod_sandbox_id=pid), timeout=60)
         self.assertFalse(os.path.exists("/proc/%d" % vmm_pid), "qemu still running")
-        self.assertEqual([p for p, _ in qemu_pids() if p not in self.qemu_before], [])
+        self.assertEqual(self.our_qemus(), [])
         self.assertEqual(mounts_under(self.d.state), [m for m in mounts_under(self.d.state)
                                                        if m == os.path.join(self.d.state, "ns")])
         self.assertEqual(mounts_under(self.d.root), [])
         vmroot = os.path.join(self.d.state, "vm")
         self.assertEqual(os.listdir(vmroot) if os.path.isdir(vmroot) else [], [])
-        self.assertFalse([p for p, a in cp.shim_pids() if "vm" in a[1:2]], "a VM shim is left")
+        self.assertFalse(self.our_vm_shims(), "a VM shim is left")
         self.assertEqual(len(self.rt.ListContainers(api_pb2.ListContainersRequest()).containers), 0)
 
     def test_4_vmm_killed(self):
@@ -347,8 +356,52 @@ class VMPods(unittest.TestCase):
             time.sleep(0.1)
         self.assertEqual(st.status.state, api_pb2.SANDBOX_NOTREADY)
         self.rt.RemovePodSandbox(api_pb2.RemovePodSandboxRequest(pod_sandbox_id=pid), timeout=60)
-        self.assertEqual([p for p, _ in qemu_pids() if p not in self.qemu_before], [])
+        self.assertEqual(self.our_qemus(), [])
         self.assertEqual(mounts_under(self.d.root), [])
+
+    def test_5_kill9_during_boot(self):
+        """kill -9 of corrald while RunPodSandbox waits for the guest to boot:
+        after the restart nothing of the half-made pod is left (no QEMU, VM
+        shim, tap, state dir or mount) and a retry gets a working VM pod."""
+        cfg = cp.pod_config("vmcrash", self.logdir)
+        errors = []
+
+        def run():
+            try:
+                self.rt.RunPodSandbox(api_pb2.RunPodSandboxRequest(config=cfg, runtime_handler="vm"), timeout=120)
+            except grpc.RpcError as e:
+                errors.append(e.code())
+
+        t = threading.Thread(target=run)
+        t.start()
+        deadline = time.time() + 60
+        while time.time() < deadline and not self.our_qemus():
+            time.sleep(0.02)
+        self.assertTrue(self.our_qemus(), "no QEMU started")
+        self.d.kill()  # QEMU is up, the agent not yet: the guest is booting
+        t.join()
+        self.assertEqual(len(errors), 1)  # the client saw the daemon go away
+        self.d.start()
+        type(self).rt = self.rt = self.d.runtime
+        pods = list(self.rt.ListPodSandbox(api_pb2.ListPodSandboxRequest()).items)
+        self.assertEqual([p.metadata.name for p in pods if p.metadata.name == "vmcrash"], [])
+        deadline = time.time() + 15  # the VM shim may still be shutting its VM down
+        while time.time() < deadline and (self.our_qemus() or
+                                          self.our_vm_shims()):
+            time.sleep(0.1)
+        self.assertEqual(self.our_qemus(), [], "QEMU left running")
+        self.assertFalse(self.our_vm_shims(), "a VM shim is left")
+        vmroot = os.path.join(self.d.state, "vm")
+        self.assertEqual(os.listdir(vmroot) if os.path.isdir(vmroot) else [], [])
+        self.assertEqual(mounts_under(self.d.root), [])
+        # a retry boots a working VM pod
+        pid = self.rt.RunPodSandbox(api_pb2.RunPodSandboxRequest(config=cfg, runtime_handler="vm"),
+                                    timeout=120).pod_sandbox_id
+        st = self.rt.PodSandboxStatus(api_pb2.PodSandboxStatusRequest(pod_sandbox_id=pid)).status
+        self.assertEqual(st.state, api_pb2.SANDBOX_READY)
+        self.rt.StopPodSandbox(api_pb2.StopPodSandboxRequest(pod_sandbox_id=pid), timeout=60)
+        self.rt.RemovePodSandbox(api_pb2.RemovePodSandboxRequest(pod_sandbox_id=pid), timeout=60)
+        self.assertEqual(self.our_qemus(), [])
 
 
 if __name__ == "__main__":
