@@ -565,10 +565,19 @@ static int cmd_stats(struct ctl *ctl, int argc, char **argv)
 
 static int cmd_run(struct ctl *ctl, int argc, char **argv)
 {
-        if (argc != 3) {
-                fprintf(stderr, "usage: corralctl run CONTAINER.json POD.json\n");
+        const char *handler = "";
+        int c;
+        static const struct option opts[] = {{"runtime", required_argument, NULL, 'r'}, {0}};
+        while ((c = getopt_long(argc, argv, "r:", opts, NULL)) != -1) {
+                if (c != 'r')
+                        return 2;
+                handler = optarg;
+        }
+        if (argc - optind != 2) {
+                fprintf(stderr, "usage: corralctl run [--runtime HANDLER] CONTAINER.json POD.json\n");
                 return 2;
         }
+        argv += optind - 1;
         ProtobufCMessage *ccm = NULL, *pcm = NULL;
         if (load(argv[1], &runtime__v1__container_config__descriptor, &ccm) ||
             load(argv[2], &runtime__v1__pod_sandbox_config__descriptor, &pcm)) {
@@ -610,6 +619,7 @@ static int cmd_run(struct ctl *ctl, int argc, char **argv)
         }
         Runtime__V1__RunPodSandboxRequest rp = RUNTIME__V1__RUN_POD_SANDBOX_REQUEST__INIT;
         rp.config = pc;
+        rp.runtime_handler = (char *)handler;
         ctl->timeout_ms = saved < 120000 ? 120000 : saved;
         int r = ctl_call(ctl, "RunPodSandbox", &rp.base, &runtime__v1__run_pod_sandbox_response__descriptor,
                          &resp);
@@ -643,6 +653,7 @@ const struct ctl_verb ctl_container_verbs[] = {
         {"logs", "print a container's log [-f]", cmd_logs},
         {"exec", "run a command in a container: ExecSync, or streaming with -i/-t", cmd_exec},
         {"stats", "resource usage of containers [--pod ID] [ID]", cmd_stats},
-        {"run", "pull if needed, run a pod and a container in it: CONTAINER.json POD.json", cmd_run},
+        {"run", "pull if needed, run a pod and a container in it: [--runtime HANDLER] CONTAINER.json POD.json",
+         cmd_run},
         {NULL, NULL, NULL},
 };

@@ -403,6 +403,32 @@ class VMPods(unittest.TestCase):
         self.rt.RemovePodSandbox(api_pb2.RemovePodSandboxRequest(pod_sandbox_id=pid), timeout=60)
         self.assertEqual(self.our_qemus(), [])
 
+    def test_6_corralctl_run_vm(self):
+        """corralctl run --runtime vm: the operator's one-liner boots a VM pod."""
+        from google.protobuf import json_format
+        tmp = tempfile.mkdtemp(dir=self.d.dir)
+        pod_json, ctr_json = os.path.join(tmp, "pod.json"), os.path.join(tmp, "ctr.json")
+        with open(pod_json, "w") as f:
+            f.write(json_format.MessageToJson(cp.pod_config("ctlvm", self.logdir)))
+        with open(ctr_json, "w") as f:
+            f.write(json_format.MessageToJson(cp.ctr_config("ctlvm", self.image, ["sleep", "1000"])))
+        cid = self.d.ctl("run", "--runtime", "vm", ctr_json, pod_json).stdout.strip()
+        st = self.rt.ContainerStatus(api_pb2.ContainerStatusRequest(container_id=cid)).status
+        self.assertEqual(st.state, RUNNING)
+        r = self.rt.ExecSync(api_pb2.ExecSyncRequest(container_id=cid, cmd=["uname", "-r"], timeout=30),
+                             timeout=60)
+        self.assertEqual(r.stdout.decode().strip(), self.release)
+        pods = [p for p in self.rt.ListPodSandbox(api_pb2.ListPodSandboxRequest()).items
+                if p.metadata.name == "ctlvm"]
+        self.assertEqual([p.runtime_handler for p in pods], ["vm"])
+        self.d.ctl("stopp", pods[0].id)
+        self.d.ctl("rmp", pods[0].id)
+        self.assertEqual(self.our_qemus(), [])
+        # a handler that does not exist: a clear error, nothing left
+        r = self.d.ctl("run", "--runtime", "no-such-handler", ctr_json, pod_json, check=False)
+        self.assertNotEqual(r.returncode, 0)
+        self.assertIn("no-such-handler", r.stderr)
+
 
 if __name__ == "__main__":
     main()
