@@ -429,6 +429,53 @@ class VMPods(unittest.TestCase):
         self.assertNotEqual(r.returncode, 0)
         self.assertIn("no-such-handler", r.stderr)
 
+    def test_7_events_and_stats(self):
+        """Events and stats for VM containers, as for namespace ones: CREATED,
+        STARTED, STOPPED (from the exit monitor, nobody polling) and DELETED;
+        ListContainerStats and PodSandboxStats name the VM pod's container."""
+        seen = []
+        stream = self.rt.GetContainerEvents(api_pb2.GetEventsRequest(), timeout=90)
+
+        def reader():
+            try:
+                for ev in stream:
+                    seen.append((ev.container_id, ev.container_event_type, ev.pod_sandbox_status.id))
+            except grpc.RpcError:
+                pass
+
+        t = threading.Thread(target=reader)
+        t.start()
+        pid, pcfg = self.runp("vmevents")
+        cid = self.create(pid, pcfg, "evented", ["sh", "-c", "echo up; sleep 2; exit 4"])
+        self.rt.StartContainer(api_pb2.StartContainerRequest(container_id=cid), timeout=60)
+        self.wait_log(os.path.join(self.logdir, "evented.log"), "up")
+        cs = self.rt.ListContainerStats(api_pb2.ListContainerStatsRequest(
+            filter=api_pb2.ContainerStatsFilter(pod_sandbox_id=pid))).stats
+        self.assertEqual([c.attributes.id for c in cs], [cid])
+        self.assertGreater(cs[0].memory.working_set_bytes.value, 0)
+        ps = self.rt.PodSandboxStats(api_pb2.PodSandboxStatsRequest(pod_sandbox_id=pid)).stats
+        self.assertEqual(ps.attributes.id, pid)
+        self.assertIn(cid, [c.attributes.id for c in ps.linux.containers])
+        deadline = time.time() + 30
+        while time.time() < deadline and not any(c == cid and ty == api_pb2.CONTAINER_STOPPED_EVENT
+                                                 for c, ty, _ in seen):
+            time.sleep(0.05)
+        st = self.rt.ContainerStatus(api_pb2.ContainerStatusRequest(container_id=cid)).status
+        self.assertEqual((st.state, st.exit_code), (EXITED, 4))
+        self.rt.RemoveContainer(api_pb2.RemoveContainerRequest(container_id=cid), timeout=60)
+        deadline = time.time() + 5
+        while time.time() < deadline and not any(c == cid and ty == api_pb2.CONTAINER_DELETED_EVENT
+                                                 for c, ty, _ in seen):
+            time.sleep(0.05)
+        stream.cancel()
+        t.join()
+        types = [ty for c, ty, _ in seen if c == cid]
+        self.assertEqual(types, [api_pb2.CONTAINER_CREATED_EVENT, api_pb2.CONTAINER_STARTED_EVENT,
+                                 api_pb2.CONTAINER_STOPPED_EVENT, api_pb2.CONTAINER_DELETED_EVENT], seen)
+        self.assertTrue(all(p == pid for c, _, p in seen if c == cid), seen)
+        self.rt.StopPodSandbox(api_pb2.StopPodSandboxRequest(pod_sandbox_id=pid), timeout=60)
+        self.rt.RemovePodSandbox(api_pb2.RemovePodSandboxRequest(pod_sandbox_id=pid), timeout=60)
+
 
 if __name__ == "__main__":
     main()
