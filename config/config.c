@@ -11,6 +11,7 @@ static const char *const log_format_names[] = {"logfmt", "json", NULL};
 static const char *const cgroup_driver_names[] = {"auto", "cgroupfs", "systemd", NULL};
 static const char *const runtime_type_names[] = {"namespace", "vm", NULL};
 static const char *const vmm_names[] = {"qemu", "cloud-hypervisor", NULL};
+static const char *const share_names[] = {"auto", "9p", "virtiofs", NULL};
 
 /* Designated initialisers: a field name inside offsetof cannot take parentheses. */
 /* NOLINTBEGIN(bugprone-macro-parentheses) */
@@ -85,6 +86,8 @@ const struct cfg_field cfg_runtime_fields[] = {
         RFN("cpus", cpus, 1, 256),
         RFN("memory_mib", memory_mib, 64, 4194304),
         RFN("agent_timeout_seconds", agent_timeout_seconds, 1, 3600),
+        {.key = "share", .type = FT_ENUM, .off = offsetof(struct cfg_runtime, share), .names = share_names},
+        RF("virtiofsd_path", FT_STR, virtiofsd_path),
         {0},
 };
 
@@ -120,6 +123,8 @@ void cfg_runtime_init(struct cfg_runtime *rt, const char *name)
         rt->cpus = 1;
         rt->memory_mib = 256;
         rt->agent_timeout_seconds = 30;
+        rt->share = CFG_SHARE_AUTO;
+        rt->virtiofsd_path = xstrdup("");
 }
 
 void cfg_runtime_clear(struct cfg_runtime *rt)
@@ -128,6 +133,7 @@ void cfg_runtime_clear(struct cfg_runtime *rt)
         free(rt->vmm_path);
         free(rt->kernel);
         free(rt->initrd);
+        free(rt->virtiofsd_path);
         memset(rt, 0, sizeof(*rt));
 }
 
@@ -402,7 +408,8 @@ static int validate(const struct cfg *c, char *const *set, const char *what, str
         }
 
         static const char *const vm_only[] = {
-                "vmm", "vmm_path", "kernel", "initrd", "cpus", "memory_mib", "agent_timeout_seconds"};
+                "vmm",    "vmm_path",   "kernel", "initrd", "cpus", "memory_mib", "agent_timeout_seconds",
+                "share", "virtiofsd_path"};
         for (size_t i = 0; i < c->n_runtimes; i++) {
                 const struct cfg_runtime *rt = &c->runtimes[i];
                 cleanup_free char *tk = rt_key(rt, "type");
@@ -423,10 +430,17 @@ static int validate(const struct cfg *c, char *const *set, const char *what, str
                 cleanup_free char *kk = rt_key(rt, "kernel");
                 cleanup_free char *ik = rt_key(rt, "initrd");
                 cleanup_free char *pk = rt_key(rt, "vmm_path");
+                cleanup_free char *vk = rt_key(rt, "virtiofsd_path");
                 if (check_abs(kk, rt->kernel, false, what, e) < 0 ||
                     check_abs(ik, rt->initrd, false, what, e) < 0 ||
-                    check_abs(pk, rt->vmm_path, true, what, e) < 0)
+                    check_abs(pk, rt->vmm_path, true, what, e) < 0 ||
+                    check_abs(vk, rt->virtiofsd_path, true, what, e) < 0)
                         return -1;
+                if (rt->vmm == CFG_VMM_CLOUD_HYPERVISOR && rt->share == CFG_SHARE_9P) {
+                        cleanup_free char *sk = rt_key(rt, "share");
+                        return invalid(e, what, "%s: cloud-hypervisor has no 9p; use \"virtiofs\" or \"auto\"",
+                                       sk);
+                }
         }
         if (!cfg_runtime_find(c, NULL)) {
                 struct sbuf b = {0};

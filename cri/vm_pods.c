@@ -117,6 +117,8 @@ static char *vm_json(const struct cri_daemon *d, const struct cfg_runtime *rt, c
         cleanup_free char *vp = kvm_verdict_path(d);
         put_kv_str(&b, "kvm_verdict", vp);
         put_kv_str(&b, "vmm_path", rt->vmm_path);
+        sbuf_printf(&b, ",\"share\":%d", rt->share);
+        put_kv_str(&b, "virtiofsd_path", rt->virtiofsd_path);
         put_kv_str(&b, "kernel", rt->kernel);
         put_kv_str(&b, "initrd", rt->initrd);
         put_kv_str(&b, "netns", netns);

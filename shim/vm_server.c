@@ -694,6 +694,8 @@ static int boot(struct vshim *s, yajl_val j, struct err *e)
                 .agent_timeout_ms = get_u32(j, "agent_timeout_ms"),
                 .state_dir = qdir,
                 .netns = json_get_str(j, "netns"),
+                .share = (enum vm_share_type)get_u32(j, "share"),
+                .virtiofsd_path = json_get_str(j, "virtiofsd_path"),
         };
         /* corrald's verdict from an earlier pod: KVM opens but boots no guest here. */
         const char *verdict = json_get_str(j, "kvm_verdict");
@@ -720,7 +722,7 @@ static int boot(struct vshim *s, yajl_val j, struct err *e)
                 return err_wrap(e, "agent ping");
         s->kernel_release = steal_ptr(&info.kernel_release);
         vm_agent_info_clear(&info);
-        if (vm_agent_mount_share(s->a, SHIM_VM_SHARE_TAG, false, AGENT_CALL_MS, e) < 0)
+        if (vm_mount_share(s->vm, SHIM_VM_SHARE_TAG, false, AGENT_CALL_MS, e) < 0)
                 return err_wrap(e, "mount the pod share in the guest");
         if (tap) {
                 cleanup_strv char **addrs = NULL;

@@ -359,9 +359,15 @@ int vm_agent_setup_network(struct vm_agent *a, const struct vm_net_config *n, in
 
 int vm_agent_mount_share(struct vm_agent *a, const char *tag, bool readonly, int timeout_ms, struct err *e)
 {
+        return vm_agent_mount_share_fs(a, tag, "9p", readonly, timeout_ms, e);
+}
+
+int vm_agent_mount_share_fs(struct vm_agent *a, const char *tag, const char *fstype, bool readonly,
+                            int timeout_ms, struct err *e)
+{
         Corral__Agent__V1__MountShareRequest m = CORRAL__AGENT__V1__MOUNT_SHARE_REQUEST__INIT;
         m.tag = (char *)tag;
-        m.fstype = "9p";
+        m.fstype = (char *)fstype;
         m.readonly = readonly;
         AgRequest q = CORRAL__AGENT__V1__REQUEST__INIT;
         q.body_case = CORRAL__AGENT__V1__REQUEST__BODY_MOUNT_SHARE;

@@ -1,6 +1,9 @@
 /* The QEMU driver: qemu-system-x86_64 -M microvm, KVM when /dev/kvm works,
- * TCG otherwise; the agent on a virtio-serial port backed by a unix socket,
- * the console on a virtconsole into a file, shares over virtio-9p, taps
+ * TCG otherwise; the agent on a virtio-serial port backed by a unix socket
+ * (or on vsock through vhost-vsock when the host has /dev/vhost-vsock), the
+ * console on a virtconsole into a file, shares over virtio-9p or virtio-fs
+ * (vhost-user-fs-device to a virtiofsd per share, guest RAM in a shared
+ * memfd so the daemon can map it; this works under TCG as well), taps
  * opened inside the pod netns (QEMU runs there), QMP on a unix socket. */
 #include <errno.h>
 #include <fcntl.h>
@@ -8,9 +11,11 @@
 #include <signal.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
+#include <linux/vm_sockets.h>
 #include <yajl/yajl_tree.h>
 
 #include "vm/vm-internal.h"
@@ -28,6 +33,22 @@ static const char *qemu_unavailable(const char *vmm_path)
         if (!p)
                 return "qemu-system-x86_64 not found (apt-get install qemu-system-x86)";
         return NULL;
+}
+
+/* vhost-vsock needs the host module's device; without it the agent stays on
+ * virtio-serial. */
+static bool host_vhost_vsock(void)
+{
+        return access("/dev/vhost-vsock", R_OK | W_OK) == 0;
+}
+
+/* A guest CID unique among this host's VMs: pid and a per-process count
+ * (QEMU refuses a CID in use, and the boot fails with that in its log). */
+static uint32_t pick_cid(void)
+{
+        static uint32_t n;
+        uint32_t c = ((uint32_t)getpid() << 8) | (__atomic_fetch_add(&n, 1, __ATOMIC_RELAXED) & 0xff);
+        return 3 + c % 0x7ffffff0u;
 }
 
 static int qemu_add_share(struct vm *v, const struct vm_share *s, struct err *e)
@@ -61,7 +82,8 @@ static char **build_argv(struct vm *v, const char *bin, bool kvm)
         /* The kernel's console is the ISA serial port (built in, so a panic
          * before any module loads is still seen); the agent logs on hvc0
          * (virtio_console, a module). Both append to console.log. */
-        argv_add(&a, "microvm,accel=%s,isa-serial=on,rtc=on", kvm ? "kvm" : "tcg");
+        argv_add(&a, "microvm,accel=%s,isa-serial=on,rtc=on%s", kvm ? "kvm" : "tcg",
+                 v->share_type == VM_SHARE_VIRTIOFS ? ",memory-backend=mem" : "");
         argv_add(&a, "-cpu");
         /* Without arch-capabilities: QEMU 7.2 aborts on hosts whose KVM
          * refuses MSR 0x10a ("failed to set MSR 0x10a"). */
@@ -70,6 +92,16 @@ static char **build_argv(struct vm *v, const char *bin, bool kvm)
         argv_add(&a, "%u", v->cpus);
         argv_add(&a, "-m");
         argv_add(&a, "%u", v->memory_mib);
+        if (v->share_type == VM_SHARE_VIRTIOFS) {
+                /* vhost-user: virtiofsd maps guest RAM, so it must be a
+                 * shareable memfd (microvm takes it as memory-backend). */
+                argv_add(&a, "-object");
+                argv_add(&a, "memory-backend-memfd,id=mem,size=%uM,share=on", v->memory_mib);
+                /* microvm's virtio-mmio devices are legacy (v1) by default;
+                 * libvhost-user (virtiofsd) refuses legacy devices. */
+                argv_add(&a, "-global");
+                argv_add(&a, "virtio-mmio.force-legacy=false");
+        }
         argv_add(&a, "-nodefaults");
         argv_add(&a, "-no-user-config");
         argv_add(&a, "-nographic");
@@ -78,17 +110,10 @@ static char **build_argv(struct vm *v, const char *bin, bool kvm)
         argv_add(&a, "%s", v->kernel);
         argv_add(&a, "-initrd");
         argv_add(&a, "%s", v->initrd);
-        struct sbuf cl = {0};
-        sbuf_puts(&cl,
-                  "console=ttyS0 quiet panic=-1 reboot=t rdinit=/init random.trust_cpu=on 8250.nr_uarts=1");
-        unsigned long khz = vm_tsc_khz();
-        if (khz)
-                sbuf_printf(&cl, " tsc_early_khz=%lu", khz);
-        if (v->extra_cmdline && *v->extra_cmdline)
-                sbuf_printf(&cl, " %s", v->extra_cmdline);
         argv_add(&a, "-append");
-        strv_push(&a, cl.buf);
-        sbuf_free(&cl);
+        char *cl = vm_kernel_cmdline(v);
+        strv_push(&a, cl);
+        free(cl);
         /* QMP */
         argv_add(&a, "-chardev");
         argv_add(&a, "socket,id=qmp,path=%s,server=on,wait=off", v->qmp_path);
@@ -105,11 +130,26 @@ static char **build_argv(struct vm *v, const char *bin, bool kvm)
         argv_add(&a, "file,id=console,path=%s,append=on", v->console_path);
         argv_add(&a, "-device");
         argv_add(&a, "virtconsole,bus=vser0.0,chardev=console,nr=0");
-        argv_add(&a, "-chardev");
-        argv_add(&a, "socket,id=agent,path=%s,server=on,wait=off", v->agent_path);
-        argv_add(&a, "-device");
-        argv_add(&a, "virtserialport,bus=vser0.0,chardev=agent,nr=1,name=corral.agent");
+        if (v->vsock_cid) {
+                /* The agent listens on vsock; no agent port, so it cannot
+                 * pick the serial one instead. */
+                argv_add(&a, "-device");
+                argv_add(&a, "vhost-vsock-device,guest-cid=%u", v->vsock_cid);
+        } else {
+                argv_add(&a, "-chardev");
+                argv_add(&a, "socket,id=agent,path=%s,server=on,wait=off", v->agent_path);
+                argv_add(&a, "-device");
+                argv_add(&a, "virtserialport,bus=vser0.0,chardev=agent,nr=1,name=corral.agent");
+        }
         for (size_t i = 0; i < v->n_shares; i++) {
+                if (v->share_type == VM_SHARE_VIRTIOFS) {
+                        argv_add(&a, "-chardev");
+                        argv_add(&a, "socket,id=fsc%zu,path=%s", i, v->shares[i].fsd.socket_path);
+                        argv_add(&a, "-device");
+                        argv_add(&a, "vhost-user-fs-device,chardev=fsc%zu,tag=%s,queue-size=1024", i,
+                                 v->shares[i].tag);
+                        continue;
+                }
                 argv_add(&a, "-fsdev");
                 argv_add(&a, "local,id=fs%zu,path=%s,security_model=passthrough%s", i, v->shares[i].path,
                          v->shares[i].readonly ? ",readonly=on" : "");
@@ -131,66 +171,44 @@ static int qemu_boot(struct vm *v, struct err *e)
         if (!bin)
                 return err_set(e, ERR_NOT_FOUND, "qemu: %s not found", v->vmm_path ? v->vmm_path : QEMU_BIN);
         bool kvm = v->use_kvm; /* chosen by vm_boot */
+        v->vsock_cid = host_vhost_vsock() ? pick_cid() : 0;
         cleanup_strv char **argv = build_argv(v, bin, kvm);
-        cleanup_close int nsfd = -1;
-        if (v->netns) {
-                nsfd = open(v->netns, O_RDONLY | O_CLOEXEC);
-                if (nsfd < 0)
-                        return err_make(e, errno, "qemu: open netns %s", v->netns);
-        }
         (void)unlink(v->agent_path);
         (void)unlink(v->qmp_path);
-        cleanup_close int logfd = open(v->vmm_log_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-        if (logfd < 0)
-                return err_make(e, errno, "qemu: create %s", v->vmm_log_path);
-        int sync[2];
-        if (pipe2(sync, O_CLOEXEC) < 0)
-                return err_make(e, errno, "pipe");
-        pid_t parent = getpid();
-        pid_t pid = fork();
-        if (pid < 0) {
-                close(sync[0]);
-                close(sync[1]);
-                return err_make(e, errno, "qemu: fork");
-        }
-        if (pid == 0) {
-                /* The VM goes with its owner (the shim). */
-                prctl(PR_SET_PDEATHSIG, SIGKILL);
-                if (getppid() != parent)
-                        _exit(127);
-                sigset_t all;
-                sigemptyset(&all);
-                sigprocmask(SIG_SETMASK, &all, NULL);
-                setsid();
-                int er = 0;
-                if (nsfd >= 0 && setns(nsfd, CLONE_NEWNET) < 0)
-                        er = errno;
-                int devnull = open("/dev/null", O_RDWR);
-                if (!er && (devnull < 0 || dup2(devnull, 0) < 0 || dup2(logfd, 1) < 0 || dup2(logfd, 2) < 0))
-                        er = errno;
-                if (!er) {
-                        execv(bin, argv);
-                        er = errno;
+        /* The daemons listen before QEMU connects to them (as a client). */
+        if (vm_shares_start(v, 5000, e) < 0)
+                return -1;
+        return vm_spawn(v, bin, argv, e);
+}
+
+/* vhost-vsock: the guest listens on VM_AGENT_VSOCK_PORT once it is up. */
+static int connect_vsock(struct vm *v, int64_t deadline, struct err *e)
+{
+        for (;;) {
+                if (vm_reap(v))
+                        return err_set(e, ERR_UNAVAILABLE, "vm: %s during start", v->reason);
+                int fd = socket(AF_VSOCK, SOCK_STREAM | SOCK_CLOEXEC, 0);
+                if (fd < 0)
+                        return err_make(e, errno, "vm: vsock socket");
+                struct sockaddr_vm sa = {.svm_family = AF_VSOCK, .svm_cid = v->vsock_cid,
+                                         .svm_port = VM_AGENT_VSOCK_PORT};
+                if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0) {
+                        v->agent = vm_agent_from_fd(fd);
+                        return 0;
                 }
-                (void)!write(sync[1], &er, sizeof(er));
-                _exit(127);
+                close(fd);
+                if (now_ms() >= deadline)
+                        return err_set(e, ERR_DEADLINE, "vm: the agent did not listen on vsock %u:%u in time",
+                                       v->vsock_cid, VM_AGENT_VSOCK_PORT);
+                struct timespec ts = {0, 20 * 1000000};
+                nanosleep(&ts, NULL);
         }
-        close(sync[1]);
-        int er = 0;
-        ssize_t n = read(sync[0], &er, sizeof(er));
-        close(sync[0]);
-        if (n == sizeof(er)) {
-                waitpid(pid, NULL, 0);
-                return err_make(e, er, "qemu: start %s%s%s", bin, v->netns ? " in netns " : "",
-                                v->netns ? v->netns : "");
-        }
-        v->pid = pid;
-        v->pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
-        return 0;
 }
 
 static int qemu_connect_agent(struct vm *v, int64_t deadline, struct err *e)
 {
+        if (v->vsock_cid)
+                return connect_vsock(v, deadline, e);
         /* QEMU creates the socket while it starts; it may also fail first. */
         for (;;) {
                 if (vm_reap(v))

@@ -29,9 +29,18 @@ struct vm_driver_ops {
 extern const struct vm_driver_ops vm_qemu_ops;
 extern const struct vm_driver_ops vm_chv_ops;
 
+/* A running virtiofsd (virtiofsd.c), one per virtio-fs share. */
+struct vm_virtiofsd {
+        pid_t pid; /* 0: not running */
+        int pidfd;
+        char *socket_path, *log_path;
+        int wait_status;
+};
+
 struct vm_share_rec {
         char *tag, *path;
         bool readonly;
+        struct vm_virtiofsd fsd; /* virtio-fs only */
 };
 struct vm_net_rec {
         char *tap, *mac;
@@ -44,6 +53,8 @@ struct vm {
         char *vmm_path, *kernel, *initrd, *state_dir, *netns, *extra_cmdline;
         uint32_t cpus, memory_mib, agent_timeout_ms;
         enum vm_accel accel;
+        enum vm_share_type share_type; /* resolved: 9P or VIRTIOFS */
+        char *virtiofsd_bin;           /* VIRTIOFS: the daemon */
         struct vm_share_rec *shares;
         size_t n_shares;
         struct vm_net_rec *nets;
@@ -55,6 +66,9 @@ struct vm {
         bool use_kvm; /* this boot's accelerator, set before ops->boot */
         const char *accel_used;
         char *agent_path, *qmp_path, *console_path, *vmm_log_path;
+        char *api_path;  /* cloud-hypervisor: its REST API socket */
+        char *vsock_path; /* hybrid vsock socket (cloud-hypervisor) */
+        uint32_t vsock_cid;
         struct vm_agent *agent;
         enum vm_state state;
         int wait_status;
@@ -70,8 +84,42 @@ bool vm_reap(struct vm *v);
 char *vm_log_tail(const struct vm *v);
 /* `name` through PATH (or as given when it has a '/'); NULL if absent. */
 char *vm_find_binary(const char *name);
+/* The guest kernel command line (both VMMs); caller frees. */
+char *vm_kernel_cmdline(const struct vm *v);
+/* fork+exec the VMM: in v->netns, stdout/stderr into v->vmm_log_path,
+ * killed when we die, in its own session. Sets v->pid and v->pidfd. */
+int vm_spawn(struct vm *v, const char *bin, char *const *argv, struct err *e);
 /* Host TSC frequency in kHz (for tsc_early_khz), 0 if unknown. */
 unsigned long vm_tsc_khz(void);
+
+/* Start a virtiofsd for each share (VIRTIOFS), waiting until each listens;
+ * drivers call it in ops->boot before the VMM. On failure the ones started
+ * are stopped. */
+int vm_shares_start(struct vm *v, int timeout_ms, struct err *e);
+/* Kill, reap and unlink every share's virtiofsd (idempotent). */
+void vm_shares_stop(struct vm *v);
+
+/* virtiofsd.c */
+enum vm_virtiofsd_flavor { VM_VIRTIOFSD_C = 0, VM_VIRTIOFSD_RUST = 1 };
+/* Which command line the binary takes: the Rust daemon has --shared-dir,
+ * the C one (QEMU <= 7) -o source=. Decided by its --help, cached. */
+enum vm_virtiofsd_flavor vm_virtiofsd_flavor(const char *bin);
+/* The argv for one share (NULL-terminated; strv_free). */
+char **vm_virtiofsd_argv(const char *bin, enum vm_virtiofsd_flavor fl, const char *socket, const char *dir);
+/* Start it (a child that dies with us) and wait up to timeout_ms until its
+ * socket listens. d->socket_path and d->log_path must be set. Failure:
+ * nothing left running, the log tail in the message. */
+int vm_virtiofsd_start(const char *bin, const char *dir, struct vm_virtiofsd *d, int timeout_ms, struct err *e);
+/* true when it has exited (reaped; d->wait_status set). */
+bool vm_virtiofsd_reap(struct vm_virtiofsd *d);
+/* SIGKILL, reap, unlink the socket. Idempotent. */
+void vm_virtiofsd_stop(struct vm_virtiofsd *d);
+/* Is a unix socket at `path` listening (from /proc/net/unix, without
+ * connecting: virtiofsd takes exactly one connection)? */
+bool vm_unix_listening(const char *path);
+
+/* VmRSS of a pid in bytes, 0 if unknown. */
+uint64_t vm_pid_rss(pid_t pid);
 
 /* qmp.c: one QMP exchange per connection. *reply (may be NULL) gets the
  * "return" member's JSON text. */

@@ -4,10 +4,13 @@
 #include <fcntl.h>
 #include <linux/kvm.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <x86intrin.h>
@@ -94,6 +97,166 @@ const char *vm_vmm_unavailable_reason(enum vm_vmm vmm, const char *vmm_path)
         return driver(vmm)->unavailable(vmm_path);
 }
 
+/* ---------- shares: 9p or virtio-fs ---------- */
+
+/* Rust daemon first (maintained), then the C one QEMU 7 ships. */
+static const char *const virtiofsd_paths[] = {"/usr/libexec/virtiofsd", "/usr/lib/qemu/virtiofsd", "virtiofsd"};
+
+char *vm_virtiofsd_binary(const char *virtiofsd_path)
+{
+        if (virtiofsd_path && *virtiofsd_path)
+                return vm_find_binary(virtiofsd_path);
+        for (size_t i = 0; i < ARRAY_SIZE(virtiofsd_paths); i++) {
+                char *p = vm_find_binary(virtiofsd_paths[i]);
+                if (p)
+                        return p;
+        }
+        return NULL;
+}
+
+enum vm_share_type vm_share_resolve(enum vm_vmm vmm, enum vm_share_type share, const char *virtiofsd_path)
+{
+        if (share != VM_SHARE_AUTO)
+                return share;
+        if (vmm == VM_VMM_CLOUD_HYPERVISOR)
+                return VM_SHARE_VIRTIOFS;
+        cleanup_free char *bin = vm_virtiofsd_binary(virtiofsd_path);
+        return bin ? VM_SHARE_VIRTIOFS : VM_SHARE_9P;
+}
+
+const char *vm_share_unavailable_reason(enum vm_vmm vmm, enum vm_share_type share, const char *virtiofsd_path)
+{
+        enum vm_share_type t = vm_share_resolve(vmm, share, virtiofsd_path);
+        if (t == VM_SHARE_9P)
+                return vmm == VM_VMM_CLOUD_HYPERVISOR ? "cloud-hypervisor has no virtio-9p device (use share "
+                                                        "\"virtiofs\")"
+                                                      : NULL;
+        cleanup_free char *bin = vm_virtiofsd_binary(virtiofsd_path);
+        if (bin)
+                return NULL;
+        if (virtiofsd_path && *virtiofsd_path)
+                return "virtio-fs: the configured virtiofsd_path is not an executable";
+        return "virtio-fs: no virtiofsd (looked for /usr/libexec/virtiofsd, /usr/lib/qemu/virtiofsd and "
+               "virtiofsd in PATH; apt-get install qemu-system-common or virtiofsd)";
+}
+
+const char *vm_share_fstype(const struct vm *v)
+{
+        return v->share_type == VM_SHARE_VIRTIOFS ? "virtiofs" : "9p";
+}
+
+int vm_mount_share(struct vm *v, const char *tag, bool readonly, int timeout_ms, struct err *e)
+{
+        if (!v->agent)
+                return err_set(e, ERR_PRECONDITION, "vm: not booted");
+        return vm_agent_mount_share_fs(v->agent, tag, vm_share_fstype(v), readonly, timeout_ms, e);
+}
+
+int vm_shares_start(struct vm *v, int timeout_ms, struct err *e)
+{
+        if (v->share_type != VM_SHARE_VIRTIOFS)
+                return 0;
+        for (size_t i = 0; i < v->n_shares; i++) {
+                if (vm_virtiofsd_start(v->virtiofsd_bin, v->shares[i].path, &v->shares[i].fsd, timeout_ms, e) <
+                    0) {
+                        vm_shares_stop(v);
+                        return err_wrap(e, "share %s", v->shares[i].tag);
+                }
+        }
+        return 0;
+}
+
+void vm_shares_stop(struct vm *v)
+{
+        for (size_t i = 0; i < v->n_shares; i++)
+                vm_virtiofsd_stop(&v->shares[i].fsd);
+}
+
+uint64_t vm_pid_rss(pid_t pid)
+{
+        char p[64];
+        snprintf(p, sizeof(p), "/proc/%d/status", (int)pid);
+        cleanup_free char *s = NULL;
+        if (file_read_all(p, &s, NULL, 0, NULL) < 0)
+                return 0;
+        const char *rss = strstr(s, "VmRSS:");
+        return rss ? strtoull(rss + 6, NULL, 10) * 1024 : 0;
+}
+
+/* ---------- for the drivers ---------- */
+
+char *vm_kernel_cmdline(const struct vm *v)
+{
+        struct sbuf cl = {0};
+        /* The kernel's console is the ISA serial port (built in, so a panic
+         * before any module loads is still seen). */
+        sbuf_puts(&cl,
+                  "console=ttyS0 quiet panic=-1 reboot=t rdinit=/init random.trust_cpu=on 8250.nr_uarts=1");
+        unsigned long khz = vm_tsc_khz();
+        if (khz)
+                sbuf_printf(&cl, " tsc_early_khz=%lu", khz);
+        if (v->extra_cmdline && *v->extra_cmdline)
+                sbuf_printf(&cl, " %s", v->extra_cmdline);
+        return sbuf_steal(&cl);
+}
+
+int vm_spawn(struct vm *v, const char *bin, char *const *argv, struct err *e)
+{
+        cleanup_close int nsfd = -1;
+        if (v->netns) {
+                nsfd = open(v->netns, O_RDONLY | O_CLOEXEC);
+                if (nsfd < 0)
+                        return err_make(e, errno, "%s: open netns %s", v->ops->name, v->netns);
+        }
+        cleanup_close int logfd = open(v->vmm_log_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+        if (logfd < 0)
+                return err_make(e, errno, "%s: create %s", v->ops->name, v->vmm_log_path);
+        int sync[2];
+        if (pipe2(sync, O_CLOEXEC) < 0)
+                return err_make(e, errno, "pipe");
+        pid_t parent = getpid();
+        pid_t pid = fork();
+        if (pid < 0) {
+                close(sync[0]);
+                close(sync[1]);
+                return err_make(e, errno, "%s: fork", v->ops->name);
+        }
+        if (pid == 0) {
+                /* The VM goes with its owner (the shim). */
+                prctl(PR_SET_PDEATHSIG, SIGKILL);
+                if (getppid() != parent)
+                        _exit(127);
+                sigset_t all;
+                sigemptyset(&all);
+                sigprocmask(SIG_SETMASK, &all, NULL);
+                setsid();
+                int er = 0;
+                if (nsfd >= 0 && setns(nsfd, CLONE_NEWNET) < 0)
+                        er = errno;
+                int devnull = open("/dev/null", O_RDWR);
+                if (!er && (devnull < 0 || dup2(devnull, 0) < 0 || dup2(logfd, 1) < 0 || dup2(logfd, 2) < 0))
+                        er = errno;
+                if (!er) {
+                        execv(bin, argv);
+                        er = errno;
+                }
+                (void)!write(sync[1], &er, sizeof(er));
+                _exit(127);
+        }
+        close(sync[1]);
+        int er = 0;
+        ssize_t n = read(sync[0], &er, sizeof(er));
+        close(sync[0]);
+        if (n == sizeof(er)) {
+                waitpid(pid, NULL, 0);
+                return err_make(e, er, "%s: start %s%s%s", v->ops->name, bin, v->netns ? " in netns " : "",
+                                v->netns ? v->netns : "");
+        }
+        v->pid = pid;
+        v->pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
+        return 0;
+}
+
 /* ---------- life ---------- */
 
 int vm_create(const struct vm_config *c, struct vm **out, struct err *e)
@@ -112,6 +275,9 @@ int vm_create(const struct vm_config *c, struct vm **out, struct err *e)
         const char *why = ops->unavailable(c->vmm_path);
         if (why)
                 return err_set(e, ERR_PRECONDITION, "vm: %s unavailable: %s", ops->name, why);
+        why = vm_share_unavailable_reason(c->vmm, c->share, c->virtiofsd_path);
+        if (why)
+                return err_set(e, ERR_PRECONDITION, "vm: %s: %s", ops->name, why);
         struct vm *v = xzalloc(sizeof(*v));
         v->ops = ops;
         v->vmm = c->vmm;
@@ -125,6 +291,9 @@ int vm_create(const struct vm_config *c, struct vm **out, struct err *e)
         v->memory_mib = c->memory_mib ? c->memory_mib : 256;
         v->agent_timeout_ms = c->agent_timeout_ms ? c->agent_timeout_ms : 30000;
         v->accel = c->accel;
+        v->share_type = vm_share_resolve(c->vmm, c->share, c->virtiofsd_path);
+        if (v->share_type == VM_SHARE_VIRTIOFS)
+                v->virtiofsd_bin = vm_virtiofsd_binary(c->virtiofsd_path);
         v->pidfd = -1;
         struct stat st;
         if (stat(v->state_dir, &st) < 0) {
@@ -138,6 +307,8 @@ int vm_create(const struct vm_config *c, struct vm **out, struct err *e)
         v->qmp_path = path_join(v->state_dir, "qmp.sock");
         v->console_path = path_join(v->state_dir, "console.log");
         v->vmm_log_path = path_join(v->state_dir, "vmm.log");
+        v->api_path = path_join(v->state_dir, "api.sock");
+        v->vsock_path = path_join(v->state_dir, "vsock.sock");
         *out = v;
         return 0;
 }
@@ -160,7 +331,10 @@ int vm_add_share(struct vm *v, const struct vm_share *s, struct err *e)
         if (v->ops->add_share(v, s, e) < 0)
                 return -1;
         v->shares = xrealloc(v->shares, (v->n_shares + 1) * sizeof(*v->shares));
-        v->shares[v->n_shares++] = (struct vm_share_rec){xstrdup(s->tag), xstrdup(s->path), s->readonly};
+        size_t i = v->n_shares++;
+        v->shares[i] = (struct vm_share_rec){xstrdup(s->tag), xstrdup(s->path), s->readonly, {.pidfd = -1}};
+        v->shares[i].fsd.socket_path = xasprintf("%s/fs%zu.sock", v->state_dir, i);
+        v->shares[i].fsd.log_path = xasprintf("%s/fs%zu.log", v->state_dir, i);
         return 0;
 }
 
@@ -192,14 +366,41 @@ static void remove_files(struct vm *v)
 {
         (void)unlink(v->agent_path);
         (void)unlink(v->qmp_path);
+        (void)unlink(v->api_path);
+        (void)unlink(v->vsock_path);
+}
+
+/* A share's daemon gone means the guest's root filesystems are: the VM is
+ * dead to us. The VMM is killed so its pidfd wakes the owner, and the
+ * reason names the daemon. */
+static bool check_virtiofsd(struct vm *v)
+{
+        if (v->state != VM_RUNNING || v->pid <= 0)
+                return false;
+        for (size_t i = 0; i < v->n_shares; i++) {
+                struct vm_virtiofsd *d = &v->shares[i].fsd;
+                if (d->pid <= 0 || !vm_virtiofsd_reap(d))
+                        continue;
+                int st = d->wait_status;
+                free(v->reason);
+                v->reason = xasprintf("virtiofsd of share %s %s %d; %s killed", v->shares[i].tag,
+                                      WIFSIGNALED(st) ? "killed by signal" : "exited with status",
+                                      WIFSIGNALED(st) ? WTERMSIG(st) : WEXITSTATUS(st), v->ops->name);
+                v->state = VM_DIED;
+                (void)kill(v->pid, SIGKILL);
+                return true;
+        }
+        return false;
 }
 
 bool vm_reap(struct vm *v)
 {
         if (v->pid <= 0)
                 return v->state == VM_STOPPED || v->state == VM_DIED;
+        /* Killed just now: reap it at once (SIGKILL is not refused). */
+        bool killed = check_virtiofsd(v);
         int st;
-        pid_t r = waitpid(v->pid, &st, WNOHANG);
+        pid_t r = waitpid(v->pid, &st, killed ? 0 : WNOHANG);
         if (r == 0)
                 return false;
         if (r < 0 && errno != ECHILD)
@@ -220,6 +421,7 @@ bool vm_reap(struct vm *v)
                 else
                         v->reason = xasprintf("%s is gone (not our child)", v->ops->name);
         }
+        vm_shares_stop(v);
         remove_files(v);
         return true;
 }
@@ -241,6 +443,8 @@ char *vm_log_tail(const struct vm *v)
         struct sbuf b = {0};
         append_tail(&b, "vmm log", v->vmm_log_path);
         append_tail(&b, "console", v->console_path);
+        for (size_t i = 0; v->share_type == VM_SHARE_VIRTIOFS && i < v->n_shares; i++)
+                append_tail(&b, "virtiofsd", v->shares[i].fsd.log_path);
         return sbuf_steal(&b);
 }
 
@@ -256,6 +460,7 @@ static void kill_and_reap(struct vm *v)
         v->pidfd = -1;
         vm_agent_free(v->agent);
         v->agent = NULL;
+        vm_shares_stop(v);
         remove_files(v);
 }
 
@@ -416,7 +621,7 @@ done:
 
 void vm_status(struct vm *v, struct vm_status *out)
 {
-        if (v->state == VM_RUNNING)
+        if (v->pid > 0)
                 (void)vm_reap(v);
         out->state = v->state;
         out->wait_status = v->wait_status;
@@ -448,14 +653,15 @@ int vm_stats(struct vm *v, struct vm_stats *out, struct err *e)
                                v->reason ? v->reason : "");
         out->pid = v->pid;
         out->boot_ms = v->boot_ms;
-        char p[64];
-        snprintf(p, sizeof(p), "/proc/%d/status", (int)v->pid);
-        cleanup_free char *s = NULL;
-        if (file_read_all(p, &s, NULL, 0, e) < 0)
-                return -1;
-        const char *rss = strstr(s, "VmRSS:");
-        if (rss)
-                out->rss_bytes = strtoull(rss + 6, NULL, 10) * 1024;
+        out->rss_bytes = vm_pid_rss(v->pid);
+        if (out->rss_bytes == 0)
+                return err_set(e, ERR_UNAVAILABLE, "vm: no VmRSS for %s pid %d", v->ops->name, (int)v->pid);
+        for (size_t i = 0; i < v->n_shares; i++) {
+                if (v->shares[i].fsd.pid > 0) {
+                        out->n_virtiofsd++;
+                        out->virtiofsd_rss_bytes += vm_pid_rss(v->shares[i].fsd.pid);
+                }
+        }
         return v->ops->stats(v, out, e);
 }
 
@@ -466,11 +672,15 @@ void vm_free(struct vm *v)
         kill_and_reap(v);
         (void)unlink(v->console_path);
         (void)unlink(v->vmm_log_path);
+        for (size_t i = 0; i < v->n_shares; i++)
+                (void)unlink(v->shares[i].fsd.log_path);
         if (v->made_state_dir)
                 (void)rmdir(v->state_dir);
         for (size_t i = 0; i < v->n_shares; i++) {
                 free(v->shares[i].tag);
                 free(v->shares[i].path);
+                free(v->shares[i].fsd.socket_path);
+                free(v->shares[i].fsd.log_path);
         }
         for (size_t i = 0; i < v->n_nets; i++) {
                 free(v->nets[i].tap);
@@ -488,6 +698,9 @@ void vm_free(struct vm *v)
         free(v->qmp_path);
         free(v->console_path);
         free(v->vmm_log_path);
+        free(v->api_path);
+        free(v->vsock_path);
+        free(v->virtiofsd_bin);
         free(v->reason);
         free(v);
 }

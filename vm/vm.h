@@ -1,5 +1,5 @@
-/* vm: microVMs for VM pods. A VMM driver (QEMU; cloud-hypervisor stubbed)
- * behind one vtable, and the host side of the agent protocol
+/* vm: microVMs for VM pods. A VMM driver (QEMU, cloud-hypervisor) behind
+ * one vtable, and the host side of the agent protocol
  * (proto/agent/v1/agent.proto) spoken with corral-agent in the guest.
  *
  * Life of a VM:
@@ -29,6 +29,14 @@ struct err;
 
 enum vm_vmm { VM_VMM_QEMU = 0, VM_VMM_CLOUD_HYPERVISOR = 1 }; /* = enum cfg_vmm */
 enum vm_accel { VM_ACCEL_AUTO = 0, VM_ACCEL_KVM, VM_ACCEL_TCG };
+/* How host directories reach the guest (= enum cfg_share). AUTO: virtio-fs
+ * when a virtiofsd binary is found, else 9p (QEMU only: cloud-hypervisor
+ * has no 9p). */
+enum vm_share_type { VM_SHARE_AUTO = 0, VM_SHARE_9P = 1, VM_SHARE_VIRTIOFS = 2 };
+
+/* The vsock port corral-agent listens on in the guest (cloud-hypervisor's
+ * hybrid vsock, QEMU's vhost-vsock). */
+#define VM_AGENT_VSOCK_PORT 1024u
 
 struct vm_config {
         enum vm_vmm vmm;
@@ -43,6 +51,9 @@ struct vm_config {
                                       console.log; keep it short (sun_path is 108 bytes) */
         const char *netns;         /* the VMM runs in this netns (taps live there); NULL: ours */
         const char *extra_cmdline;
+        enum vm_share_type share;   /* resolved by vm_create (vm_share_fstype) */
+        const char *virtiofsd_path; /* NULL/"": /usr/libexec/virtiofsd (Rust), then
+                                       /usr/lib/qemu/virtiofsd (C), then PATH */
 };
 
 struct vm_share {
@@ -67,6 +78,13 @@ bool vm_kvm_usable(void); /* /dev/kvm opens and KVM_CREATE_VM succeeds */
 const char *vm_kvm_broken_reason(void);
 /* Why a VMM cannot run here (NULL when it can): for Status verbose info. */
 const char *vm_vmm_unavailable_reason(enum vm_vmm vmm, const char *vmm_path);
+/* Why a share type cannot be used with a VMM here (NULL when it can); AUTO
+ * asks about what AUTO would pick. For Status verbose info. */
+const char *vm_share_unavailable_reason(enum vm_vmm vmm, enum vm_share_type share, const char *virtiofsd_path);
+/* What AUTO resolves to here for this VMM (VM_SHARE_9P or VM_SHARE_VIRTIOFS). */
+enum vm_share_type vm_share_resolve(enum vm_vmm vmm, enum vm_share_type share, const char *virtiofsd_path);
+/* The virtiofsd binary that would be used (caller frees), NULL if none. */
+char *vm_virtiofsd_binary(const char *virtiofsd_path);
 
 int vm_create(const struct vm_config *c, struct vm **out, struct err *e);
 int vm_add_share(struct vm *v, const struct vm_share *s, struct err *e);
@@ -81,6 +99,11 @@ int vm_add_net(struct vm *v, const struct vm_net *n, struct err *e);
 int vm_boot(struct vm *v, struct err *e);
 /* The agent connection of a booted VM (owned by v). */
 struct vm_agent *vm_agent(struct vm *v);
+/* The filesystem type the guest mounts this VM's shares with: "9p" or
+ * "virtiofs". */
+const char *vm_share_fstype(const struct vm *v);
+/* Ask the agent to mount share `tag` with this VM's share type. */
+int vm_mount_share(struct vm *v, const char *tag, bool readonly, int timeout_ms, struct err *e);
 
 /* Orderly: agent Shutdown, then QMP system_powerdown, then quit, then
  * SIGKILL, within timeout_ms overall. The VMM is reaped, files removed. */
@@ -110,7 +133,9 @@ struct vm_stats {
         pid_t pid;
         uint64_t rss_bytes;  /* VmRSS of the VMM process */
         uint64_t boot_ms;    /* VMM start -> agent ready */
-        char vmm_status[32]; /* QMP query-status: "running", "paused", ... */
+        char vmm_status[32]; /* QMP query-status / vm.info state: "running", "Running", ... */
+        uint32_t n_virtiofsd;          /* virtiofsd daemons alive for this VM */
+        uint64_t virtiofsd_rss_bytes;  /* their VmRSS, summed */
 };
 int vm_stats(struct vm *v, struct vm_stats *out, struct err *e);
 
@@ -121,6 +146,11 @@ int vm_stats(struct vm *v, struct vm_stats *out, struct err *e);
 int vm_agent_connect(const char *path, int timeout_ms, struct vm_agent **out, struct err *e);
 /* Take an already connected fd (tests, vsock). */
 struct vm_agent *vm_agent_from_fd(int fd);
+/* Hybrid vsock (cloud-hypervisor): connect to the unix socket `path`, send
+ * "CONNECT <port>\n", expect "OK <port>\n"; the fd is then the guest's
+ * stream. ERR_UNAVAILABLE when nobody listens (yet) on either side,
+ * ERR_DATA_LOSS on a malformed answer, ERR_DEADLINE after timeout_ms. */
+int vm_hvsock_connect(const char *path, uint32_t port, int timeout_ms, int *fd_out, struct err *e);
 void vm_agent_free(struct vm_agent *a);
 /* Every call takes a timeout (ms, < 0: none) and fails with ERR_DEADLINE
  * when it passes; a malformed frame from the agent is ERR_DATA_LOSS and
@@ -150,6 +180,9 @@ struct vm_net_config {
 };
 int vm_agent_setup_network(struct vm_agent *a, const struct vm_net_config *n, int timeout_ms, struct err *e);
 int vm_agent_mount_share(struct vm_agent *a, const char *tag, bool readonly, int timeout_ms, struct err *e);
+/* fstype: "9p" or "virtiofs" (vm_share_fstype). */
+int vm_agent_mount_share_fs(struct vm_agent *a, const char *tag, const char *fstype, bool readonly,
+                            int timeout_ms, struct err *e);
 
 /* spec_json: rt_spec_to_json(); with share_tag, root.path is relative to
  * the share. The container's stdout/stderr come back as stream data

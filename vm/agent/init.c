@@ -10,6 +10,7 @@
 #include <time.h>
 
 #include "vm/agent/agent-internal.h"
+#include "vm/agent/transport-internal.h"
 
 static int copy_file(const char *src, const char *dst, mode_t mode, struct err *e)
 {
@@ -157,31 +158,39 @@ int agent_load_modules(const char *order_file, struct err *e)
         return 0;
 }
 
+int agent_find_port(const char *name)
+{
+        cleanup_dir DIR *d = opendir("/sys/class/virtio-ports");
+        struct dirent *de;
+        while (d && (de = readdir(d))) {
+                if (de->d_name[0] == '.')
+                        continue;
+                char p[512];
+                snprintf(p, sizeof(p), "/sys/class/virtio-ports/%s/name", de->d_name);
+                cleanup_free char *n = NULL;
+                size_t len = 0;
+                if (file_read_all(p, &n, &len, 256, NULL) < 0)
+                        continue;
+                while (len && (n[len - 1] == '\n' || n[len - 1] == '\0'))
+                        n[--len] = '\0';
+                if (strcmp(n, name) != 0)
+                        continue;
+                /* devtmpfs creates /dev/vportNpM. */
+                snprintf(p, sizeof(p), "/dev/%s", de->d_name);
+                int fd = open(p, O_RDWR | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
+                if (fd >= 0)
+                        return fd;
+        }
+        return -1;
+}
+
 int agent_open_port(const char *name, int timeout_ms, struct err *e)
 {
         int64_t deadline = time_mono_ns() / 1000000 + timeout_ms;
         for (;;) {
-                cleanup_dir DIR *d = opendir("/sys/class/virtio-ports");
-                struct dirent *de;
-                while (d && (de = readdir(d))) {
-                        if (de->d_name[0] == '.')
-                                continue;
-                        char p[512];
-                        snprintf(p, sizeof(p), "/sys/class/virtio-ports/%s/name", de->d_name);
-                        cleanup_free char *n = NULL;
-                        size_t len = 0;
-                        if (file_read_all(p, &n, &len, 256, NULL) < 0)
-                                continue;
-                        while (len && (n[len - 1] == '\n' || n[len - 1] == '\0'))
-                                n[--len] = '\0';
-                        if (strcmp(n, name) != 0)
-                                continue;
-                        /* devtmpfs creates /dev/vportNpM. */
-                        snprintf(p, sizeof(p), "/dev/%s", de->d_name);
-                        int fd = open(p, O_RDWR | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
-                        if (fd >= 0)
-                                return fd;
-                }
+                int fd = agent_find_port(name);
+                if (fd >= 0)
+                        return fd;
                 if (time_mono_ns() / 1000000 >= deadline)
                         return err_set(e, ERR_NOT_FOUND, "no virtio-serial port named %s", name);
                 struct timespec ts = {0, 20 * 1000000};

@@ -9,6 +9,7 @@
 #include <time.h>
 
 #include "vm/agent/agent-internal.h"
+#include "vm/agent/transport-internal.h"
 
 /* pid 1 must never exit (the kernel panics): power off instead, so the
  * host sees the VMM end and reports it. */
@@ -37,14 +38,25 @@ int main(int argc, char **argv)
                 log_error("agent", "init failed: %s", e.msg);
                 poweroff();
         }
-        int fd = agent_open_port(AGENT_PORT_NAME, 10000, &e);
+        struct agent_transport t = {.listen_fd = -1};
+        int fd = agent_transport_open(&t, 10000, &e);
         if (fd < 0) {
                 log_error("agent", "%s", e.msg);
                 poweroff();
         }
-        log_info("agent", "ready port=%s setup_ms=%lld", AGENT_PORT_NAME,
+        log_info("agent", "ready transport=%s setup_ms=%lld", t.kind,
                  (long long)((time_mono_ns() - t0) / 1000000));
-        int r = agent_serve(fd, true, true);
+        int r = agent_serve(fd, t.reconnect, true);
+        /* vsock: a host that went away may come back (a handshake given up
+         * early); each connection is a fresh session. */
+        while (r == 0 && !t.reconnect) {
+                close(fd);
+                fd = agent_transport_accept(&t, &e);
+                if (fd < 0)
+                        break;
+                r = agent_serve(fd, false, true);
+        }
+        agent_transport_close(&t);
         log_info("agent", "shutting down (serve returned %d)", r);
         poweroff();
 }

@@ -64,7 +64,7 @@ install -m 0644 "$work/vmlinux" "$out/vmlinux.tmp"
 mv "$out/vmlinux.tmp" "$out/vmlinux"
 
 # ---- modules, in dependency order.
-want="virtio virtio_ring virtio_mmio virtio_pci virtio_console virtio_net 9pnet 9pnet_virtio 9p overlay vsock vmw_vsock_virtio_transport"
+want="virtio virtio_ring virtio_mmio virtio_pci virtio_console virtio_net 9pnet 9pnet_virtio 9p fuse virtiofs overlay vsock vmw_vsock_virtio_transport"
 declare -A path done
 while IFS= read -r f; do
   n=$(basename "$f"); n=${n%%.ko*}; n=${n//-/_}

@@ -114,7 +114,8 @@ static const char full[] =
         "2,\n"
         "           \"memory_mib\": 512, \"agent_timeout_seconds\": 10},\n"
         "    \"kata-like\": {\"type\": \"vm\", \"kernel\": \"/boot/guest\", \"initrd\": "
-        "\"/boot/guest.img\"},\n"
+        "\"/boot/guest.img\", \"share\": \"9p\",\n"
+        "                  \"virtiofsd_path\": \"/usr/lib/qemu/virtiofsd\"},\n"
         "    \"runc-like\": {\"type\": \"namespace\"}\n"
         "  },\n"
         "  \"default_runtime\": \"vm\",\n"
@@ -164,6 +165,10 @@ static void check_full(const struct cfg *c)
                 CHECK(vm->type == CFG_RUNTIME_VM && vm->vmm == CFG_VMM_CLOUD_HYPERVISOR);
                 CHECK_STR(vm->vmm_path, "/usr/bin/cloud-hypervisor");
                 CHECK(vm->cpus == 2 && vm->memory_mib == 512 && vm->agent_timeout_seconds == 10);
+                CHECK(vm->share == CFG_SHARE_AUTO && vm->virtiofsd_path && !*vm->virtiofsd_path);
+                const struct cfg_runtime *k = cfg_runtime_find(c, "kata-like");
+                CHECK(k && k->share == CFG_SHARE_9P);
+                CHECK(k && k->virtiofsd_path && strcmp(k->virtiofsd_path, "/usr/lib/qemu/virtiofsd") == 0);
                 /* not set in the file: follows the new root */
                 CHECK_STR(vm->kernel, "/data/corral/vm/vmlinux");
                 CHECK_STR(vm->initrd, "/data/corral/vm/initramfs.img");
@@ -274,6 +279,11 @@ static void test_errors(void)
         EXPECT("{\"registries\": {\"myreg:5000\": {\"insecrue\": true}}}",
                "unknown key registries.\"myreg:5000\".insecrue", "did you mean \"insecure\"");
         EXPECT("{\"runtimes\": {\"vm\": {\"memory_mb\": 1}}}", "unknown key runtimes.vm.memory_mb");
+        EXPECT("{\"runtimes\": {\"vm\": {\"share\": \"nfs\"}}}", "runtimes.vm.share");
+        EXPECT("{\"runtimes\": {\"vm\": {\"vmm\": \"cloud-hypervisor\", \"share\": \"9p\"}}}",
+               "runtimes.vm.share: cloud-hypervisor has no 9p");
+        EXPECT("{\"runtimes\": {\"vm\": {\"virtiofsd_path\": \"virtiofsd\"}}}", "runtimes.vm.virtiofsd_path");
+        EXPECT("{\"runtimes\": {\"x\": {\"share\": \"9p\"}}}", "runtimes.x.share is set");
         EXPECT("{\"image\": {\"gc_on_remvoe\": true}}", "image.gc_on_remvoe",
                "did you mean \"gc_on_remove\"");
         /* wrong types */
