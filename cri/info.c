@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "config/config.h"
+#include "vm/vm.h"
 #include "cri/cri-internal.h"
 #include "runtime/runtime.h"
 #include "store/store.h"
@@ -149,6 +150,22 @@ static int status(struct cri_daemon *d, struct cri_call *call, const ProtobufCMe
                 sbuf_printf(&hb, ",\"type\":\"%s\",\"usable\":%s,\"reason\":",
                             rt->type == CFG_RUNTIME_VM ? "vm" : "namespace", ok ? "true" : "false");
                 json_quote(&hb, why);
+                if (rt->type == CFG_RUNTIME_VM) {
+                        /* Which share type AUTO picks here, and why a chosen one cannot run. */
+                        enum vm_share_type t = vm_share_resolve((enum vm_vmm)rt->vmm, (enum vm_share_type)rt->share,
+                                                                rt->virtiofsd_path);
+                        const char *swhy = vm_share_unavailable_reason(
+                                (enum vm_vmm)rt->vmm, (enum vm_share_type)rt->share, rt->virtiofsd_path);
+                        cleanup_free char *fsd = vm_virtiofsd_binary(rt->virtiofsd_path);
+                        sbuf_printf(&hb, ",\"share\":\"%s\",\"shareReason\":",
+                                    t == VM_SHARE_VIRTIOFS ? "virtiofs" : "9p");
+                        json_quote(&hb, swhy ? swhy : "");
+                        sbuf_puts(&hb, ",\"virtiofsd\":");
+                        json_quote(&hb, fsd ? fsd : "");
+                        const char *vwhy = vm_vmm_unavailable_reason((enum vm_vmm)rt->vmm, rt->vmm_path);
+                        sbuf_puts(&hb, ",\"vmmReason\":");
+                        json_quote(&hb, vwhy ? vwhy : "");
+                }
                 sbuf_putc(&hb, '}');
         }
         sbuf_putc(&hb, ']');
