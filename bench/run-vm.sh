@@ -46,36 +46,53 @@ cat >"$tmp/cni/10-bench.conflist" <<J
   "ipam": {"type": "host-local", "ranges": [[{"subnet": "10.253.0.0/16"}]], "dataDir": "$tmp/cni/ipam"}},
  {"type": "loopback"}]}
 J
+# "vm" shares rootfs the default way (virtio-fs when virtiofsd is
+# installed); "vm9p" forces virtio-9p, for the comparison.
 cat >"$tmp/corral/c.json" <<J
 {"cni": {"conf_dir": "$tmp/cni", "bin_dirs": ["/usr/lib/cni"]},
- "runtimes": {"vm": {"type": "vm", "vmm": "qemu", "kernel": "$k", "initrd": "$i", "cpus": 1, "memory_mib": 256}}}
+ "runtimes": {"vm": {"type": "vm", "vmm": "qemu", "kernel": "$k", "initrd": "$i", "cpus": 1, "memory_mib": 256},
+              "vm9p": {"type": "vm", "vmm": "qemu", "kernel": "$k", "initrd": "$i", "cpus": 1, "memory_mib": 256,
+                       "share": "9p"}}}
 J
 "$b/bin/corrald" --config "$tmp/corral/c.json" --root "$tmp/corral/root" --state "$tmp/corral/state" \
   --listen "unix://$tmp/corral/c.sock" --log-level warn 2>"$tmp/corral/log" &
 cpid=$!
 for _ in $(seq 200); do [ -S "$tmp/corral/c.sock" ] && break; sleep 0.05; done
 ep="unix://$tmp/corral/c.sock" image="$addr/busybox:latest"
+share=$("$b/bin/corralctl" --endpoint "$ep" -o json info 2>/dev/null | "$py" -c '
+import json, sys
+info = json.load(sys.stdin).get("info", {})
+hs = json.loads(info.get("runtimeHandlers", "[]"))
+print(next((h.get("share", "?") for h in hs if h.get("name") == "vm"), "?"))' 2>/dev/null)
+echo "handler vm shares rootfs over: ${share:-?}"
 # The first VM pod after a daemon start pays for the KVM probe (when
 # /dev/kvm is there) and a cold page cache for the kernel and initramfs.
 "$b/bin/bench_lifecycle" -r "$ep" -i "$image" -n 1 -H vm -F -l "first vm pod after daemon start" -L "$tmp/logs"
-"$b/bin/bench_lifecycle" -r "$ep" -i "$image" -n "${BENCH_VM_PODS_RUNS:-5}" -H vm -F -l "vm pod" -L "$tmp/logs"
+for h in vm vm9p; do
+  "$b/bin/bench_lifecycle" -r "$ep" -i "$image" -n "${BENCH_VM_PODS_RUNS:-5}" -H $h -F -l "$h pod" -L "$tmp/logs"
+done
 "$b/bin/bench_lifecycle" -r "$ep" -i "$image" -n "${BENCH_VM_PODS_RUNS:-5}" -F -l "namespace pod, same daemon" -L "$tmp/logs"
 
-# Memory: RSS and PSS (shared library pages split between the VMs) of every
+# Memory: RSS and PSS (shared pages split between the processes that map
+# them: libraries, and guest RAM that QEMU shares with virtiofsd) of every
 # process a VM pod adds on the host.
 np=${BENCH_VM_MEM_PODS:-3}
 kib() { awk -v k="$2:" '$1 == k {print $2}' "/proc/$1/$3" 2>/dev/null || echo 0; }
-coproc BL { "$b/bin/bench_lifecycle" -r "$ep" -i "$image" -n 0 -p "$np" -H vm -l "vm pods" -L "$tmp/logs"; }
-read -r line <&"${BL[0]}"; echo "$line"
-sleep 3
-for what in "qemu-system" "corral-shim vm" "virtiofsd"; do
-  rss=0 pss=0 n=0
-  for p in $(pgrep -f "$what"); do
-    grep -q "$tmp" "/proc/$p/cmdline" 2>/dev/null || [ "$what" = "corral-shim vm" ] || continue
-    rss=$((rss + $(kib "$p" VmRSS status))); pss=$((pss + $(kib "$p" Pss smaps_rollup))); n=$((n + 1))
+for h in vm vm9p; do
+  coproc BL { "$b/bin/bench_lifecycle" -r "$ep" -i "$image" -n 0 -p "$np" -H $h -l "$h pods" -L "$tmp/logs"; }
+  read -r line <&"${BL[0]}"; echo "$line"
+  sleep 3
+  total=0
+  for what in "qemu-system" "corral-shim vm" "virtiofsd"; do
+    rss=0 pss=0 n=0
+    for p in $(pgrep -f "$what"); do
+      grep -q "$tmp" "/proc/$p/cmdline" 2>/dev/null || continue
+      rss=$((rss + $(kib "$p" VmRSS status))); pss=$((pss + $(kib "$p" Pss smaps_rollup))); n=$((n + 1))
+    done
+    total=$((total + pss))
+    [ $n -gt 0 ] && echo "$h pods: $n $what processes, per pod RSS $((rss / np)) KiB, PSS $((pss / np)) KiB"
   done
-  [ $n -gt 0 ] && echo "vm pods: $n $what processes, per pod RSS $((rss / np)) KiB, PSS $((pss / np)) KiB"
+  echo "$h pods: per pod PSS in all $((total / np)) KiB; corrald RSS $(kib "$cpid" VmRSS status) KiB with $np VM pods"
+  echo >&"${BL[1]}"; wait "$BL_PID" 2>/dev/null
 done
-echo "vm pods: corrald RSS $(kib "$cpid" VmRSS status) KiB with $np VM pods"
-echo >&"${BL[1]}"; wait "$BL_PID" 2>/dev/null
 command -v kata-runtime >/dev/null || echo "kata: not installed here, no comparison"
