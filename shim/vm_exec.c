@@ -183,7 +183,7 @@ static bool exc_start(struct exc *c, const char *body, size_t len)
         c->cid = xstrdup(cid);
         snprintf(c->eid, sizeof(c->eid), "x%llu", (unsigned long long)c->x->next_id++);
         cleanup_err struct err e = ERR_INIT;
-        if (vm_agent_exec_stream_async(a, c->cid, c->eid, args, on_reply, c, &e) < 0)
+        if (vm_agent_exec_stream_async(a, c->cid, c->eid, args, NULL, on_reply, c, &e) < 0)
                 return exc_fail(c, e.msg);
         c->started = true;
         return true;

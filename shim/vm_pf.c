@@ -183,7 +183,7 @@ static void pfc_read(struct pfc *c)
                 uint16_t port = (uint16_t)(c->hdr[0] << 8 | c->hdr[1]);
                 cleanup_err struct err e = ERR_INIT;
                 c->id = p->next_id++;
-                if (vm_agent_portforward_async(a, c->id, port, on_open, c, &e) < 0) {
+                if (vm_agent_portforward_async(a, c->id, port, 0, on_open, c, &e) < 0) {
                         struct vm_agent_reply r = {.error_kind = ERR_UNAVAILABLE, .error = e.msg};
                         on_open(c, &r);
                         return;

@@ -28,6 +28,8 @@ struct vm_agent {
         void *out_arg;
         vm_conn_fn *conn_fn;
         void *conn_arg;
+        vm_credit_fn *credit_fn;
+        void *credit_arg;
         struct pending *pending;
 };
 
@@ -102,6 +104,10 @@ void vm_agent_set_conn_output(struct vm_agent *a, vm_conn_fn *fn, void *arg)
 
 static void deliver(struct vm_agent *a, const AgStream *s)
 {
+        if (s->credit && a->credit_fn)
+                a->credit_fn(a->credit_arg, s->container_id, s->exec_id, s->conn_id, s->credit);
+        if (s->credit && !s->data.len && !s->eof && !s->reset)
+                return; /* a credit alone */
         if (s->conn_id) {
                 if (a->conn_fn)
                         a->conn_fn(a->conn_arg, s->conn_id, s->data.data, s->data.len, s->eof, s->reset);
@@ -378,14 +384,35 @@ int vm_agent_mount_share_fs(struct vm_agent *a, const char *tag, const char *fst
 int vm_agent_create_container(struct vm_agent *a, const char *id, const char *spec_json,
                               const char *share_tag, int timeout_ms, struct err *e)
 {
+        return vm_agent_create_container_stdin(a, id, spec_json, share_tag, false, 0, timeout_ms, e);
+}
+
+int vm_agent_create_container_stdin(struct vm_agent *a, const char *id, const char *spec_json,
+                                    const char *share_tag, bool stdin_open, uint32_t stdin_window,
+                                    int timeout_ms, struct err *e)
+{
         Corral__Agent__V1__CreateContainerRequest c = CORRAL__AGENT__V1__CREATE_CONTAINER_REQUEST__INIT;
         c.container_id = (char *)id;
         c.spec_json = (char *)spec_json;
         c.share_tag = (char *)(share_tag ? share_tag : "");
+        c.stdin = stdin_open;
+        c.stdin_window = stdin_window;
         AgRequest q = CORRAL__AGENT__V1__REQUEST__INIT;
         q.body_case = CORRAL__AGENT__V1__REQUEST__BODY_CREATE_CONTAINER;
         q.create_container = &c;
         return call_void(a, &q, timeout_ms, "create container", e);
+}
+
+int vm_agent_update_resources(struct vm_agent *a, const char *id, const char *spec_json, int timeout_ms,
+                              struct err *e)
+{
+        Corral__Agent__V1__UpdateResourcesRequest u = CORRAL__AGENT__V1__UPDATE_RESOURCES_REQUEST__INIT;
+        u.container_id = (char *)id;
+        u.spec_json = (char *)spec_json;
+        AgRequest q = CORRAL__AGENT__V1__REQUEST__INIT;
+        q.body_case = CORRAL__AGENT__V1__REQUEST__BODY_UPDATE_RESOURCES;
+        q.update_resources = &u;
+        return call_void(a, &q, timeout_ms, "update resources", e);
 }
 
 int vm_agent_start_container(struct vm_agent *a, const char *id, int timeout_ms, struct err *e)
@@ -562,12 +589,13 @@ int vm_agent_exec_async(struct vm_agent *a, const char *id, char *const *args, i
         return send_async(a, &q, CORRAL__AGENT__V1__RESPONSE__BODY_EXEC, fn, arg, "exec", e);
 }
 
-int vm_agent_portforward_async(struct vm_agent *a, uint64_t conn_id, uint16_t port, vm_reply_fn *fn,
-                               void *arg, struct err *e)
+int vm_agent_portforward_async(struct vm_agent *a, uint64_t conn_id, uint16_t port, uint32_t window,
+                               vm_reply_fn *fn, void *arg, struct err *e)
 {
         Corral__Agent__V1__PortForwardRequest pf = CORRAL__AGENT__V1__PORT_FORWARD_REQUEST__INIT;
         pf.conn_id = conn_id;
         pf.port = port;
+        pf.window = window;
         AgRequest q = CORRAL__AGENT__V1__REQUEST__INIT;
         q.body_case = CORRAL__AGENT__V1__REQUEST__BODY_PORT_FORWARD;
         q.port_forward = &pf;
@@ -598,7 +626,7 @@ int vm_agent_conn_send(struct vm_agent *a, uint64_t conn_id, const void *data, s
 }
 
 int vm_agent_exec_stream_async(struct vm_agent *a, const char *id, const char *exec_id, char *const *args,
-                               vm_reply_fn *fn, void *arg, struct err *e)
+                               const struct vm_stream_opts *o, vm_reply_fn *fn, void *arg, struct err *e)
 {
         Corral__Agent__V1__ExecRequest x = CORRAL__AGENT__V1__EXEC_REQUEST__INIT;
         x.container_id = (char *)(id ? id : "");
@@ -606,6 +634,12 @@ int vm_agent_exec_stream_async(struct vm_agent *a, const char *id, const char *e
         x.args = (char **)args;
         x.interactive = true;
         x.exec_id = (char *)exec_id;
+        if (o) {
+                x.tty = o->tty;
+                x.rows = o->rows;
+                x.cols = o->cols;
+                x.window = o->window;
+        }
         AgRequest q = CORRAL__AGENT__V1__REQUEST__INIT;
         q.body_case = CORRAL__AGENT__V1__REQUEST__BODY_EXEC;
         q.exec = &x;
@@ -658,4 +692,53 @@ int vm_agent_dispatch(struct vm_agent *a, struct err *e)
                 return -1;
         }
         return drain(a, e);
+}
+
+/* ---------- resizes and flow control ---------- */
+
+static int send_stream(struct vm_agent *a, AgStream *s, const char *what, struct err *e)
+{
+        if (a->broken)
+                return broken(a, e);
+        AgFrame f = CORRAL__AGENT__V1__FRAME__INIT;
+        f.kind_case = CORRAL__AGENT__V1__FRAME__KIND_STREAM;
+        f.stream = s;
+        if (frame_write(a->fd, &f, 10000, e) < 0) {
+                a->broken = true;
+                return err_wrap(e, "agent %s", what);
+        }
+        return 0;
+}
+
+int vm_agent_resize(struct vm_agent *a, const char *id, const char *exec_id, uint16_t rows, uint16_t cols,
+                    struct err *e)
+{
+        if (!rows || !cols)
+                return 0; /* no size to set */
+        AgStream s = CORRAL__AGENT__V1__STREAM_DATA__INIT;
+        s.container_id = (char *)(id ? id : "");
+        s.exec_id = (char *)(exec_id ? exec_id : "");
+        s.kind = CORRAL__AGENT__V1__STREAM_KIND__STDIN;
+        s.rows = rows;
+        s.cols = cols;
+        return send_stream(a, &s, "resize", e);
+}
+
+int vm_agent_credit(struct vm_agent *a, const char *id, const char *exec_id, uint64_t conn_id,
+                    uint64_t credit, struct err *e)
+{
+        if (!credit)
+                return 0;
+        AgStream s = CORRAL__AGENT__V1__STREAM_DATA__INIT;
+        s.container_id = (char *)(id ? id : "");
+        s.exec_id = (char *)(exec_id ? exec_id : "");
+        s.conn_id = conn_id;
+        s.credit = credit;
+        return send_stream(a, &s, "credit", e);
+}
+
+void vm_agent_set_credit(struct vm_agent *a, vm_credit_fn *fn, void *arg)
+{
+        a->credit_fn = fn;
+        a->credit_arg = arg;
 }

@@ -189,7 +189,17 @@ int vm_agent_mount_share_fs(struct vm_agent *a, const char *tag, const char *fst
  * (vm_agent_set_output). */
 int vm_agent_create_container(struct vm_agent *a, const char *id, const char *spec_json,
                               const char *share_tag, int timeout_ms, struct err *e);
+/* The same with a stdin for the main process, fed with vm_agent_exec_send
+ * (exec_id ""); stdin_window (bytes, 0: none) is its flow-control window.
+ * A spec with process.tty runs on a pty in the guest (vm_agent_resize). */
+int vm_agent_create_container_stdin(struct vm_agent *a, const char *id, const char *spec_json,
+                                    const char *share_tag, bool stdin_open, uint32_t stdin_window,
+                                    int timeout_ms, struct err *e);
 int vm_agent_start_container(struct vm_agent *a, const char *id, int timeout_ms, struct err *e);
+/* UpdateContainerResources in the guest: spec_json's resources (only the
+ * set fields) applied to the container's cgroup there. */
+int vm_agent_update_resources(struct vm_agent *a, const char *id, const char *spec_json, int timeout_ms,
+                              struct err *e);
 int vm_agent_signal(struct vm_agent *a, const char *id, int sig, int timeout_ms, struct err *e);
 /* Until the container exits (or timeout): its exit code (128+sig if killed). */
 int vm_agent_wait(struct vm_agent *a, const char *id, int timeout_ms, int *exit_code, struct err *e);
@@ -241,9 +251,10 @@ int vm_agent_exec_async(struct vm_agent *a, const char *id, char *const *args, i
 /* Port-forward: open a TCP connection to the guest's loopback `port`,
  * named conn_id (non-zero, unique while open); the reply (no body, or the
  * connect error) goes to fn. Then the connection's bytes come back through
- * the conn callback and go out with vm_agent_conn_send. */
-int vm_agent_portforward_async(struct vm_agent *a, uint64_t conn_id, uint16_t port, vm_reply_fn *fn,
-                               void *arg, struct err *e);
+ * the conn callback and go out with vm_agent_conn_send. window (bytes,
+ * 0: none) turns on flow control both ways (vm_agent_credit). */
+int vm_agent_portforward_async(struct vm_agent *a, uint64_t conn_id, uint16_t port, uint32_t window,
+                               vm_reply_fn *fn, void *arg, struct err *e);
 /* Bytes for connection conn_id; eof: the host side will send no more
  * (half-close); reset: the host side is gone, the guest closes. */
 int vm_agent_conn_send(struct vm_agent *a, uint64_t conn_id, const void *data, size_t len, bool eof,
@@ -252,9 +263,15 @@ int vm_agent_conn_send(struct vm_agent *a, uint64_t conn_id, const void *data, s
  * stdio relayed, named exec_id (non-empty, unique while it runs). Its
  * stdout/stderr come back through the output callback (exec_id set, eof
  * per stream), all of it before the reply (exit_code, no output) goes to
- * fn once the process has exited; a start failure is the reply's error. */
+ * fn once the process has exited; a start failure is the reply's error.
+ * o may be NULL (pipes, no flow control). */
+struct vm_stream_opts {
+        bool tty;            /* a pty in the guest: stdout only, resizable (vm_agent_resize) */
+        uint16_t rows, cols; /* its first size; 0: the kernel's default */
+        uint32_t window;     /* flow control both ways (vm_agent_credit), bytes; 0: none */
+};
 int vm_agent_exec_stream_async(struct vm_agent *a, const char *id, const char *exec_id, char *const *args,
-                               vm_reply_fn *fn, void *arg, struct err *e);
+                               const struct vm_stream_opts *o, vm_reply_fn *fn, void *arg, struct err *e);
 /* Stdin bytes for an interactive exec; eof: close its stdin once written;
  * kill: the host side is gone, the process is killed (the reply still comes). */
 int vm_agent_exec_send(struct vm_agent *a, const char *id, const char *exec_id, const void *data, size_t len,
@@ -262,6 +279,21 @@ int vm_agent_exec_send(struct vm_agent *a, const char *id, const char *exec_id, 
 /* Connection bytes from the guest, dispatched as the output callback. */
 typedef void vm_conn_fn(void *arg, uint64_t conn_id, const void *data, size_t len, bool eof, bool reset);
 void vm_agent_set_conn_output(struct vm_agent *a, vm_conn_fn *fn, void *arg);
+/* Terminal size of an exec with a tty (exec_id) or of a container's main
+ * process on a tty (exec_id NULL or ""). Zero rows or cols: nothing sent. */
+int vm_agent_resize(struct vm_agent *a, const char *id, const char *exec_id, uint16_t rows, uint16_t cols,
+                    struct err *e);
+/* Flow control (agent.proto StreamData.credit): grant the guest `credit`
+ * more bytes of output on the stream (id, exec_id) or connection conn_id,
+ * once as many were passed on. */
+int vm_agent_credit(struct vm_agent *a, const char *id, const char *exec_id, uint64_t conn_id, uint64_t credit,
+                    struct err *e);
+/* Credit from the guest: it took `credit` more bytes of what we sent on the
+ * stream (container_id, exec_id; exec_id "" = a container's stdin) or the
+ * connection conn_id (non-zero). Called like the output callback. */
+typedef void vm_credit_fn(void *arg, const char *container_id, const char *exec_id, uint64_t conn_id,
+                          uint64_t credit);
+void vm_agent_set_credit(struct vm_agent *a, vm_credit_fn *fn, void *arg);
 /* Pending async calls with this arg will not call back (their owner goes). */
 void vm_agent_cancel_async(struct vm_agent *a, void *arg);
 /* One read from the connection (it was readable), then every whole frame

@@ -33,10 +33,38 @@ int agent_serve(int fd, bool reconnect, bool is_pid1);
  * Single-threaded: everything below runs on agent_serve's poll loop. */
 
 struct pollfd;
+struct agent;
 struct rt_spec;
 struct rt_container;
 struct execp;  /* exec.c */
 struct pfconn; /* portfwd.c */
+
+/* Host -> guest bytes for a process's stdin (a pipe, or a pty master):
+ * buffered until the fd takes them, credited back to the host as written
+ * when the stream has a window (serve.c). */
+struct agent_sink {
+        int fd;          /* non-blocking; -1: closed */
+        bool tty;        /* a pty: the host's eof writes ^D (VEOF), no half-close exists */
+        bool eof;        /* the host said eof: close once buf is written */
+        struct sbuf buf; /* not written yet, from off */
+        size_t off;
+        uint32_t window;   /* 0: no flow control */
+        size_t uncredited; /* written, not yet credited */
+};
+/* Data and/or eof from the host, then agent_sink_flush. Without a window,
+ * more than 16 MiB unread is refused (false: the caller ends the process). */
+bool agent_sink_put(struct agent_sink *k, const void *data, size_t len, bool eof);
+/* Write what the fd takes now; an fd whose reader is gone is closed and
+ * the rest dropped (still credited: the host must not stall). */
+void agent_sink_flush(struct agent_sink *k);
+bool agent_sink_pending(const struct agent_sink *k); /* poll for POLLOUT */
+void agent_sink_close(struct agent_sink *k);
+/* Drop the written head b[0..*off) once it is worth a memmove. */
+void agent_compact(struct sbuf *b, size_t *off);
+/* Send a credit for the stream (cid, eid) or conn when enough bytes were
+ * passed on (a quarter of the window, or all of it: never stalls). */
+void agent_credit(struct agent *a, const char *cid, const char *eid, uint64_t conn, size_t *uncredited,
+                  uint32_t window);
 
 /* Containers, execs and connections each: at most this many at once. */
 #define AGENT_MAX_WATCHED 1024
@@ -48,7 +76,9 @@ struct ctr {
         struct rt_spec *spec;
         struct rt_container *rc;
         pid_t pid;
-        int out_fd, err_fd; /* read ends of its stdout/stderr pipes */
+        int out_fd, err_fd;   /* read ends of its stdout/stderr pipes (tty: the pty master, -1) */
+        struct agent_sink in; /* CreateContainerRequest.stdin: its stdin (fd -1: none) */
+        int pty;              /* tty: the pty master, for resizes; else -1 */
         enum agent_ctr_state state;
         int status;
         int64_t finished_ns;

@@ -21,6 +21,9 @@ struct pfconn {
         bool rd_eof;      /* the socket said EOF (sent on to the host) */
         bool wr_eof;      /* the host said EOF: shut down writing once wbuf is out */
         bool wr_shut;
+        uint32_t window;    /* flow control: 0 = none (PF_BUF_MAX bounds wbuf) */
+        uint64_t out_avail; /* socket -> host bytes the host still takes */
+        size_t uncredited;  /* host bytes written to the socket, not yet credited */
 };
 
 static void send_conn(struct agent *a, uint64_t id, const void *data, size_t n, bool eof, bool reset)
@@ -80,15 +83,20 @@ static bool pf_flush(struct agent *a, struct pfconn *p)
                 ssize_t n = send(p->fd, p->wbuf.buf + p->woff, p->wbuf.len - p->woff, MSG_NOSIGNAL);
                 if (n < 0 && errno == EINTR)
                         continue;
-                if (n < 0 && errno == EAGAIN)
+                if (n < 0 && errno == EAGAIN) {
+                        agent_compact(&p->wbuf, &p->woff);
+                        agent_credit(a, NULL, NULL, p->id, &p->uncredited, p->window);
                         return true;
+                }
                 if (n <= 0) {
                         pf_reset(a, p);
                         return false;
                 }
                 p->woff += (size_t)n;
+                p->uncredited += (size_t)n;
         }
         p->wbuf.len = p->woff = 0;
+        agent_credit(a, NULL, NULL, p->id, &p->uncredited, p->window);
         if (p->wr_eof && !p->wr_shut) {
                 (void)shutdown(p->fd, SHUT_WR);
                 p->wr_shut = true;
@@ -99,7 +107,12 @@ static bool pf_flush(struct agent *a, struct pfconn *p)
 static void pf_read(struct agent *a, struct pfconn *p)
 {
         char buf[65536];
-        ssize_t n = recv(p->fd, buf, sizeof(buf), 0);
+        size_t want = sizeof(buf);
+        if (p->window && want > p->out_avail)
+                want = (size_t)p->out_avail;
+        if (!want)
+                return; /* the host's window is full: wait for its credit */
+        ssize_t n = recv(p->fd, buf, want, 0);
         if (n < 0 && (errno == EAGAIN || errno == EINTR))
                 return;
         if (n < 0) {
@@ -113,6 +126,8 @@ static void pf_read(struct agent *a, struct pfconn *p)
                 return;
         }
         send_conn(a, p->id, buf, (size_t)n, false, false);
+        if (p->window)
+                p->out_avail -= (uint64_t)n;
 }
 
 /* StreamData from the host for a connection. */
@@ -125,8 +140,13 @@ void agent_pf_input(struct agent *a, const AgStream *s)
                 agent_pf_free(a, p);
                 return;
         }
+        if (s->credit)
+                p->out_avail += s->credit;
         if (s->data.len) {
-                if (p->wbuf.len + s->data.len > PF_BUF_MAX) {
+                /* With a window the host never sends more than it; without,
+                 * a bound on what a guest side that does not read costs. */
+                size_t max = p->window ? 2 * (size_t)p->window : PF_BUF_MAX;
+                if (p->wbuf.len - p->woff + s->data.len > max) {
                         log_warn("agent", "port-forward %llu: the guest side does not read: reset",
                                  (unsigned long long)p->id);
                         pf_reset(a, p);
@@ -189,6 +209,8 @@ void agent_pf_start(struct agent *a, uint64_t id, const Corral__Agent__V1__PortF
                         struct pfconn *p = xzalloc(sizeof(*p));
                         p->id = r->conn_id;
                         p->fd = fd;
+                        p->window = r->window;
+                        p->out_avail = r->window;
                         a->pfs = xrealloc(a->pfs, (a->n_pfs + 1) * sizeof(*a->pfs));
                         a->pfs[a->n_pfs++] = p;
                 }
@@ -203,7 +225,8 @@ size_t agent_pf_poll_fds(struct agent *a, struct pollfd *pfd, uint64_t *ids)
         for (size_t i = 0; i < a->n_pfs; i++) {
                 struct pfconn *p = a->pfs[i];
                 ids[i] = p->id;
-                short ev = (p->rd_eof ? 0 : POLLIN) | (p->woff < p->wbuf.len ? POLLOUT : 0);
+                bool rd = !p->rd_eof && (!p->window || p->out_avail > 0);
+                short ev = (rd ? POLLIN : 0) | (p->woff < p->wbuf.len ? POLLOUT : 0);
                 pfd[i] = (struct pollfd){.fd = ev ? p->fd : -1, .events = ev};
         }
         return a->n_pfs;

@@ -14,6 +14,9 @@
 #include <sys/reboot.h>
 #include <sys/utsname.h>
 #include <sys/wait.h>
+#include <pty.h>
+#include <sys/ioctl.h>
+#include <termios.h>
 #include <time.h>
 
 #include "runtime/runtime.h"
@@ -106,6 +109,97 @@ int agent_make_pipe(int p[2], struct err *e)
         return 0;
 }
 
+/* ---------- stdin sinks and credits ---------- */
+
+#define SINK_LEGACY_MAX (16u << 20)
+
+void agent_compact(struct sbuf *b, size_t *off)
+{
+        if (*off < 65536)
+                return;
+        memmove(b->buf, b->buf + *off, b->len - *off);
+        b->len -= *off;
+        *off = 0;
+}
+
+bool agent_sink_put(struct agent_sink *k, const void *data, size_t len, bool eof)
+{
+        if (k->fd < 0 || k->eof)
+                return true; /* closed: dropped, as a closed stdin would */
+        if (len) {
+                if (!k->window && k->buf.len - k->off + len > SINK_LEGACY_MAX)
+                        return false;
+                sbuf_append(&k->buf, data, len);
+        }
+        if (eof)
+                k->eof = true;
+        agent_sink_flush(k);
+        return true;
+}
+
+void agent_sink_flush(struct agent_sink *k)
+{
+        while (k->fd >= 0 && k->off < k->buf.len) {
+                ssize_t n = write(k->fd, k->buf.buf + k->off, k->buf.len - k->off);
+                if (n < 0 && errno == EINTR)
+                        continue;
+                if (n < 0 && errno == EAGAIN) {
+                        agent_compact(&k->buf, &k->off);
+                        return;
+                }
+                if (n <= 0) {
+                        /* EPIPE/EIO: it closed its stdin; the rest is dropped. */
+                        k->uncredited += k->buf.len - k->off;
+                        agent_close_fd(&k->fd);
+                        break;
+                }
+                k->off += (size_t)n;
+                k->uncredited += (size_t)n;
+        }
+        k->buf.len = k->off = 0;
+        if (k->eof && k->fd >= 0) {
+                if (k->tty) {
+                        /* A terminal has no half-close: ^D, as a terminal would send. */
+                        struct termios t;
+                        char c = tcgetattr(k->fd, &t) == 0 ? (char)t.c_cc[VEOF] : 4;
+                        (void)!write(k->fd, &c, 1);
+                }
+                agent_close_fd(&k->fd);
+        }
+}
+
+bool agent_sink_pending(const struct agent_sink *k)
+{
+        return k->fd >= 0 && k->off < k->buf.len;
+}
+
+void agent_sink_close(struct agent_sink *k)
+{
+        agent_close_fd(&k->fd);
+        sbuf_free(&k->buf);
+        k->off = 0;
+}
+
+void agent_credit(struct agent *a, const char *cid, const char *eid, uint64_t conn, size_t *uncredited,
+                  uint32_t window)
+{
+        if (!window || !*uncredited)
+                return;
+        size_t step = window / 4;
+        if (*uncredited < step && *uncredited < window)
+                return;
+        AgStream s = CORRAL__AGENT__V1__STREAM_DATA__INIT;
+        s.container_id = (char *)(cid ? cid : "");
+        s.exec_id = (char *)(eid ? eid : "");
+        s.conn_id = conn;
+        s.credit = *uncredited;
+        AgFrame f = CORRAL__AGENT__V1__FRAME__INIT;
+        f.kind_case = CORRAL__AGENT__V1__FRAME__KIND_STREAM;
+        f.stream = &s;
+        agent_send_frame(a, &f);
+        *uncredited = 0;
+}
+
 /* ---------- containers ---------- */
 
 static void ctr_free(struct ctr *c)
@@ -118,6 +212,8 @@ static void ctr_free(struct ctr *c)
         rt_spec_free(c->spec);
         agent_close_fd(&c->out_fd);
         agent_close_fd(&c->err_fd);
+        agent_close_fd(&c->pty);
+        agent_sink_close(&c->in);
         free(c->waiters);
         free(c->id);
         free(c);
@@ -138,6 +234,72 @@ static char *share_path(const char *tag, const char *p, struct err *e)
 static bool name_ok(const char *s)
 {
         return s && *s && strlen(s) < 128 && !strchr(s, '/') && strcmp(s, ".") && strcmp(s, "..");
+}
+
+/* The main process's stdio: pipes, or a pty (spec process.tty) as all
+ * three; with r->stdin a stdin fed by the host. The child's ends go in
+ * *io (the caller closes them once the container holds them). */
+static int ctr_stdio(struct ctr *c, const Corral__Agent__V1__CreateContainerRequest *r, struct rt_stdio *io,
+                     struct err *e)
+{
+        c->in.window = r->stdin_window;
+        if (c->spec->process.tty) {
+                int master, slave;
+                if (openpty(&master, &slave, NULL, NULL, NULL) < 0)
+                        return err_make(e, errno, "openpty");
+                (void)fcntl(master, F_SETFD, FD_CLOEXEC);
+                (void)fcntl(slave, F_SETFD, FD_CLOEXEC);
+                (void)fcntl(master, F_SETFL, O_NONBLOCK);
+                c->out_fd = master;
+                io->in = slave;
+                io->out = fcntl(slave, F_DUPFD_CLOEXEC, 3);
+                io->err = fcntl(slave, F_DUPFD_CLOEXEC, 3);
+                c->pty = fcntl(master, F_DUPFD_CLOEXEC, 3);
+                if (r->stdin) {
+                        c->in.fd = fcntl(master, F_DUPFD_CLOEXEC, 3);
+                        c->in.tty = true;
+                }
+                if (io->out < 0 || io->err < 0 || c->pty < 0 || (r->stdin && c->in.fd < 0))
+                        return err_make(e, errno, "dup pty");
+                return 0;
+        }
+        int po[2], pe[2];
+        if (agent_make_pipe(po, e) < 0)
+                return -1;
+        c->out_fd = po[0];
+        io->out = po[1];
+        if (agent_make_pipe(pe, e) < 0)
+                return -1;
+        c->err_fd = pe[0];
+        io->err = pe[1];
+        if (r->stdin) {
+                int pi[2];
+                if (pipe2(pi, O_CLOEXEC) < 0)
+                        return err_make(e, errno, "pipe");
+                io->in = pi[0];
+                c->in.fd = pi[1];
+                (void)fcntl(c->in.fd, F_SETFL, O_NONBLOCK);
+        }
+        return 0;
+}
+
+/* StreamData from the host for a container's main process (exec_id ""). */
+static void ctr_input(struct agent *a, const AgStream *s)
+{
+        struct ctr *c = agent_ctr_find(a, s->container_id);
+        if (!c)
+                return;
+        if (s->rows && s->cols && c->pty >= 0) {
+                struct winsize ws = {.ws_row = (unsigned short)s->rows, .ws_col = (unsigned short)s->cols};
+                (void)ioctl(c->pty, TIOCSWINSZ, &ws);
+        }
+        if (s->data.len || s->eof) {
+                if (!agent_sink_put(&c->in, s->data.data, s->data.len, s->eof)) {
+                        log_warn("agent", "container %s does not read its stdin: closed", c->id);
+                        agent_sink_close(&c->in);
+                }
+                agent_credit(a, c->id, "", 0, &c->in.uncredited, c->in.window);
+        }
 }
 
 static void do_create(struct agent *a, uint64_t id, const Corral__Agent__V1__CreateContainerRequest *r)
@@ -175,24 +337,17 @@ static void do_create(struct agent *a, uint64_t id, const Corral__Agent__V1__Cre
         struct ctr *c = xzalloc(sizeof(*c));
         c->id = xstrdup(r->container_id);
         c->spec = spec;
-        c->out_fd = c->err_fd = -1;
-        int po[2], pe[2];
-        if (agent_make_pipe(po, &e) < 0) {
+        c->out_fd = c->err_fd = c->pty = c->in.fd = -1;
+        struct rt_stdio io = {.in = -1, .out = -1, .err = -1};
+        if (ctr_stdio(c, r, &io, &e) < 0) {
                 ctr_free(c);
                 goto fail;
         }
-        if (agent_make_pipe(pe, &e) < 0) {
-                close(po[0]);
-                close(po[1]);
-                ctr_free(c);
-                goto fail;
-        }
-        c->out_fd = po[0];
-        c->err_fd = pe[0];
-        struct rt_stdio io = {.in = -1, .out = po[1], .err = pe[1]};
         int ret = rt_container_create(spec, &io, &c->rc, &e);
-        close(po[1]);
-        close(pe[1]);
+        /* Only the container holds its ends now. */
+        agent_close_fd(&io.in);
+        agent_close_fd(&io.out);
+        agent_close_fd(&io.err);
         if (ret < 0) {
                 err_wrap(&e, "create container %s", r->container_id);
                 ctr_free(c);
@@ -264,6 +419,28 @@ static void do_signal(struct agent *a, uint64_t id, const Corral__Agent__V1__Sig
                 err_set(&e, ERR_PRECONDITION, "container %s has exited", r->container_id);
         else if (kill(c->pid, r->signal) < 0 && errno != ESRCH)
                 err_make(&e, errno, "kill container %s", r->container_id);
+        agent_reply_err(a, id, &e);
+}
+
+static void do_update(struct agent *a, uint64_t id, const Corral__Agent__V1__UpdateResourcesRequest *r)
+{
+        cleanup_err struct err e = ERR_INIT;
+        struct ctr *c = agent_ctr_find(a, r->container_id);
+        struct rt_spec *spec = NULL;
+        char *cg = NULL;
+        if (!c)
+                err_set(&e, ERR_NOT_FOUND, "container %s not found", r->container_id);
+        else if (c->state == CTR_EXITED)
+                err_set(&e, ERR_PRECONDITION, "container %s has exited", r->container_id);
+        else if (!c->spec->cgroup_path)
+                err_set(&e, ERR_PRECONDITION, "container %s has no cgroup", r->container_id);
+        else if ((spec = rt_spec_from_json(r->spec_json, strlen(r->spec_json), &e)) != NULL &&
+                 rt_cgroup_resolve(c->spec->cgroup_path, &cg, &e) == 0)
+                (void)rt_cgroup_update(cg, &spec->resources, &e);
+        if (e.msg)
+                err_wrap(&e, "update container %s", r->container_id);
+        free(cg);
+        rt_spec_free(spec);
         agent_reply_err(a, id, &e);
 }
 
@@ -487,6 +664,9 @@ static void handle_request(struct agent *a, const AgRequest *q)
         case CORRAL__AGENT__V1__REQUEST__BODY_SHUTDOWN:
                 do_shutdown(a, id);
                 return;
+        case CORRAL__AGENT__V1__REQUEST__BODY_UPDATE_RESOURCES:
+                do_update(a, id, q->update_resources);
+                return;
         case CORRAL__AGENT__V1__REQUEST__BODY_PORT_FORWARD:
                 agent_pf_start(a, id, q->port_forward);
                 return;
@@ -538,6 +718,9 @@ static bool read_host(struct agent *a)
                 } else if (f->kind_case == CORRAL__AGENT__V1__FRAME__KIND_STREAM && f->stream->exec_id &&
                            *f->stream->exec_id) {
                         agent_exec_input(a, f->stream);
+                } else if (f->kind_case == CORRAL__AGENT__V1__FRAME__KIND_STREAM && f->stream->container_id &&
+                           *f->stream->container_id) {
+                        ctr_input(a, f->stream);
                 } else if (f->kind_case != CORRAL__AGENT__V1__FRAME__KIND_STREAM) {
                         struct err e2 = ERR_INIT;
                         err_set(&e2, ERR_INVALID, "malformed agent frame: expected a request");
@@ -566,7 +749,7 @@ int agent_serve(int fd, bool reconnect, bool is_pid1)
         int ret = 0;
         while (!a.shutdown) {
                 size_t n = 0;
-                size_t want = 2 + 2 * a.n_ctrs + 3 * a.n_execs + a.n_pfs;
+                size_t want = 2 + 3 * a.n_ctrs + 3 * a.n_execs + a.n_pfs;
                 if (want > cap) {
                         cap = want * 2;
                         pfd = xrealloc(pfd, cap * sizeof(*pfd));
@@ -583,6 +766,9 @@ int agent_serve(int fd, bool reconnect, bool is_pid1)
                 for (size_t i = 0; i < a.n_ctrs; i++) {
                         pfd[n++] = (struct pollfd){.fd = a.ctrs[i]->out_fd, .events = POLLIN};
                         pfd[n++] = (struct pollfd){.fd = a.ctrs[i]->err_fd, .events = POLLIN};
+                        pfd[n++] = (struct pollfd){.fd = agent_sink_pending(&a.ctrs[i]->in) ? a.ctrs[i]->in.fd
+                                                                                            : -1,
+                                                   .events = POLLOUT};
                 }
                 size_t ex0 = n;
                 n += agent_exec_poll_fds(&a, pfd + n, now, &timeout);
@@ -595,12 +781,16 @@ int agent_serve(int fd, bool reconnect, bool is_pid1)
                 }
                 /* Output before exits, so a process's last words precede its end. */
                 size_t k = 2;
-                for (size_t i = 0; i < a.n_ctrs; i++, k += 2) {
+                for (size_t i = 0; i < a.n_ctrs; i++, k += 3) {
                         struct ctr *c = a.ctrs[i];
                         if (r > 0 && c->out_fd >= 0 && pfd[k].revents)
                                 ctr_read(&a, c, &c->out_fd, CORRAL__AGENT__V1__STREAM_KIND__STDOUT);
                         if (r > 0 && c->err_fd >= 0 && pfd[k + 1].revents)
                                 ctr_read(&a, c, &c->err_fd, CORRAL__AGENT__V1__STREAM_KIND__STDERR);
+                        if (r > 0 && pfd[k + 2].fd >= 0 && pfd[k + 2].revents) {
+                                agent_sink_flush(&c->in);
+                                agent_credit(&a, c->id, "", 0, &c->in.uncredited, c->in.window);
+                        }
                 }
                 agent_exec_poll_events(&a, pfd + ex0, r > 0);
                 if (r > 0)

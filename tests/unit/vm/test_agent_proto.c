@@ -83,7 +83,7 @@ static void test_port_forward(struct vm_agent *a)
         uint16_t port = ntohs(sa.sin_port);
         struct pf_seen s = {0};
         vm_agent_set_conn_output(a, pf_data, &s);
-        CHECK_OK(vm_agent_portforward_async(a, 7, port, pf_reply, &s, e));
+        CHECK_OK(vm_agent_portforward_async(a, 7, port, 0, pf_reply, &s, e));
         pump(a, NULL, &s.replied);
         CHECK(s.replied && s.error_kind == 0);
         int c = accept4(l, NULL, NULL, SOCK_CLOEXEC);
@@ -104,7 +104,7 @@ static void test_port_forward(struct vm_agent *a)
         /* nothing listens: the connect error comes back */
         close(l);
         struct pf_seen s2 = {0};
-        CHECK_OK(vm_agent_portforward_async(a, 8, port, pf_reply, &s2, e));
+        CHECK_OK(vm_agent_portforward_async(a, 8, port, 0, pf_reply, &s2, e));
         pump(a, NULL, &s2.replied);
         CHECK(s2.replied && s2.error_kind != 0 && strstr(s2.error, "connect"));
         fprintf(stderr, "closed port: %s\n", s2.error);
@@ -156,7 +156,7 @@ static void test_exec_stream(struct vm_agent *a)
         struct ex_seen s = {0};
         vm_agent_set_output(a, ex_data, &s);
         char *cat[] = {"/bin/sh", "-c", "cat; echo err >&2; exit 3", NULL};
-        CHECK_OK(vm_agent_exec_stream_async(a, NULL, "e1", cat, ex_reply, &s, e));
+        CHECK_OK(vm_agent_exec_stream_async(a, NULL, "e1", cat, NULL, ex_reply, &s, e));
         CHECK_OK(vm_agent_exec_send(a, NULL, "e1", "hello ", 6, false, false, e));
         CHECK_OK(vm_agent_exec_send(a, NULL, "e1", "world", 5, false, false, e));
         pump(a, NULL, &s.got_out); /* cat echoes while stdin is open */
@@ -173,7 +173,7 @@ static void test_exec_stream(struct vm_agent *a)
         vm_agent_set_output(a, ex_data, &k);
         char *slp[] = {"/bin/sleep", "30", NULL};
         int64_t t0 = time_mono_ns();
-        CHECK_OK(vm_agent_exec_stream_async(a, NULL, "e1", slp, ex_reply, &k, e));
+        CHECK_OK(vm_agent_exec_stream_async(a, NULL, "e1", slp, NULL, ex_reply, &k, e));
         CHECK_OK(vm_agent_exec_send(a, NULL, "e1", NULL, 0, false, true, e));
         pump(a, NULL, &k.replied);
         CHECK(k.replied && k.exit_code == 128 + SIGKILL);
@@ -182,17 +182,122 @@ static void test_exec_stream(struct vm_agent *a)
         /* a command that cannot start: the reply's error */
         struct ex_seen m = {0};
         char *missing[] = {"/nonexistent/binary", NULL};
-        CHECK_OK(vm_agent_exec_stream_async(a, NULL, "e2", missing, ex_reply, &m, e));
+        CHECK_OK(vm_agent_exec_stream_async(a, NULL, "e2", missing, NULL, ex_reply, &m, e));
         pump(a, NULL, &m.replied);
         CHECK(m.replied && m.error_kind != 0 && strstr(m.error, "/nonexistent/binary"));
         /* no exec id: refused */
         struct ex_seen n = {0};
-        CHECK_OK(vm_agent_exec_stream_async(a, NULL, "", cat, ex_reply, &n, e));
+        CHECK_OK(vm_agent_exec_stream_async(a, NULL, "", cat, NULL, ex_reply, &n, e));
         pump(a, NULL, &n.replied);
         CHECK(n.replied && n.error_kind == ERR_INVALID);
         /* stdin for an unknown exec is ignored */
         CHECK_OK(vm_agent_exec_send(a, NULL, "nope", "x", 1, true, false, e));
         vm_agent_set_output(a, NULL, NULL);
+}
+
+/* ---------- tty exec, flow control ---------- */
+
+static void test_exec_tty(struct vm_agent *a)
+{
+        struct ex_seen s = {0};
+        vm_agent_set_output(a, ex_data, &s);
+        char *sh[] = {"/bin/sh", "-c", "tty; read x; stty size; exit 4", NULL};
+        struct vm_stream_opts o = {.tty = true, .rows = 10, .cols = 20, .window = 1 << 20};
+        CHECK_OK(vm_agent_exec_stream_async(a, NULL, "e1", sh, &o, ex_reply, &s, e));
+        pump(a, NULL, &s.got_out); /* tty's answer */
+        CHECK_OK(vm_agent_resize(a, NULL, "e1", 45, 123, e));
+        CHECK_OK(vm_agent_exec_send(a, NULL, "e1", "go\n", 3, false, false, e));
+        pump(a, NULL, &s.replied);
+        s.out[s.out_len < sizeof(s.out) ? s.out_len : sizeof(s.out) - 1] = '\0';
+        CHECK(s.replied && s.error_kind == 0 && s.exit_code == 4);
+        CHECK(strstr(s.out, "/dev/pts/") != NULL);
+        CHECK(strstr(s.out, "45 123") != NULL);
+        CHECK(s.err_len == 0 && s.out_eof); /* a terminal has one output */
+        vm_agent_set_output(a, NULL, NULL);
+}
+
+struct fc_seen {
+        int replied;
+        int exit_code;
+        size_t got;
+        uint64_t credit; /* the agent's, for our stdin */
+};
+
+static void fc_reply(void *arg, const struct vm_agent_reply *r)
+{
+        struct fc_seen *s = arg;
+        s->replied = 1;
+        s->exit_code = r->exit_code;
+}
+
+static void fc_data(void *arg, const char *cid, const char *eid, int stream, const void *d, size_t n,
+                    bool eof)
+{
+        (void)cid, (void)eid, (void)stream, (void)d, (void)eof;
+        ((struct fc_seen *)arg)->got += n;
+}
+
+static void fc_credit(void *arg, const char *cid, const char *eid, uint64_t conn, uint64_t credit)
+{
+        (void)cid, (void)eid, (void)conn;
+        ((struct fc_seen *)arg)->credit += credit;
+}
+
+static void pump_ms(struct vm_agent *a, int ms)
+{
+        int64_t end = time_mono_ns() + (int64_t)ms * 1000000;
+        while (time_mono_ns() < end) {
+                struct pollfd p = {.fd = vm_agent_fd(a), .events = POLLIN};
+                if (poll(&p, 1, 20) > 0) {
+                        cleanup_err struct err de = ERR_INIT;
+                        if (vm_agent_dispatch(a, &de) < 0)
+                                return;
+                }
+        }
+}
+
+static void test_exec_window(struct vm_agent *a)
+{
+        /* Output: no more than the window until we credit; nothing lost. */
+        struct fc_seen s = {0};
+        vm_agent_set_output(a, fc_data, &s);
+        vm_agent_set_credit(a, fc_credit, &s);
+        char *gen[] = {"/bin/sh", "-c", "head -c 1000000 /dev/zero", NULL};
+        struct vm_stream_opts o = {.window = 65536};
+        CHECK_OK(vm_agent_exec_stream_async(a, NULL, "e1", gen, &o, fc_reply, &s, e));
+        CHECK_OK(vm_agent_exec_send(a, NULL, "e1", NULL, 0, true, false, e));
+        pump_ms(a, 500);
+        CHECK(s.got == 65536 && !s.replied);
+        size_t credited = 0;
+        int64_t end = time_mono_ns() + 10000000000LL;
+        while (!s.replied && time_mono_ns() < end) {
+                if (s.got > credited) {
+                        CHECK_OK(vm_agent_credit(a, NULL, "e1", 0, s.got - credited, e));
+                        credited = s.got;
+                }
+                pump_ms(a, 5);
+                CHECK(s.got - credited <= 65536);
+        }
+        CHECK(s.replied && s.exit_code == 0 && s.got == 1000000);
+
+        /* Stdin: the agent credits what the process took. */
+        struct fc_seen in = {0};
+        vm_agent_set_output(a, fc_data, &in);
+        vm_agent_set_credit(a, fc_credit, &in);
+        char *sink[] = {"/bin/sh", "-c", "cat >/dev/null", NULL};
+        o.window = 8192;
+        CHECK_OK(vm_agent_exec_stream_async(a, NULL, "e1", sink, &o, fc_reply, &in, e));
+        static char zeros[8192];
+        CHECK_OK(vm_agent_exec_send(a, NULL, "e1", zeros, sizeof(zeros), false, false, e));
+        end = time_mono_ns() + 5000000000LL;
+        while (in.credit < sizeof(zeros) && time_mono_ns() < end)
+                pump_ms(a, 10);
+        CHECK(in.credit == sizeof(zeros));
+        CHECK_OK(vm_agent_exec_send(a, NULL, "e1", NULL, 0, true, false, e));
+        pump(a, NULL, &in.replied);
+        CHECK(in.replied && in.exit_code == 0);
+        vm_agent_set_output(a, NULL, NULL);
+        vm_agent_set_credit(a, NULL, NULL);
 }
 
 int main(void)
@@ -278,6 +383,9 @@ int main(void)
         test_port_forward(a);
         CHECK_OK(vm_agent_ping(a, 5000, NULL, e));
         test_exec_stream(a);
+        test_exec_tty(a);
+        test_exec_window(a);
+        test_exec_window(a);
         CHECK_OK(vm_agent_ping(a, 5000, NULL, e));
 
         /* Shutdown ends the loop. */
