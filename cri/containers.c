@@ -484,7 +484,8 @@ static int create_locked(struct cri_daemon *d, const Runtime__V1__CreateContaine
                 free(c.x.cgroup);
                 c.x.cgroup = NULL;
                 c.shim = true;
-                if (cri_vm_container_create(&px, c.rec.id, spec, c.x.state_dir, log_path, e) < 0) {
+                if (cri_vm_container_create(&px, c.rec.id, spec, c.x.state_dir, log_path, cfg->stdin,
+                                            cfg->stdin_once, e) < 0) {
                         err_wrap(e, "create container %s", cfg->metadata->name);
                         goto out;
                 }

@@ -230,15 +230,15 @@ int cri_vm_sandbox_stop(struct cri_daemon *d, const struct store_pod *p, struct 
 bool cri_vm_pod_dead(const struct cri_pod_extra *x, char **reason);
 /* PodSandboxStatus verbose "vm" object (caller frees). */
 char *cri_vm_pod_info(const struct cri_pod_extra *x, const char *vmm);
-/* Create a container of a VM pod through the pod's shim (the spec as ctr_spec.c built it). */
+/* Create a container of a VM pod through the pod's shim (the spec as ctr_spec.c built it);
+ * stdin_open/stdin_once as the CRI ContainerConfig says (attach feeds it). */
 int cri_vm_container_create(const struct cri_pod_extra *x, const char *id, const struct rt_spec *spec,
-                            const char *state_dir, const char *log_path, struct err *e);
+                            const char *state_dir, const char *log_path, bool stdin_open, bool stdin_once,
+                            struct err *e);
 bool cri_pod_is_vm(struct cri_daemon *d, const char *pod_id);
 /* A running VM container's cpu and memory, from the agent (its cgroup is in the guest). */
 bool cri_vm_ctr_usage(struct cri_daemon *d, const char *pod_id, const char *ctr_id, uint64_t *cpu_ns,
                       uint64_t *memory);
-/* ERR_UNIMPLEMENTED for streams into a VM pod (returns -1), else 0. */
-int cri_vm_unimplemented(struct cri_daemon *d, const char *what, const char *pod_id, struct err *e);
 /* The corral-shim next to our binary (caller frees). */
 char *cri_shim_binary(void);
 

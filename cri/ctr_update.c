@@ -43,6 +43,9 @@ int ctr_update_resources(struct cri_daemon *d, struct cri_call *call, const Prot
         if (ctr_connect(&c, &sc, e) == 0) {
                 r = shim_update_resources(sc, json, e);
                 shim_close(sc);
+        } else if (cri_pod_is_vm(d, c.pod_id)) {
+                /* Its cgroup is in the guest: nothing on the host to fall back to. */
+                err_wrap(e, "the VM pod's shim");
         } else {
                 err_clear(e);
                 char *cg = NULL;

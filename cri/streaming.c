@@ -4,9 +4,10 @@
  *   exec        a `corral-shim exec` helper per session (corrald is
  *               multi-threaded: rt_exec runs in that fresh process), with
  *               the session's pipes as its stdio; its exit is the exit code;
- *               in a VM pod (no tty), the VM shim's exec socket, relayed
- *               through the agent to the process in the guest
- *   attach      the container's shim attach socket, relayed both ways
+ *               in a VM pod, the VM shim's exec socket, relayed through
+ *               the agent to the process in the guest (a pty there for tty)
+ *   attach      the container's shim attach socket, relayed both ways (in
+ *               a VM pod the VM shim serves it for each container)
  *   portforward a TCP socket made inside the pod's network namespace and
  *               connected to its loopback; for a VM pod, a socket from the
  *               VM shim relayed through the agent to the guest's loopback
@@ -76,7 +77,9 @@ static int running_container(struct cri_daemon *d, const char *id, const char *w
         if (c->state != STORE_CTR_RUNNING)
                 return err_set(e, ERR_PRECONDITION, "container %s is %s, not running: cannot %s", c->id,
                                ctr_state_name(c->state), what);
-        if (ctr_extra_parse(c->extra_json, x) < 0 || x->state_dir == NULL || x->bundle == NULL || c->pid <= 0)
+        /* A VM pod's container has no host pid: its process is in the guest. */
+        if (ctr_extra_parse(c->extra_json, x) < 0 || x->state_dir == NULL || x->bundle == NULL ||
+            (c->pid <= 0 && !cri_pod_is_vm(d, c->pod_id)))
                 return err_set(e, ERR_INTERNAL, "container %s has no shim state", c->id);
         return 0;
 }
@@ -180,15 +183,25 @@ static int exec_vm(struct streaming *s, const char *vm_dir, const struct stream_
                         ctr_state_name(c.state));
                 goto out;
         }
-        if (req->tty) {
-                err_set(e, ERR_UNIMPLEMENTED, "Exec with a tty into VM pod %s is not implemented yet",
-                        c.pod_id);
+        int64_t t0 = time_mono_ns();
+        if (shim_vm_exec_connect(vm_dir, c.id, req->cmd, req->tty, &fd, e) < 0) {
+                err_wrap(e, "exec %s in container %s", req->cmd[0], c.id);
                 goto out;
         }
-        int64_t t0 = time_mono_ns();
-        if (shim_vm_exec_connect(vm_dir, c.id, req->cmd, &fd, e) < 0 ||
-            shim_vm_exec_relay(fd, io->stdin_fd, io->stdout_fd, io->stderr_fd, io->cancel_fd, exit_code, e) <
-                    0) {
+        /* Sizes come on the session's reader thread: through a pipe to the relay. */
+        int rp[2] = {-1, -1};
+        struct exec_resize rz = {.fd = -1};
+        if (req->tty && pipe2(rp, O_CLOEXEC | O_NONBLOCK) == 0) {
+                rz.fd = rp[1];
+                stream_io_set_resize(io, exec_on_resize, &rz);
+        }
+        r = shim_vm_exec_relay(fd, io->stdin_fd, io->stdout_fd, req->tty ? -1 : io->stderr_fd, rp[0],
+                               io->cancel_fd, exit_code, e);
+        if (rz.fd >= 0)
+                stream_io_set_resize(io, NULL, NULL);
+        close_fd(&rp[0]);
+        close_fd(&rz.fd);
+        if (r < 0) {
                 err_wrap(e, "exec %s in container %s", req->cmd[0], c.id);
                 goto out;
         }
@@ -463,18 +476,6 @@ static int need_server(struct cri_daemon *d, struct err *e)
         return 0;
 }
 
-/* Attach into VM pods is not there yet: say so up front. */
-static int vm_container(struct cri_daemon *d, const char *what, const char *id, struct err *e)
-{
-        struct store_container c = {0};
-        cleanup_err struct err re = ERR_INIT;
-        if (ctr_resolve(d, id, &c, &re) < 0)
-                return 0; /* the usual path reports it */
-        int r = cri_vm_unimplemented(d, what, c.pod_id, e);
-        store_ctr_clear(&c);
-        return r;
-}
-
 static int exec_rpc(struct cri_daemon *d, struct cri_call *call, const ProtobufCMessage *req,
                     ProtobufCMessage **resp, struct err *e)
 {
@@ -488,12 +489,6 @@ static int exec_rpc(struct cri_daemon *d, struct cri_call *call, const ProtobufC
         int vm = vm_pod_dir(d, rq->container_id, &vm_dir, e);
         if (vm < 0)
                 return -1;
-        if (vm && rq->tty)
-                return err_set(e, ERR_UNIMPLEMENTED,
-                               "Exec with a tty into a VM pod's container %s is not implemented yet (Exec "
-                               "without a tty, ExecSync and PortForward work; tty exec needs a terminal in "
-                               "the guest agent)",
-                               rq->container_id);
         if (rq->tty && rq->stderr)
                 return err_set(e, ERR_INVALID, "Exec in container %s: tty and stderr cannot both be set",
                                rq->container_id);
@@ -552,8 +547,6 @@ static int attach_rpc(struct cri_daemon *d, struct cri_call *call, const Protobu
         (void)call;
         const Runtime__V1__AttachRequest *rq = (const Runtime__V1__AttachRequest *)req;
         if (need_server(d, e) < 0)
-                return -1;
-        if (vm_container(d, "Attach", rq->container_id, e) < 0)
                 return -1;
         if (rq->tty && rq->stderr)
                 return err_set(e, ERR_INVALID, "Attach to container %s: tty and stderr cannot both be set",

@@ -376,14 +376,21 @@ char *cri_vm_pod_info(const struct cri_pod_extra *x, const char *vmm)
 /* ---------- containers ---------- */
 
 int cri_vm_container_create(const struct cri_pod_extra *x, const char *id, const struct rt_spec *spec,
-                            const char *state_dir, const char *log_path, struct err *e)
+                            const char *state_dir, const char *log_path, bool stdin_open, bool stdin_once,
+                            struct err *e)
 {
         struct shim_conn *sc = NULL;
         if (!x->vm_dir || shim_connect(x->vm_dir, &sc, e) < 0)
                 return err_wrap(e, "the pod's VM shim");
         cleanup_free char *json = rt_spec_to_json(spec);
         struct shim_vm_create cc = {
-                .id = id, .spec_json = json, .state_dir = state_dir, .log_path = log_path};
+                .id = id,
+                .spec_json = json,
+                .state_dir = state_dir,
+                .log_path = log_path,
+                .stdin_open = stdin_open,
+                .stdin_once = stdin_once,
+        };
         int r = shim_vm_create_container(sc, &cc, e);
         shim_close(sc);
         return r;
@@ -425,15 +432,4 @@ bool cri_pod_is_vm(struct cri_daemon *d, const char *pod_id)
         cri_pod_extra_clear(&x);
         store_pod_clear(&p);
         return vm;
-}
-
-int cri_vm_unimplemented(struct cri_daemon *d, const char *what, const char *pod_id, struct err *e)
-{
-        if (!cri_pod_is_vm(d, pod_id))
-                return 0;
-        return err_set(
-                e, ERR_UNIMPLEMENTED,
-                "%s into VM pod %s is not implemented yet (ExecSync, Exec without a tty and PortForward "
-                "work)",
-                what, pod_id);
 }

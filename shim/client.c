@@ -258,6 +258,8 @@ int shim_vm_create_container(struct shim_conn *c, const struct shim_vm_create *c
         proto_put_str(&b, PF_STATE_DIR, cc->state_dir);
         if (cc->log_path)
                 proto_put_str(&b, PF_LOG_PATH, cc->log_path);
+        proto_put_i64(&b, PF_STDIN_OPEN, cc->stdin_open);
+        proto_put_i64(&b, PF_STDIN_ONCE, cc->stdin_once);
         int r = simple(c, OP_VM_CREATE, &b, CALL_TIMEOUT_MS * 4, e);
         sbuf_free(&b);
         return r;

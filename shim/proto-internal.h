@@ -35,7 +35,7 @@ enum proto_op {
         OP_SHUTDOWN = 9,
         /* The per-VM shim's own socket (shim/vm_server.c); the ops above
          * are served there per container, on <container state>/ctl. */
-        OP_VM_CREATE = 20, /* PF_ID, PF_SPEC, PF_STATE_DIR, PF_LOG_PATH */
+        OP_VM_CREATE = 20, /* PF_ID, PF_SPEC, PF_STATE_DIR, PF_LOG_PATH, PF_STDIN_OPEN, PF_STDIN_ONCE */
         OP_VM_INFO = 21,
         OP_VM_STATS = 22, /* PF_ID: a container, absent: the whole guest */
 };
@@ -79,6 +79,8 @@ enum proto_tag {
         PF_MEM_TOTAL = 42,
         PF_MEM_AVAIL = 43,
         PF_PIDS = 44,
+        PF_STDIN_OPEN = 45, /* OP_VM_CREATE: 1 = the container has a stdin (attach) */
+        PF_STDIN_ONCE = 46, /* OP_VM_CREATE: 1 = it closes after the first attach */
 };
 
 struct proto_hdr {

@@ -230,6 +230,8 @@ struct shim_vm_create {
                                   its rootfs and bind sources into the share and rewrites it */
         const char *state_dir; /* the container's: ctl socket and exit file */
         const char *log_path;  /* CRI log, may be NULL */
+        bool stdin_open;       /* a stdin fed by attach (CRI stdin) */
+        bool stdin_once;       /* closed when the first attach that wrote to it detaches */
 };
 int shim_vm_create_container(struct shim_conn *c, const struct shim_vm_create *cc, struct err *e);
 
@@ -255,20 +257,22 @@ int shim_vm_stats(struct shim_conn *c, const char *ctr_id, struct shim_vm_stats 
  * by the VM shim and the agent (its <vm_dir>/pf.sock); half-close passes
  * through. The guest's connect error comes back as ERR_UNAVAILABLE. */
 int shim_vm_portforward(const char *vm_dir, uint16_t port, int timeout_ms, int *fd_out, struct err *e);
-/* Interactive (non-tty) exec of args in container ctr_id of the VM pod at
- * vm_dir, relayed by the VM shim and the agent (its <vm_dir>/exec.sock):
- * *fd_out is the connection, for shim_vm_exec_relay; closing it early kills
- * the process. */
-int shim_vm_exec_connect(const char *vm_dir, const char *ctr_id, char *const *args, int *fd_out,
+/* Interactive exec of args in container ctr_id of the VM pod at vm_dir,
+ * relayed by the VM shim and the agent (its <vm_dir>/exec.sock); with tty
+ * on a pty in the guest. *fd_out is the connection, for
+ * shim_vm_exec_relay; closing it early kills the process. */
+int shim_vm_exec_connect(const char *vm_dir, const char *ctr_id, char *const *args, bool tty, int *fd_out,
                          struct err *e);
 /* Relay until the process exits: stdin_fd (-1: none, the process sees EOF)
  * to its stdin, EOF closing it; its stdout/stderr to stdout_fd/stderr_fd
  * (-1: dropped); *exit_code its exit code (128+signal when killed). When
  * cancel_fd becomes readable, returns 0 with *exit_code 137 at once (the
- * caller closes fd, which kills the process). Fails when the command could
- * not start in the guest or the VM went away. Blocking; fds are not closed. */
-int shim_vm_exec_relay(int fd, int stdin_fd, int stdout_fd, int stderr_fd, int cancel_fd, int *exit_code,
-                       struct err *e);
+ * caller closes fd, which kills the process). resize_fd (-1: none) carries
+ * struct shim_attach_resize messages for a tty. Fails when the command
+ * could not start in the guest or the VM went away. Blocking; fds are not
+ * closed. */
+int shim_vm_exec_relay(int fd, int stdin_fd, int stdout_fd, int stderr_fd, int resize_fd, int cancel_fd,
+                       int *exit_code, struct err *e);
 /* Stop the VM (agent Shutdown, ACPI, kill) and end the shim. */
 int shim_vm_shutdown(struct shim_conn *c, struct err *e);
 /* The server (cmd/corral-shim `vm` mode). */

@@ -18,8 +18,10 @@
 #include "shim/vm-internal.h"
 #include "vm/vm.h"
 
-/* Output the client has not read yet; beyond this the process is killed. */
-#define EX_OUT_MAX (16u << 20)
+/* Flow control with the agent (agent.proto StreamData.credit): at most
+ * this much output waits here for the client, and at most this much stdin
+ * waits in the guest for the process; a slow side pauses the other. */
+#define EX_WINDOW (1u << 20)
 /* The request and each client frame. */
 #define EX_REQ_MAX   (1u << 20)
 #define EX_FRAME_MAX (1u << 20)
@@ -29,11 +31,14 @@ struct exc {
         struct vm_exec *x;
         char eid[32];
         char *cid;
-        bool started;    /* the agent was asked: it has a process (or will answer why not) */
-        bool done;       /* exit or error queued: close once written */
+        bool started; /* the agent was asked: it has a process (or will answer why not) */
+        bool done;    /* exit or error queued: close once written */
+        bool tty;
         struct sbuf in;  /* client bytes not parsed yet */
         struct sbuf out; /* -> client, not yet written */
         size_t off;
+        uint64_t in_avail;  /* stdin bytes the guest still takes (its window) */
+        size_t out_payload; /* output bytes in out, credited once it is all written */
         uint32_t events;
         struct exc *next;
 };
@@ -87,9 +92,18 @@ static void exc_free(struct exc *c)
         free(c);
 }
 
+/* A stdin frame waits for the guest's credit: read no more from the client. */
+static bool exc_held(const struct exc *c)
+{
+        return c->started && !c->done && c->in_avail == 0 && c->in.len >= 5 &&
+               c->in.buf[0] == SHIM_VM_EXEC_STDIN;
+}
+
 static void exc_events(struct exc *c)
 {
-        uint32_t ev = EPOLLIN; /* also after done: the client's close ends it */
+        /* Also after done: the client's close ends it. While the guest's
+         * stdin window is used up, the client waits (HUP still comes). */
+        uint32_t ev = exc_held(c) ? 0 : EPOLLIN;
         if (c->off < c->out.len)
                 ev |= EPOLLOUT;
         if (ev == c->events)
@@ -120,6 +134,13 @@ static bool exc_flush(struct exc *c)
                 if (c->done) {
                         exc_free(c);
                         return false;
+                }
+                /* All written: the guest may send as much again. */
+                struct vm_agent *a = *c->x->agent;
+                if (a && c->out_payload) {
+                        cleanup_err struct err e = ERR_INIT;
+                        (void)vm_agent_credit(a, c->cid, c->eid, 0, c->out_payload, &e);
+                        c->out_payload = 0;
                 }
         }
         exc_events(c);
@@ -158,13 +179,18 @@ static void on_reply(void *arg, const struct vm_agent_reply *r)
         (void)exc_flush(c);
 }
 
-/* The request: container id, then argv, each NUL-terminated. False when
- * c was freed. */
+/* The request: a flags byte (SHIM_VM_EXEC_TTY), then the container id and
+ * argv, each NUL-terminated. False when c was freed. */
 static bool exc_start(struct exc *c, const char *body, size_t len)
 {
         struct vm_agent *a = *c->x->agent;
         cleanup_strv char **args = NULL;
         const char *cid = NULL;
+        if (len < 1)
+                return exc_fail(c, "malformed exec request");
+        c->tty = (body[0] & SHIM_VM_EXEC_TTY) != 0;
+        body++;
+        len--;
         for (size_t i = 0; i < len;) {
                 const char *s = body + i;
                 const char *nul = memchr(s, '\0', len - i);
@@ -183,9 +209,11 @@ static bool exc_start(struct exc *c, const char *body, size_t len)
         c->cid = xstrdup(cid);
         snprintf(c->eid, sizeof(c->eid), "x%llu", (unsigned long long)c->x->next_id++);
         cleanup_err struct err e = ERR_INIT;
-        if (vm_agent_exec_stream_async(a, c->cid, c->eid, args, NULL, on_reply, c, &e) < 0)
+        struct vm_stream_opts o = {.tty = c->tty, .window = EX_WINDOW};
+        if (vm_agent_exec_stream_async(a, c->cid, c->eid, args, &o, on_reply, c, &e) < 0)
                 return exc_fail(c, e.msg);
         c->started = true;
+        c->in_avail = EX_WINDOW;
         return true;
 }
 
@@ -219,15 +247,36 @@ static bool exc_parse(struct exc *c)
                 struct vm_agent *a = *c->x->agent;
                 cleanup_err struct err e = ERR_INIT;
                 int r = 0;
-                if (!a)
+                size_t used = 5 + (size_t)len;
+                if (!a) {
                         r = err_set(&e, ERR_UNAVAILABLE, "the connection to the pod's agent is gone");
-                else if (p[0] == SHIM_VM_EXEC_STDIN && len)
-                        r = vm_agent_exec_send(a, c->cid, c->eid, p + 5, len, false, false, &e);
-                else if (p[0] == SHIM_VM_EXEC_STDIN_EOF)
+                } else if (p[0] == SHIM_VM_EXEC_STDIN && len) {
+                        if (!c->in_avail)
+                                break; /* held until the guest's credit (exc_held) */
+                        size_t n = len <= c->in_avail ? len : (size_t)c->in_avail;
+                        r = vm_agent_exec_send(a, c->cid, c->eid, p + 5, n, false, false, &e);
+                        c->in_avail -= n;
+                        if (n < len) {
+                                /* The rest stays as a frame of its own, its header
+                                 * over bytes already sent. */
+                                used = n;
+                                uint32_t rest = len - (uint32_t)n;
+                                char *h = c->in.buf + pos + n;
+                                h[0] = SHIM_VM_EXEC_STDIN;
+                                h[1] = (char)(rest >> 24);
+                                h[2] = (char)(rest >> 16);
+                                h[3] = (char)(rest >> 8);
+                                h[4] = (char)rest;
+                        }
+                } else if (p[0] == SHIM_VM_EXEC_STDIN_EOF) {
                         r = vm_agent_exec_send(a, c->cid, c->eid, NULL, 0, true, false, &e);
+                } else if (p[0] == SHIM_VM_EXEC_RESIZE && len == 4) {
+                        r = vm_agent_resize(a, c->cid, c->eid, (uint16_t)((uint8_t)p[5] << 8 | (uint8_t)p[6]),
+                                            (uint16_t)((uint8_t)p[7] << 8 | (uint8_t)p[8]), &e);
+                }
                 if (r < 0)
                         return exc_fail(c, e.msg);
-                pos += 5 + (size_t)len;
+                pos += used;
         }
         if (pos) {
                 memmove(c->in.buf, c->in.buf + pos, c->in.len - pos);
@@ -249,8 +298,12 @@ static void exc_read(struct exc *c)
         if (c->done)
                 return; /* nothing more goes to the guest */
         sbuf_append(&c->in, buf, (size_t)n);
-        if (exc_parse(c) && c->in.len > EX_FRAME_MAX + 5)
+        if (!exc_parse(c))
+                return;
+        if (!exc_held(c) && c->in.len > EX_FRAME_MAX + 5)
                 (void)exc_fail(c, "exec frame too large");
+        else
+                exc_events(c);
 }
 
 static struct exc *exc_find(struct vm_exec *x, const char *cid, const char *eid)
@@ -268,13 +321,26 @@ void vm_exec_on_agent(struct vm_exec *x, const char *cid, const char *eid, int s
         struct exc *c = x ? exc_find(x, cid, eid) : NULL;
         if (!c || c->done || !len || (stream != SHIM_VM_EXEC_STDOUT && stream != SHIM_VM_EXEC_STDERR))
                 return;
-        if (c->out.len + len > EX_OUT_MAX) {
-                log_warn("vmshim", "exec %s in %s: the client does not read: killed", eid, cid);
-                (void)exc_fail(c, "the exec client did not read its output: the process was killed");
+        if (c->out_payload + len > 2 * (size_t)EX_WINDOW) {
+                /* The guest sent past its window: a broken agent. */
+                log_warn("vmshim", "exec %s in %s: the guest ignored the window: killed", eid, cid);
+                (void)exc_fail(c, "the guest agent sent output past its window: the process was killed");
                 return;
         }
         put_frame(&c->out, stream, data, len);
+        c->out_payload += len;
         (void)exc_flush(c);
+}
+
+void vm_exec_on_credit(struct vm_exec *x, const char *cid, const char *eid, uint64_t credit)
+{
+        struct exc *c = x ? exc_find(x, cid, eid) : NULL;
+        if (!c || c->done)
+                return;
+        bool held = exc_held(c);
+        c->in_avail += credit;
+        if (held && exc_parse(c))
+                exc_events(c);
 }
 
 static void on_accept(struct vm_exec *x)
@@ -359,7 +425,7 @@ void vm_exec_free(struct vm_exec *x)
 
 /* ---------- client (corrald) ---------- */
 
-int shim_vm_exec_connect(const char *vm_dir, const char *ctr_id, char *const *args, int *fd_out,
+int shim_vm_exec_connect(const char *vm_dir, const char *ctr_id, char *const *args, bool tty, int *fd_out,
                          struct err *e)
 {
         *fd_out = -1;
@@ -367,6 +433,8 @@ int shim_vm_exec_connect(const char *vm_dir, const char *ctr_id, char *const *ar
                 return err_set(e, ERR_INVALID, "exec needs a command");
         struct sbuf b = {0};
         sbuf_append(&b, "\0\0\0\0", 4);
+        char flags = tty ? SHIM_VM_EXEC_TTY : 0;
+        sbuf_append(&b, &flags, 1);
         sbuf_append(&b, ctr_id, strlen(ctr_id) + 1);
         for (size_t i = 0; args[i]; i++)
                 sbuf_append(&b, args[i], strlen(args[i]) + 1);
@@ -392,15 +460,6 @@ int shim_vm_exec_connect(const char *vm_dir, const char *ctr_id, char *const *ar
         return 0;
 }
 
-static int send_frame(int fd, int type, const void *data, size_t len)
-{
-        struct sbuf b = {0};
-        put_frame(&b, type, data, len);
-        int r = fd_write_all(fd, b.buf, b.len);
-        sbuf_free(&b);
-        return r;
-}
-
 /* Write to an output pipe; a reader that is gone only loses the bytes. */
 static void out_write(int *fd, const void *data, size_t len)
 {
@@ -408,19 +467,55 @@ static void out_write(int *fd, const void *data, size_t len)
                 *fd = -1; /* not ours to close */
 }
 
-int shim_vm_exec_relay(int fd, int stdin_fd, int stdout_fd, int stderr_fd, int cancel_fd, int *exit_code,
-                       struct err *e)
+/* What we queued for the shim (stdin, resizes, eof): written as the socket
+ * takes it, never blocking, so that the process's output is always read
+ * (the shim holds stdin back while the process does not read it; blocking
+ * on it here while the process blocks on its output would deadlock). */
+#define RELAY_QUEUE_MAX (256u << 10)
+
+static int relay_flush(int fd, struct sbuf *q, size_t *off)
 {
-        struct sbuf in = {0};
+        while (*off < q->len) {
+                ssize_t n = send(fd, q->buf + *off, q->len - *off, MSG_NOSIGNAL | MSG_DONTWAIT);
+                if (n < 0 && errno == EINTR)
+                        continue;
+                if (n < 0 && errno == EAGAIN)
+                        break;
+                if (n < 0)
+                        return -1;
+                *off += (size_t)n;
+        }
+        if (*off >= q->len) {
+                q->len = *off = 0;
+        } else if (*off >= 65536) {
+                memmove(q->buf, q->buf + *off, q->len - *off);
+                q->len -= *off;
+                *off = 0;
+        }
+        return 0;
+}
+
+int shim_vm_exec_relay(int fd, int stdin_fd, int stdout_fd, int stderr_fd, int resize_fd, int cancel_fd,
+                       int *exit_code, struct err *e)
+{
+        struct sbuf in = {0}, q = {0};
+        size_t qoff = 0;
         bool in_open = stdin_fd >= 0;
         int r = 0;
-        if (!in_open && send_frame(fd, SHIM_VM_EXEC_STDIN_EOF, NULL, 0) < 0)
-                return err_make(e, errno, "exec stdin to the VM shim");
+        if (!in_open)
+                put_frame(&q, SHIM_VM_EXEC_STDIN_EOF, NULL, 0);
         for (;;) {
-                struct pollfd p[3] = {{.fd = fd, .events = POLLIN},
-                                      {.fd = in_open ? stdin_fd : -1, .events = POLLIN},
-                                      {.fd = cancel_fd, .events = POLLIN}};
-                int n = poll(p, 3, -1);
+                if (relay_flush(fd, &q, &qoff) < 0) {
+                        r = err_make(e, errno, "exec stdin to the VM shim");
+                        break;
+                }
+                struct pollfd p[4] = {
+                        {.fd = fd, .events = (short)(POLLIN | (qoff < q.len ? POLLOUT : 0))},
+                        {.fd = in_open && q.len - qoff < RELAY_QUEUE_MAX ? stdin_fd : -1, .events = POLLIN},
+                        {.fd = cancel_fd, .events = POLLIN},
+                        {.fd = resize_fd, .events = POLLIN},
+                };
+                int n = poll(p, 4, -1);
                 if (n < 0 && errno == EINTR)
                         continue;
                 if (n < 0) {
@@ -432,21 +527,30 @@ int shim_vm_exec_relay(int fd, int stdin_fd, int stdout_fd, int stderr_fd, int c
                         *exit_code = 128 + 9;
                         break;
                 }
+                if (p[3].revents) {
+                        struct shim_attach_resize rs;
+                        ssize_t k = read(resize_fd, &rs, sizeof(rs));
+                        if (k == (ssize_t)sizeof(rs)) {
+                                uint8_t d[4] = {(uint8_t)(rs.rows >> 8), (uint8_t)rs.rows,
+                                                (uint8_t)(rs.cols >> 8), (uint8_t)rs.cols};
+                                put_frame(&q, SHIM_VM_EXEC_RESIZE, d, sizeof(d));
+                        } else if (k == 0 || (k < 0 && errno != EINTR && errno != EAGAIN)) {
+                                resize_fd = -1; /* no more sizes */
+                        }
+                }
                 if (p[1].revents) {
                         char buf[65536];
                         ssize_t k = read(stdin_fd, buf, sizeof(buf));
                         if (k < 0 && (errno == EINTR || errno == EAGAIN))
                                 continue;
-                        int w = k > 0 ? send_frame(fd, SHIM_VM_EXEC_STDIN, buf, (size_t)k)
-                                      : send_frame(fd, SHIM_VM_EXEC_STDIN_EOF, NULL, 0);
-                        if (k <= 0)
+                        if (k > 0) {
+                                put_frame(&q, SHIM_VM_EXEC_STDIN, buf, (size_t)k);
+                        } else {
+                                put_frame(&q, SHIM_VM_EXEC_STDIN_EOF, NULL, 0);
                                 in_open = false;
-                        if (w < 0) {
-                                r = err_make(e, errno, "exec stdin to the VM shim");
-                                break;
                         }
                 }
-                if (!p[0].revents)
+                if (!(p[0].revents & (POLLIN | POLLHUP | POLLERR)))
                         continue;
                 char buf[65536];
                 ssize_t k = read(fd, buf, sizeof(buf));
@@ -496,5 +600,6 @@ int shim_vm_exec_relay(int fd, int stdin_fd, int stdout_fd, int stderr_fd, int c
                 in.len -= pos;
         }
         sbuf_free(&in);
+        sbuf_free(&q);
         return r;
 }

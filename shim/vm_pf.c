@@ -15,9 +15,11 @@
 #include "shim/vm-internal.h"
 #include "vm/vm.h"
 
-/* Bytes from the guest the client has not read yet; beyond this the
- * connection is reset (the protocol has no flow control). */
-#define PF_OUT_MAX (16u << 20)
+/* Flow control with the agent (agent.proto StreamData.credit): at most
+ * this much of the guest's bytes wait here for the client, and at most this
+ * much of the client's in the guest for the guest's socket. A slow reader
+ * on either end pauses the other instead of losing the connection. */
+#define PF_WINDOW (1u << 20)
 
 enum pf_state { PF_HDR, PF_OPENING, PF_OPEN };
 
@@ -33,7 +35,9 @@ struct pfc {
         bool rd_eof; /* the client's EOF was passed on */
         bool wr_eof; /* the guest's EOF: shut down writing once out is written */
         bool wr_shut;
-        uint32_t events; /* registered with epoll */
+        uint64_t in_avail;  /* client bytes the guest still takes (its window) */
+        size_t out_payload; /* guest bytes in out, credited once it is all written */
+        uint32_t events;    /* registered with epoll */
         struct pfc *next;
 };
 
@@ -85,7 +89,8 @@ static void pfc_reset(struct pfc *c)
 static void pfc_events(struct pfc *c)
 {
         uint32_t ev = 0;
-        if (!c->rd_eof && c->st != PF_OPENING)
+        /* PF_HDR reads the port; PF_OPEN reads while the guest has room. */
+        if (!c->rd_eof && (c->st == PF_HDR || (c->st == PF_OPEN && c->in_avail > 0)))
                 ev |= EPOLLIN;
         if (c->off < c->out.len)
                 ev |= EPOLLOUT;
@@ -124,6 +129,13 @@ static bool pfc_flush(struct pfc *c)
         }
         if (c->off >= c->out.len) {
                 c->out.len = c->off = 0;
+                /* All written: the guest may send as much again. */
+                struct vm_agent *a = *c->pf->agent;
+                if (a && c->out_payload && c->st == PF_OPEN) {
+                        cleanup_err struct err e = ERR_INIT;
+                        (void)vm_agent_credit(a, NULL, NULL, c->id, c->out_payload, &e);
+                        c->out_payload = 0;
+                }
                 if (c->wr_eof && !c->wr_shut) {
                         (void)shutdown(c->w.fd, SHUT_WR);
                         c->wr_shut = true;
@@ -150,6 +162,7 @@ static void on_open(void *arg, const struct vm_agent_reply *r)
                 return;
         }
         c->st = PF_OPEN;
+        c->in_avail = PF_WINDOW;
         /* Status 0 goes in front of whatever the guest already sent. */
         struct sbuf b = {0};
         sbuf_append(&b, "\0", 1);
@@ -183,7 +196,7 @@ static void pfc_read(struct pfc *c)
                 uint16_t port = (uint16_t)(c->hdr[0] << 8 | c->hdr[1]);
                 cleanup_err struct err e = ERR_INIT;
                 c->id = p->next_id++;
-                if (vm_agent_portforward_async(a, c->id, port, 0, on_open, c, &e) < 0) {
+                if (vm_agent_portforward_async(a, c->id, port, PF_WINDOW, on_open, c, &e) < 0) {
                         struct vm_agent_reply r = {.error_kind = ERR_UNAVAILABLE, .error = e.msg};
                         on_open(c, &r);
                         return;
@@ -193,7 +206,12 @@ static void pfc_read(struct pfc *c)
                 return;
         }
         char buf[65536];
-        ssize_t n = recv(c->w.fd, buf, sizeof(buf), MSG_DONTWAIT);
+        size_t want = sizeof(buf) < c->in_avail ? sizeof(buf) : (size_t)c->in_avail;
+        if (!want) {
+                pfc_events(c); /* held until the guest's credit */
+                return;
+        }
+        ssize_t n = recv(c->w.fd, buf, want, MSG_DONTWAIT);
         if (n < 0 && (errno == EAGAIN || errno == EINTR))
                 return;
         cleanup_err struct err e = ERR_INIT;
@@ -211,8 +229,22 @@ static void pfc_read(struct pfc *c)
                         pfc_events(c);
                 return;
         }
-        if (vm_agent_conn_send(a, c->id, buf, (size_t)n, false, false, &e) < 0)
+        if (vm_agent_conn_send(a, c->id, buf, (size_t)n, false, false, &e) < 0) {
                 pfc_free(c);
+                return;
+        }
+        c->in_avail -= (uint64_t)n;
+        if (!c->in_avail)
+                pfc_events(c);
+}
+
+void vm_pf_on_credit(struct vm_pf *p, uint64_t conn_id, uint64_t credit)
+{
+        struct pfc *c = p ? pfc_find(p, conn_id) : NULL;
+        if (!c)
+                return;
+        c->in_avail += credit;
+        pfc_events(c);
 }
 
 void vm_pf_on_agent(void *arg, uint64_t conn_id, const void *data, size_t len, bool eof, bool reset)
@@ -227,13 +259,15 @@ void vm_pf_on_agent(void *arg, uint64_t conn_id, const void *data, size_t len, b
                 return;
         }
         if (len) {
-                if (c->out.len + len > PF_OUT_MAX) {
-                        log_warn("vmshim", "port-forward connection %llu: the client does not read: reset",
+                if (c->out_payload + len > 2 * (size_t)PF_WINDOW) {
+                        log_warn("vmshim",
+                                 "port-forward connection %llu: the guest ignored the window: reset",
                                  (unsigned long long)conn_id);
                         pfc_reset(c);
                         return;
                 }
                 sbuf_append(&c->out, data, len);
+                c->out_payload += len;
         }
         if (eof)
                 c->wr_eof = true;

@@ -10,7 +10,8 @@
  *   - the agent connection: container output (StreamData) into each
  *     container's CRI log (log.c), replies of async Wait / Exec
  *   - <state>/pf.sock and <state>/exec.sock: port-forward (vm_pf.c) and
- *     interactive exec (vm_exec.c) relayed through the agent
+ *     interactive exec (vm_exec.c) relayed through the agent; each
+ *     container's <container state>/attach (vm_attach.c)
  *   - the VMM's pidfd: a VM that dies ends every container with reason
  *     VMDied (exit files written), and <state>/vm-exit says why
  * Agent calls that are quick (create, start, signal, stats) are made
@@ -49,6 +50,7 @@ struct vctr {
         char *id, *state_dir;
         struct vwatch listen;
         struct vm_ctr_files files;
+        struct vm_attach *att; /* its attach socket (vm_attach.c) */
         struct shim_log log;
         struct shim_state st;
         bool recorded;
@@ -151,6 +153,7 @@ static void record_exit(struct vshim *s, struct vctr *c, int code, int sig, cons
         shim_log_eof(&c->log, SHIM_ATTACH_STDOUT, now);
         shim_log_eof(&c->log, SHIM_ATTACH_STDERR, now);
         shim_log_sync(&c->log);
+        vm_attach_exit(c->att, code);
         cleanup_err struct err e = ERR_INIT;
         if (shim_exit_write(c->state_dir, &c->st, &e) < 0)
                 log_error("vmshim", "container %s: exit file: %s", c->id, e.msg);
@@ -232,6 +235,22 @@ static struct vctr *ctr_find(struct vshim *s, const char *id)
         return NULL;
 }
 
+/* The guest took more of what we sent: an exec's stdin, a connection's
+ * bytes, or a container's stdin (exec_id ""). */
+static void on_credit(void *arg, const char *cid, const char *eid, uint64_t conn_id, uint64_t credit)
+{
+        struct vshim *s = arg;
+        if (conn_id) {
+                vm_pf_on_credit(s->pf, conn_id, credit);
+        } else if (eid && *eid) {
+                vm_exec_on_credit(s->ex, cid, eid, credit);
+        } else {
+                struct vctr *c = ctr_find(s, cid);
+                if (c)
+                        vm_attach_on_credit(c->att, credit);
+        }
+}
+
 static void on_output(void *arg, const char *cid, const char *eid, int stream, const void *data, size_t len,
                       bool eof)
 {
@@ -245,8 +264,10 @@ static void on_output(void *arg, const char *cid, const char *eid, int stream, c
         if (!c || (stream != SHIM_ATTACH_STDOUT && stream != SHIM_ATTACH_STDERR))
                 return;
         int64_t now = time_now_ns();
-        if (len)
+        if (len) {
                 shim_log_write(&c->log, stream, data, len, now);
+                vm_attach_output(c->att, stream, data, len);
+        }
         if (eof)
                 shim_log_eof(&c->log, stream, now);
 }
@@ -266,6 +287,7 @@ static void ctr_free(struct vshim *s, struct vctr *c)
                 cleanup_free char *sock = path_join(c->state_dir, SHIM_CTL_SOCKET);
                 (void)unlink(sock);
         }
+        vm_attach_free(c->att);
         vm_ctr_files_undo(&c->files);
         free(c->files.dir);
         shim_log_close(&c->log);
@@ -317,15 +339,22 @@ static int do_create(struct vshim *s, const struct proto_msg *req, struct sbuf *
         cleanup_free char *exitp = path_join(state_dir, SHIM_EXIT_FILE);
         bool created = false;
         char *gjson = NULL;
+        int64_t flag = 0;
         if (mkdir_p(state_dir, 0700, e) < 0)
                 goto fail;
         (void)unlink(exitp);
         if (vm_ctr_files_prepare(&c->files, spec, e) < 0)
                 goto fail;
         gjson = rt_spec_to_json(spec);
-        if (vm_agent_create_container(s->a, id, gjson, SHIM_VM_SHARE_TAG, AGENT_CALL_MS, e) < 0)
+        struct vm_attach_opts ao = {.stdin_open = proto_get_i64(req, PF_STDIN_OPEN, &flag) && flag,
+                                    .tty = spec->process.tty};
+        ao.stdin_once = ao.stdin_open && proto_get_i64(req, PF_STDIN_ONCE, &flag) && flag;
+        if (vm_agent_create_container_stdin(s->a, id, gjson, SHIM_VM_SHARE_TAG, ao.stdin_open,
+                                            ao.stdin_open ? SHIM_VM_STDIN_WINDOW : 0, AGENT_CALL_MS, e) < 0)
                 goto fail;
         created = true;
+        if (vm_attach_start(s->ep, state_dir, id, &s->a, &ao, &c->att, e) < 0)
+                goto fail;
         if (shim_log_open(&c->log, log_path, e) < 0)
                 goto fail;
         c->listen.fd = proto_listen(state_dir, SHIM_CTL_SOCKET, e);
@@ -451,6 +480,22 @@ static int do_wait(struct vshim *s, struct vconn *k, const struct proto_msg *req
         k->pending = OP_WAIT;
         k->deadline_ms = timeout > 0 ? now_ms() + timeout : 0;
         return 1;
+}
+
+/* UpdateContainerResources: the container's cgroup is in the guest; the
+ * agent applies the resources of the spec (as the container shim does). */
+static int do_update(struct vshim *s, struct vctr *c, const struct proto_msg *req, struct err *e)
+{
+        const char *d;
+        uint32_t n;
+        if (!proto_get(req, PF_RESOURCES, &d, &n))
+                return err_set(e, ERR_INVALID, "update %s: no spec", c->id);
+        if (c->st.status == SHIM_EXITED)
+                return err_set(e, ERR_PRECONDITION, "container %s has exited", c->id);
+        if (need_vm(s, e) < 0)
+                return -1;
+        cleanup_free char *json = xstrndup(d, n);
+        return vm_agent_update_resources(s->a, c->id, json, AGENT_CALL_MS, e);
 }
 
 /* Container removal (the container shim's shutdown): the container leaves
@@ -589,8 +634,7 @@ static void handle(struct vshim *s, struct vconn *k, const struct proto_msg *req
                             : shim_log_reopen(&c->log, &e);
                 break;
         case OP_UPDATE:
-                r = err_set(&e, ERR_UNIMPLEMENTED,
-                            "updating the resources of a container in a VM pod is not implemented yet");
+                r = vm_sock ? err_set(&e, ERR_INVALID, "not a container socket") : do_update(s, c, req, &e);
                 break;
         default:
                 r = err_set(&e, ERR_UNIMPLEMENTED, "unknown request %u", req->hdr.op);
@@ -838,6 +882,11 @@ static void loop(struct vshim *s)
                                 vm_exec_event(s->ex, w, evs[i].events);
                                 i = n;
                                 break;
+                        case W_ATTACH_LISTEN:
+                        case W_ATTACH_CONN:
+                                vm_attach_event(w, evs[i].events);
+                                i = n; /* it may have freed later events' clients */
+                                break;
                         }
                 }
         }
@@ -861,6 +910,7 @@ int shim_vm_run(const struct shim_opts *o, int report_fd)
         if (vm_pf_start(s.ep, o->state_dir, &s.a, &s.pf, &e) < 0)
                 goto fail;
         vm_agent_set_conn_output(s.a, vm_pf_on_agent, s.pf);
+        vm_agent_set_credit(s.a, on_credit, &s);
         if (vm_exec_start(s.ep, o->state_dir, &s.a, &s.ex, &e) < 0)
                 goto fail;
         s.agentw.fd = vm_agent_fd(s.a);

@@ -299,16 +299,11 @@ class VMPods(unittest.TestCase):
                              timeout=60)
         self.assertEqual(r.stdout, b"again\n")
 
-        # tty exec and attach are not there yet: a clear UNIMPLEMENTED (plain
-        # Exec works: test_vm_streaming.py)
-        with self.assertRaises(grpc.RpcError) as cm:
-            self.rt.Exec(api_pb2.ExecRequest(container_id=cid, cmd=["sh"], tty=True, stdin=True, stdout=True))
-        self.assertEqual(cm.exception.code(), grpc.StatusCode.UNIMPLEMENTED)
-        self.assertIn("VM pod", cm.exception.details())
-        with self.assertRaises(grpc.RpcError) as cm:
-            self.rt.Attach(api_pb2.AttachRequest(container_id=cid, stdout=True))
-        self.assertEqual(cm.exception.code(), grpc.StatusCode.UNIMPLEMENTED)
-        self.assertIn("VM pod", cm.exception.details())
+        # tty exec and attach hand out streaming URLs as for namespace pods
+        # (the sessions themselves: test_vm_streaming.py)
+        self.assertTrue(self.rt.Exec(api_pb2.ExecRequest(container_id=cid, cmd=["sh"], tty=True, stdin=True,
+                                                         stdout=True)).url.startswith("http"))
+        self.assertTrue(self.rt.Attach(api_pb2.AttachRequest(container_id=cid, stdout=True)).url.startswith("http"))
 
         # an exit code comes back
         c3 = self.create(pid, pcfg, "exit3", ["sh", "-c", "echo bye; exit 3"])
