@@ -266,7 +266,10 @@ static void test_exec_window(struct vm_agent *a)
         struct vm_stream_opts o = {.window = 65536};
         CHECK_OK(vm_agent_exec_stream_async(a, NULL, "e1", gen, &o, fc_reply, &s, e));
         CHECK_OK(vm_agent_exec_send(a, NULL, "e1", NULL, 0, true, false, e));
-        pump_ms(a, 500);
+        int64_t full = time_mono_ns() + 5000000000LL;
+        while (s.got < 65536 && time_mono_ns() < full)
+                pump_ms(a, 20);
+        pump_ms(a, 300); /* and no more comes without credit */
         CHECK(s.got == 65536 && !s.replied);
         size_t credited = 0;
         int64_t end = time_mono_ns() + 10000000000LL;
