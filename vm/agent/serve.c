@@ -124,8 +124,12 @@ void agent_compact(struct sbuf *b, size_t *off)
 
 bool agent_sink_put(struct agent_sink *k, const void *data, size_t len, bool eof)
 {
-        if (k->fd < 0 || k->eof)
-                return true; /* closed: dropped, as a closed stdin would */
+        if (k->fd < 0 || k->eof) {
+                /* Closed: dropped, as a closed stdin would; still credited,
+                 * or the host's window would shrink for good. */
+                k->uncredited += len;
+                return true;
+        }
         if (len) {
                 if (!k->window && k->buf.len - k->off + len > SINK_LEGACY_MAX)
                         return false;

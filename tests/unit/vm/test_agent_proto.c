@@ -299,6 +299,22 @@ static void test_exec_window(struct vm_agent *a)
         CHECK_OK(vm_agent_exec_send(a, NULL, "e1", NULL, 0, true, false, e));
         pump(a, NULL, &in.replied);
         CHECK(in.replied && in.exit_code == 0);
+
+        /* A process that closed its stdin: what comes is dropped, and credited. */
+        struct fc_seen cl = {0};
+        vm_agent_set_output(a, fc_data, &cl);
+        vm_agent_set_credit(a, fc_credit, &cl);
+        char *closer[] = {"/bin/sh", "-c", "exec 0<&-; sleep 2", NULL};
+        CHECK_OK(vm_agent_exec_stream_async(a, NULL, "e1", closer, &o, fc_reply, &cl, e));
+        pump_ms(a, 300);
+        for (int i = 0; i < 3; i++)
+                CHECK_OK(vm_agent_exec_send(a, NULL, "e1", zeros, sizeof(zeros), false, false, e));
+        end = time_mono_ns() + 5000000000LL;
+        while (cl.credit < 3 * sizeof(zeros) && time_mono_ns() < end)
+                pump_ms(a, 10);
+        CHECK(cl.credit == 3 * sizeof(zeros));
+        pump(a, NULL, &cl.replied);
+        CHECK(cl.replied && cl.exit_code == 0);
         vm_agent_set_output(a, NULL, NULL);
         vm_agent_set_credit(a, NULL, NULL);
 }
