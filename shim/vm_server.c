@@ -871,6 +871,7 @@ static void loop(struct vshim *s)
                         }
                         case W_VMM:
                                 vm_died(s);
+                                i = n; /* attach, exec and port-forward clients may be gone */
                                 break;
                         case W_PF_LISTEN:
                         case W_PF_CONN:
