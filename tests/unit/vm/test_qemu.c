@@ -146,8 +146,8 @@ int main(void)
         CHECK_STR(info.kernel_release, vmt_release);
         vm_agent_info_clear(&info);
 
-        /* the share, then exec in the guest */
-        CHECK_OK(vm_agent_mount_share(a, "rootfs", false, 10000, e));
+        /* the share (virtio-fs where virtiofsd is installed, else 9p), then exec in the guest */
+        CHECK_OK(vm_mount_share(v, "rootfs", false, 10000, e));
         char *out = NULL, *err = NULL;
         int code = -1;
         char *uname_r[] = {"/run/corral/shares/rootfs/bin/uname", "-r", NULL};
