@@ -99,11 +99,20 @@ struct agent {
         struct pfconn **pfs; /* owned */
         size_t n_pfs;
         bool shutdown;
+        /* Frames to the host not written yet: pid 1 never blocks on the
+         * host (a host blocked writing to us while we block writing to it
+         * would deadlock both); producers pause while this is long. */
+        struct sbuf outq;
+        size_t out_off;
 };
 
-/* serve.c: framing out to the host (dropped while the host is away). */
+/* serve.c: framing out to the host, queued and written as the stream
+ * takes it (dropped while the host is away). */
 int64_t agent_now_ms(void);
 void agent_send_frame(struct agent *a, AgFrame *f);
+/* Enough is queued for the host: read no more from output sources
+ * (containers, execs, connections) until it drains. */
+bool agent_host_busy(const struct agent *a);
 void agent_reply(struct agent *a, AgResponse *r);
 /* An empty Response, or one carrying e's kind and message when e is set. */
 void agent_reply_err(struct agent *a, uint64_t id, const struct err *e);

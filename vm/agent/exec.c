@@ -76,7 +76,8 @@ static int container_pty(pid_t pid, int *master, int *slave)
         if (m < 0)
                 return -1;
         int unlock = 0;
-        int s = ioctl(m, TIOCSPTLCK, &unlock) == 0 ? ioctl(m, TIOCGPTPEER, O_RDWR | O_NOCTTY | O_CLOEXEC) : -1;
+        int s = ioctl(m, TIOCSPTLCK, &unlock) == 0 ? ioctl(m, TIOCGPTPEER, O_RDWR | O_NOCTTY | O_CLOEXEC)
+                                                   : -1;
         if (s < 0) {
                 close(m);
                 return -1;
@@ -90,7 +91,8 @@ static int container_pty(pid_t pid, int *master, int *slave)
  * guest's): master non-blocking, both cloexec, first size set. */
 static int open_pty(pid_t pid, int *master, int *slave, uint32_t rows, uint32_t cols, struct err *e)
 {
-        if ((pid <= 0 || container_pty(pid, master, slave) < 0) && openpty(master, slave, NULL, NULL, NULL) < 0)
+        if ((pid <= 0 || container_pty(pid, master, slave) < 0) &&
+            openpty(master, slave, NULL, NULL, NULL) < 0)
                 return err_make(e, errno, "openpty");
         (void)fcntl(*master, F_SETFD, FD_CLOEXEC);
         (void)fcntl(*slave, F_SETFD, FD_CLOEXEC);
@@ -394,7 +396,8 @@ size_t agent_exec_poll_fds(struct agent *a, struct pollfd *pfd, int64_t now, int
         for (size_t i = 0; i < a->n_execs; i++) {
                 struct execp *x = a->execs[i];
                 /* An exited one waits for credit, not for its pipes. */
-                bool rd = !x->exited && (!x->interactive || !x->window || x->out_avail > 0);
+                bool rd = !x->exited && (!x->interactive || !x->window || x->out_avail > 0) &&
+                          !(x->interactive && agent_host_busy(a));
                 pfd[n++] = (struct pollfd){.fd = rd ? x->out_fd : -1, .events = POLLIN};
                 pfd[n++] = (struct pollfd){.fd = rd ? x->err_fd : -1, .events = POLLIN};
                 pfd[n++] =

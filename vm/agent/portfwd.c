@@ -225,7 +225,7 @@ size_t agent_pf_poll_fds(struct agent *a, struct pollfd *pfd, uint64_t *ids)
         for (size_t i = 0; i < a->n_pfs; i++) {
                 struct pfconn *p = a->pfs[i];
                 ids[i] = p->id;
-                bool rd = !p->rd_eof && (!p->window || p->out_avail > 0);
+                bool rd = !p->rd_eof && (!p->window || p->out_avail > 0) && !agent_host_busy(a);
                 short ev = (rd ? POLLIN : 0) | (p->woff < p->wbuf.len ? POLLOUT : 0);
                 pfd[i] = (struct pollfd){.fd = ev ? p->fd : -1, .events = ev};
         }

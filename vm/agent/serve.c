@@ -37,14 +37,72 @@ int64_t agent_now_ms(void)
         return time_mono_ns() / 1000000;
 }
 
+/* Beyond this much queued for the host, output sources are not read. */
+#define OUTQ_HIGH (1u << 20)
+
+static void outq_drop(struct agent *a)
+{
+        a->outq.len = a->out_off = 0;
+}
+
+/* Write what the host stream takes now. */
+static void flush_host(struct agent *a)
+{
+        while (a->out_off < a->outq.len) {
+                ssize_t n = write(a->fd, a->outq.buf + a->out_off, a->outq.len - a->out_off);
+                if (n < 0 && errno == EINTR)
+                        continue;
+                if (n < 0 && errno == EAGAIN)
+                        break;
+                if (n <= 0) {
+                        /* The host is gone: reading says so (EOF, or away). */
+                        log_warn("agent", "write to the host: %s", n < 0 ? strerror(errno) : "closed");
+                        outq_drop(a);
+                        return;
+                }
+                a->out_off += (size_t)n;
+        }
+        if (a->out_off >= a->outq.len)
+                outq_drop(a);
+        else
+                agent_compact(&a->outq, &a->out_off);
+}
+
+bool agent_host_busy(const struct agent *a)
+{
+        return a->outq.len - a->out_off > OUTQ_HIGH;
+}
+
 void agent_send_frame(struct agent *a, AgFrame *f)
 {
-        cleanup_err struct err e = ERR_INIT;
         if (a->host_away)
                 return;
-        /* A host that stops reading must not wedge pid 1 forever. */
-        if (frame_write(a->fd, f, 10000, &e) < 0)
-                log_warn("agent", "send frame failed: %s", e.msg);
+        size_t n = corral__agent__v1__frame__get_packed_size(f);
+        if (n > FRAME_MAX) {
+                log_warn("agent", "frame of %zu bytes not sent (over %u)", n, FRAME_MAX);
+                return;
+        }
+        cleanup_free uint8_t *p = xmalloc(n + 4);
+        p[0] = (uint8_t)(n >> 24);
+        p[1] = (uint8_t)(n >> 16);
+        p[2] = (uint8_t)(n >> 8);
+        p[3] = (uint8_t)n;
+        corral__agent__v1__frame__pack(f, p + 4);
+        sbuf_append(&a->outq, p, n + 4);
+        flush_host(a);
+}
+
+/* Before pid 1 powers off or the test loop returns: what is queued (the
+ * Shutdown reply) goes out, for up to 10 s. */
+static void flush_host_wait(struct agent *a)
+{
+        int64_t end = agent_now_ms() + 10000;
+        while (!a->host_away && a->out_off < a->outq.len && agent_now_ms() < end) {
+                struct pollfd p = {.fd = a->fd, .events = POLLOUT};
+                if (poll(&p, 1, 100) < 0 && errno != EINTR)
+                        break;
+                flush_host(a);
+        }
 }
 
 void agent_reply(struct agent *a, AgResponse *r)
@@ -469,10 +527,14 @@ static void do_remove(struct agent *a, uint64_t id, const char *cid)
 
 /* ---------- container output and exits ---------- */
 
-static void ctr_read(struct agent *a, struct ctr *c, int *fd, int kind)
+/* Read a container's output and send it on: until the pipe is empty when
+ * `drain` (its writer exited), else while the host keeps up. */
+static void ctr_read(struct agent *a, struct ctr *c, int *fd, int kind, bool drain)
 {
         char buf[65536];
         for (;;) {
+                if (!drain && agent_host_busy(a))
+                        return; /* polled again once the queue drained */
                 ssize_t n = read(*fd, buf, sizeof(buf));
                 if (n > 0) {
                         agent_send_stream(a, c->id, "", kind, buf, (size_t)n, false);
@@ -491,9 +553,9 @@ static void ctr_exited(struct agent *a, struct ctr *c, int status)
         /* The writer is gone: what it wrote is in the pipe now. Daemons it
          * left behind may keep the pipe open; they are not waited for. */
         if (c->out_fd >= 0)
-                ctr_read(a, c, &c->out_fd, CORRAL__AGENT__V1__STREAM_KIND__STDOUT);
+                ctr_read(a, c, &c->out_fd, CORRAL__AGENT__V1__STREAM_KIND__STDOUT, true);
         if (c->err_fd >= 0)
-                ctr_read(a, c, &c->err_fd, CORRAL__AGENT__V1__STREAM_KIND__STDERR);
+                ctr_read(a, c, &c->err_fd, CORRAL__AGENT__V1__STREAM_KIND__STDERR, true);
         c->state = CTR_EXITED;
         c->status = status;
         c->finished_ns = time_now_ns();
@@ -766,10 +828,14 @@ int agent_serve(int fd, bool reconnect, bool is_pid1)
                 if (a.host_away)
                         timeout = (int)(a.away_until_ms - now);
                 pfd[n++] = (struct pollfd){.fd = sigchld_pipe[0], .events = POLLIN};
-                pfd[n++] = (struct pollfd){.fd = a.host_away ? -1 : fd, .events = POLLIN};
+                if (a.host_away)
+                        outq_drop(&a); /* no one to take it */
+                short hev = (short)(POLLIN | (a.out_off < a.outq.len ? POLLOUT : 0));
+                pfd[n++] = (struct pollfd){.fd = a.host_away ? -1 : fd, .events = hev};
+                bool busy = agent_host_busy(&a);
                 for (size_t i = 0; i < a.n_ctrs; i++) {
-                        pfd[n++] = (struct pollfd){.fd = a.ctrs[i]->out_fd, .events = POLLIN};
-                        pfd[n++] = (struct pollfd){.fd = a.ctrs[i]->err_fd, .events = POLLIN};
+                        pfd[n++] = (struct pollfd){.fd = busy ? -1 : a.ctrs[i]->out_fd, .events = POLLIN};
+                        pfd[n++] = (struct pollfd){.fd = busy ? -1 : a.ctrs[i]->err_fd, .events = POLLIN};
                         pfd[n++] = (struct pollfd){.fd = agent_sink_pending(&a.ctrs[i]->in) ? a.ctrs[i]->in.fd
                                                                                             : -1,
                                                    .events = POLLOUT};
@@ -788,9 +854,9 @@ int agent_serve(int fd, bool reconnect, bool is_pid1)
                 for (size_t i = 0; i < a.n_ctrs; i++, k += 3) {
                         struct ctr *c = a.ctrs[i];
                         if (r > 0 && c->out_fd >= 0 && pfd[k].revents)
-                                ctr_read(&a, c, &c->out_fd, CORRAL__AGENT__V1__STREAM_KIND__STDOUT);
+                                ctr_read(&a, c, &c->out_fd, CORRAL__AGENT__V1__STREAM_KIND__STDOUT, false);
                         if (r > 0 && c->err_fd >= 0 && pfd[k + 1].revents)
-                                ctr_read(&a, c, &c->err_fd, CORRAL__AGENT__V1__STREAM_KIND__STDERR);
+                                ctr_read(&a, c, &c->err_fd, CORRAL__AGENT__V1__STREAM_KIND__STDERR, false);
                         if (r > 0 && pfd[k + 2].fd >= 0 && pfd[k + 2].revents) {
                                 agent_sink_flush(&c->in);
                                 agent_credit(&a, c->id, "", 0, &c->in.uncredited, c->in.window);
@@ -805,7 +871,9 @@ int agent_serve(int fd, bool reconnect, bool is_pid1)
                                 ;
                 }
                 reap(&a);
-                if (r > 0 && pfd[1].fd >= 0 && pfd[1].revents) {
+                if (r > 0 && pfd[1].fd >= 0 && (pfd[1].revents & POLLOUT))
+                        flush_host(&a);
+                if (r > 0 && pfd[1].fd >= 0 && (pfd[1].revents & ~POLLOUT)) {
                         if (pfd[1].revents & (POLLIN | POLLERR)) {
                                 if (!read_host(&a))
                                         break;
@@ -817,6 +885,7 @@ int agent_serve(int fd, bool reconnect, bool is_pid1)
                         }
                 }
         }
+        flush_host_wait(&a);
         if (a.shutdown)
                 ret = 1;
         for (size_t i = 0; i < a.n_ctrs; i++)
@@ -833,6 +902,7 @@ int agent_serve(int fd, bool reconnect, bool is_pid1)
         free(a.execs);
         free(pfd);
         frame_reader_free(&a.rd);
+        sbuf_free(&a.outq);
         close(sigchld_pipe[0]);
         close(sigchld_pipe[1]);
         return ret;
