@@ -339,10 +339,21 @@ class VMPods(unittest.TestCase):
         self.wait_log(os.path.join(self.logdir, "sleeper.log"), "up")
         st = self.rt.PodSandboxStatus(api_pb2.PodSandboxStatusRequest(pod_sandbox_id=pid, verbose=True))
         vmm_pid = json.loads(st.info["info"])["vm"]["vmmPid"]
+        # an attach and an interactive exec in flight end with the VM
+        bindir = os.environ.get("CORRAL_BIN_DIR", "")
+        att = subprocess.Popen([os.environ.get("CORRALCTL", os.path.join(bindir, "corralctl")), "--endpoint",
+                                self.d.endpoint, "attach", cid], stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)
+        ex = subprocess.Popen([os.path.join(bindir, "bench_streaming"), "-r", self.d.endpoint, "exec", cid, "sh",
+                               "-c", "echo in; exec sleep 1000"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+        self.assertEqual(ex.stdout.readline(), b"in\n")
         os.kill(vmm_pid, signal.SIGKILL)
         s = cp.wait_state(self.rt, cid, EXITED, timeout=15)
         self.assertEqual(s.reason, "VMDied")
         self.assertIn("signal 9", s.message)
+        self.assertNotEqual(ex.wait(30), 0)
+        att.wait(30)
+        ex.stdout.close()
         deadline = time.time() + 10
         while time.time() < deadline:
             st = self.rt.PodSandboxStatus(api_pb2.PodSandboxStatusRequest(pod_sandbox_id=pid))
