@@ -2,7 +2,7 @@
  * tests use (the same code path as corralctl's exec -i/-t):
  *   bench_streaming -r EP exec [-i] [-t] [--ws] CONTAINER CMD...
  *       one Exec session with this process's stdio; exits with the code
- *   bench_streaming -r EP latency [-n 100] [-l LABEL] CONTAINER CMD...
+ *   bench_streaming -r EP latency [-n 100] [-t] [-l LABEL] CONTAINER CMD...
  *       N x (Exec RPC + SPDY session to the end): p50/p90/p99
  *   bench_streaming -r EP pf [-m 1024] [-l LABEL] POD PORT
  *       one SPDY port-forward connection; M MiB written to a sink in the pod
@@ -113,9 +113,12 @@ static int cmd_latency(struct cri_client *c, int argc, char **argv)
 {
         int n = 100;
         int ch;
-        while ((ch = getopt(argc, argv, "+n:l:")) != -1) {
+        bool tty = false;
+        while ((ch = getopt(argc, argv, "+n:l:t")) != -1) {
                 if (ch == 'n')
                         n = atoi(optarg);
+                else if (ch == 't')
+                        tty = true;
                 else if (ch == 'l')
                         label = optarg;
                 else
@@ -127,14 +130,14 @@ static int cmd_latency(struct cri_client *c, int argc, char **argv)
         int devnull = open("/dev/null", O_WRONLY | O_CLOEXEC);
         int failed = 0;
         cleanup_err struct err e = ERR_INIT;
-        (void)one_exec(c, argv[optind], argv + optind + 1, false, false, false, devnull, devnull,
+        (void)one_exec(c, argv[optind], argv + optind + 1, false, tty, false, devnull, tty ? -1 : devnull,
                        &e); /* warm */
         err_clear(&e);
         int64_t t0 = time_mono_ns();
         for (int i = 0; i < n; i++) {
                 int64_t s = time_mono_ns();
-                int code = one_exec(c, argv[optind], argv + optind + 1, false, false, false, devnull, devnull,
-                                    &e);
+                int code = one_exec(c, argv[optind], argv + optind + 1, false, tty, false, devnull,
+                                    tty ? -1 : devnull, &e);
                 lat[i] = time_mono_ns() - s;
                 if (code != 0) {
                         if (failed++ == 0)
@@ -144,9 +147,9 @@ static int cmd_latency(struct cri_client *c, int argc, char **argv)
         }
         int64_t wall = time_mono_ns() - t0;
         qsort(lat, (size_t)n, sizeof(*lat), cmp64);
-        printf("%s: exec round trip (%s, %d times): p50 %.2f ms  p90 %.2f ms  p99 %.2f ms  mean %.2f ms  "
+        printf("%s: exec%s round trip (%s, %d times): p50 %.2f ms  p90 %.2f ms  p99 %.2f ms  mean %.2f ms  "
                "failed %d\n",
-               label, argv[optind + 1], n, lat[n / 2] / 1e6, lat[n * 9 / 10] / 1e6, lat[(n * 99) / 100] / 1e6,
+               label, tty ? " -t" : "", argv[optind + 1], n, lat[n / 2] / 1e6, lat[n * 9 / 10] / 1e6, lat[(n * 99) / 100] / 1e6,
                (double)wall / n / 1e6, failed);
         close(devnull);
         free(lat);
