@@ -42,7 +42,8 @@ static int vsock_listen(struct err *e)
         cleanup_close int fd = socket(AF_VSOCK, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
         if (fd < 0)
                 return err_make(e, errno, "vsock socket");
-        struct sockaddr_vm sa = {.svm_family = AF_VSOCK, .svm_cid = VMADDR_CID_ANY, .svm_port = VM_AGENT_VSOCK_PORT};
+        struct sockaddr_vm sa = {
+                .svm_family = AF_VSOCK, .svm_cid = VMADDR_CID_ANY, .svm_port = VM_AGENT_VSOCK_PORT};
         if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0)
                 return err_make(e, errno, "vsock bind port %u", VM_AGENT_VSOCK_PORT);
         if (listen(fd, 4) < 0)
@@ -75,8 +76,9 @@ int agent_transport_open(struct agent_transport *t, int timeout_ms, struct err *
                 }
                 int64_t left = deadline - time_mono_ns() / 1000000;
                 if (left <= 0)
-                        return err_set(e, ERR_NOT_FOUND, "no virtio-serial port named %s and no vsock connection "
-                                                         "on port %u",
+                        return err_set(e, ERR_NOT_FOUND,
+                                       "no virtio-serial port named %s and no vsock connection "
+                                       "on port %u",
                                        AGENT_PORT_NAME, VM_AGENT_VSOCK_PORT);
                 if (t->listen_fd < 0) {
                         struct timespec ts = {0, 20 * 1000000};
