@@ -15,9 +15,9 @@
 #include "runtime/v1/api.pb-c.h"
 
 enum { RUN, CREATE, START, FIRSTLOG, STOP, REMOVE, STOPP, REMOVEP, NSTEPS };
-static const char *const step_names[NSTEPS] = {
-        "RunPodSandbox", "CreateContainer", "StartContainer",   "first log line",
-        "StopContainer", "RemoveContainer", "StopPodSandbox", "RemovePodSandbox"};
+static const char *const step_names[NSTEPS] = {"RunPodSandbox",  "CreateContainer", "StartContainer",
+                                               "first log line", "StopContainer",   "RemoveContainer",
+                                               "StopPodSandbox", "RemovePodSandbox"};
 
 static struct cri_client *C;
 static const char *image = "busybox";

@@ -149,8 +149,8 @@ static int cmd_latency(struct cri_client *c, int argc, char **argv)
         qsort(lat, (size_t)n, sizeof(*lat), cmp64);
         printf("%s: exec%s round trip (%s, %d times): p50 %.2f ms  p90 %.2f ms  p99 %.2f ms  mean %.2f ms  "
                "failed %d\n",
-               label, tty ? " -t" : "", argv[optind + 1], n, lat[n / 2] / 1e6, lat[n * 9 / 10] / 1e6, lat[(n * 99) / 100] / 1e6,
-               (double)wall / n / 1e6, failed);
+               label, tty ? " -t" : "", argv[optind + 1], n, lat[n / 2] / 1e6, lat[n * 9 / 10] / 1e6,
+               lat[(n * 99) / 100] / 1e6, (double)wall / n / 1e6, failed);
         close(devnull);
         free(lat);
         return failed ? 1 : 0;

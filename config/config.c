@@ -408,7 +408,7 @@ static int validate(const struct cfg *c, char *const *set, const char *what, str
         }
 
         static const char *const vm_only[] = {
-                "vmm",    "vmm_path",   "kernel", "initrd", "cpus", "memory_mib", "agent_timeout_seconds",
+                "vmm",   "vmm_path",      "kernel", "initrd", "cpus", "memory_mib", "agent_timeout_seconds",
                 "share", "virtiofsd_path"};
         for (size_t i = 0; i < c->n_runtimes; i++) {
                 const struct cfg_runtime *rt = &c->runtimes[i];
@@ -438,8 +438,8 @@ static int validate(const struct cfg *c, char *const *set, const char *what, str
                         return -1;
                 if (rt->vmm == CFG_VMM_CLOUD_HYPERVISOR && rt->share == CFG_SHARE_9P) {
                         cleanup_free char *sk = rt_key(rt, "share");
-                        return invalid(e, what, "%s: cloud-hypervisor has no 9p; use \"virtiofs\" or \"auto\"",
-                                       sk);
+                        return invalid(e, what,
+                                       "%s: cloud-hypervisor has no 9p; use \"virtiofs\" or \"auto\"", sk);
                 }
         }
         if (!cfg_runtime_find(c, NULL)) {

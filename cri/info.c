@@ -85,9 +85,8 @@ static char *host_json(const struct cri_daemon *d)
                     ",\"capSysResource\":%s,\"seccomp\":%s,\"openat2\":%s,\"clone3\":%s,\"kvm\":%s,"
                     "\"userNamespaces\":%s,\"systemd\":%s",
                     f->cap_sys_resource ? "true" : "false", f->seccomp ? "true" : "false",
-                    f->openat2 ? "true" : "false", f->clone3 ? "true" : "false",
-                    kvm ? "true" : "false", f->user_namespaces ? "true" : "false",
-                    f->systemd_running ? "true" : "false");
+                    f->openat2 ? "true" : "false", f->clone3 ? "true" : "false", kvm ? "true" : "false",
+                    f->user_namespaces ? "true" : "false", f->systemd_running ? "true" : "false");
         sbuf_puts(&b, ",\"missing\":[");
         const char *sep = "";
         if (!f->cap_sys_resource) {
@@ -152,8 +151,8 @@ static int status(struct cri_daemon *d, struct cri_call *call, const ProtobufCMe
                 json_quote(&hb, why);
                 if (rt->type == CFG_RUNTIME_VM) {
                         /* Which share type AUTO picks here, and why a chosen one cannot run. */
-                        enum vm_share_type t = vm_share_resolve((enum vm_vmm)rt->vmm, (enum vm_share_type)rt->share,
-                                                                rt->virtiofsd_path);
+                        enum vm_share_type t = vm_share_resolve(
+                                (enum vm_vmm)rt->vmm, (enum vm_share_type)rt->share, rt->virtiofsd_path);
                         const char *swhy = vm_share_unavailable_reason(
                                 (enum vm_vmm)rt->vmm, (enum vm_share_type)rt->share, rt->virtiofsd_path);
                         cleanup_free char *fsd = vm_virtiofsd_binary(rt->virtiofsd_path);

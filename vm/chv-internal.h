@@ -16,9 +16,9 @@ struct err;
 #define VM_HTTP_MAX_BODY    (16u << 20)
 
 struct vm_http_response {
-        int status;     /* 200, 204, 400, ... */
-        char *reason;   /* "No Content"; owned */
-        char *body;     /* NUL-terminated (chunked: decoded); owned, "" when none */
+        int status;   /* 200, 204, 400, ... */
+        char *reason; /* "No Content"; owned */
+        char *body;   /* NUL-terminated (chunked: decoded); owned, "" when none */
         size_t body_len;
         size_t consumed; /* bytes of the input this response used */
 };

@@ -37,12 +37,14 @@ static const char *chv_unavailable(const char *vmm_path)
         cleanup_free char *bin = vm_find_binary(vmm_path && *vmm_path ? vmm_path : CHV_BIN);
         bool kvm = vm_kvm_usable();
         if (!bin && !kvm)
-                return "no usable /dev/kvm (cloud-hypervisor has no TCG) and the cloud-hypervisor binary is not "
+                return "no usable /dev/kvm (cloud-hypervisor has no TCG) and the cloud-hypervisor binary is "
+                       "not "
                        "installed (Debian 12 does not package it; set vmm_path)";
         if (!bin)
-                return vmm_path && *vmm_path ? "the configured vmm_path is not an executable"
-                                             : "the cloud-hypervisor binary is not in PATH (Debian 12 does not "
-                                               "package it; install it or set vmm_path)";
+                return vmm_path && *vmm_path
+                               ? "the configured vmm_path is not an executable"
+                               : "the cloud-hypervisor binary is not in PATH (Debian 12 does not "
+                                 "package it; install it or set vmm_path)";
         if (!kvm)
                 return "cloud-hypervisor runs guests only under KVM and /dev/kvm is not usable here (no TCG "
                        "fallback)";
@@ -150,8 +152,8 @@ static int chv_connect_agent(struct vm *v, int64_t deadline, struct err *e)
                 cleanup_err struct err ce = ERR_INIT;
                 int fd = -1;
                 int64_t left = deadline - now_ms();
-                if (vm_hvsock_connect(v->vsock_path, VM_AGENT_VSOCK_PORT, left > 1000 ? 1000 : (int)(left > 0 ? left : 1),
-                                      &fd, &ce) == 0) {
+                if (vm_hvsock_connect(v->vsock_path, VM_AGENT_VSOCK_PORT,
+                                      left > 1000 ? 1000 : (int)(left > 0 ? left : 1), &fd, &ce) == 0) {
                         v->agent = vm_agent_from_fd(fd);
                         return 0;
                 }

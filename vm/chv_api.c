@@ -243,10 +243,11 @@ int vm_http_parse(const char *buf, size_t len, bool eof, struct vm_http_response
         } else if (have_cl) {
                 if ((uint64_t)(end - bs) < cl) {
                         if (eof)
-                                return err_set(e, ERR_DATA_LOSS,
-                                               "malformed HTTP reply from cloud-hypervisor: body cut at %zu of "
-                                               "%llu bytes",
-                                               (size_t)(end - bs), (unsigned long long)cl);
+                                return err_set(
+                                        e, ERR_DATA_LOSS,
+                                        "malformed HTTP reply from cloud-hypervisor: body cut at %zu of "
+                                        "%llu bytes",
+                                        (size_t)(end - bs), (unsigned long long)cl);
                         return 0;
                 }
                 sbuf_append(&body, bs, (size_t)cl);
@@ -502,8 +503,9 @@ int vm_hvsock_handshake(int fd, uint32_t port, int timeout_ms, struct err *e)
                         return err_make(e, errno, "hybrid vsock: read");
                 if (r == 0)
                         /* The VMM closes when nothing listens on the port in the guest (yet). */
-                        return err_set(e, ERR_UNAVAILABLE, "hybrid vsock: closed before OK (no listener on "
-                                                           "guest port %u yet)",
+                        return err_set(e, ERR_UNAVAILABLE,
+                                       "hybrid vsock: closed before OK (no listener on "
+                                       "guest port %u yet)",
                                        port);
                 if (c == '\n')
                         break;

@@ -190,8 +190,8 @@ static int connect_vsock(struct vm *v, int64_t deadline, struct err *e)
                 int fd = socket(AF_VSOCK, SOCK_STREAM | SOCK_CLOEXEC, 0);
                 if (fd < 0)
                         return err_make(e, errno, "vm: vsock socket");
-                struct sockaddr_vm sa = {.svm_family = AF_VSOCK, .svm_cid = v->vsock_cid,
-                                         .svm_port = VM_AGENT_VSOCK_PORT};
+                struct sockaddr_vm sa = {
+                        .svm_family = AF_VSOCK, .svm_cid = v->vsock_cid, .svm_port = VM_AGENT_VSOCK_PORT};
                 if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0) {
                         v->agent = vm_agent_from_fd(fd);
                         return 0;

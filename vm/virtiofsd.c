@@ -141,7 +141,8 @@ static char *log_tail(const char *path)
 
 /* ---------- life ---------- */
 
-int vm_virtiofsd_start(const char *bin, const char *dir, struct vm_virtiofsd *d, int timeout_ms, struct err *e)
+int vm_virtiofsd_start(const char *bin, const char *dir, struct vm_virtiofsd *d, int timeout_ms,
+                       struct err *e)
 {
         enum vm_virtiofsd_flavor fl = vm_virtiofsd_flavor(bin);
         cleanup_strv char **argv = vm_virtiofsd_argv(bin, fl, d->socket_path, dir);
@@ -201,8 +202,9 @@ int vm_virtiofsd_start(const char *bin, const char *dir, struct vm_virtiofsd *d,
                 if (time_mono_ns() / 1000000 >= deadline) {
                         cleanup_free char *tail = log_tail(d->log_path);
                         vm_virtiofsd_stop(d);
-                        return err_set(e, ERR_DEADLINE, "virtiofsd for %s did not listen on %s within %d ms%s",
-                                       dir, d->socket_path, timeout_ms, tail);
+                        return err_set(e, ERR_DEADLINE,
+                                       "virtiofsd for %s did not listen on %s within %d ms%s", dir,
+                                       d->socket_path, timeout_ms, tail);
                 }
                 struct timespec ts = {0, 5 * 1000000};
                 nanosleep(&ts, NULL);

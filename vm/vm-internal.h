@@ -66,7 +66,7 @@ struct vm {
         bool use_kvm; /* this boot's accelerator, set before ops->boot */
         const char *accel_used;
         char *agent_path, *qmp_path, *console_path, *vmm_log_path;
-        char *api_path;  /* cloud-hypervisor: its REST API socket */
+        char *api_path;   /* cloud-hypervisor: its REST API socket */
         char *vsock_path; /* hybrid vsock socket (cloud-hypervisor) */
         uint32_t vsock_cid;
         struct vm_agent *agent;
@@ -109,7 +109,8 @@ char **vm_virtiofsd_argv(const char *bin, enum vm_virtiofsd_flavor fl, const cha
 /* Start it (a child that dies with us) and wait up to timeout_ms until its
  * socket listens. d->socket_path and d->log_path must be set. Failure:
  * nothing left running, the log tail in the message. */
-int vm_virtiofsd_start(const char *bin, const char *dir, struct vm_virtiofsd *d, int timeout_ms, struct err *e);
+int vm_virtiofsd_start(const char *bin, const char *dir, struct vm_virtiofsd *d, int timeout_ms,
+                       struct err *e);
 /* true when it has exited (reaped; d->wait_status set). */
 bool vm_virtiofsd_reap(struct vm_virtiofsd *d);
 /* SIGKILL, reap, unlink the socket. Idempotent. */

@@ -100,7 +100,8 @@ const char *vm_vmm_unavailable_reason(enum vm_vmm vmm, const char *vmm_path)
 /* ---------- shares: 9p or virtio-fs ---------- */
 
 /* Rust daemon first (maintained), then the C one QEMU 7 ships. */
-static const char *const virtiofsd_paths[] = {"/usr/libexec/virtiofsd", "/usr/lib/qemu/virtiofsd", "virtiofsd"};
+static const char *const virtiofsd_paths[] = {"/usr/libexec/virtiofsd", "/usr/lib/qemu/virtiofsd",
+                                              "virtiofsd"};
 
 char *vm_virtiofsd_binary(const char *virtiofsd_path)
 {
@@ -157,8 +158,8 @@ int vm_shares_start(struct vm *v, int timeout_ms, struct err *e)
         if (v->share_type != VM_SHARE_VIRTIOFS)
                 return 0;
         for (size_t i = 0; i < v->n_shares; i++) {
-                if (vm_virtiofsd_start(v->virtiofsd_bin, v->shares[i].path, &v->shares[i].fsd, timeout_ms, e) <
-                    0) {
+                if (vm_virtiofsd_start(v->virtiofsd_bin, v->shares[i].path, &v->shares[i].fsd, timeout_ms,
+                                       e) < 0) {
                         vm_shares_stop(v);
                         return err_wrap(e, "share %s", v->shares[i].tag);
                 }

@@ -80,7 +80,8 @@ const char *vm_kvm_broken_reason(void);
 const char *vm_vmm_unavailable_reason(enum vm_vmm vmm, const char *vmm_path);
 /* Why a share type cannot be used with a VMM here (NULL when it can); AUTO
  * asks about what AUTO would pick. For Status verbose info. */
-const char *vm_share_unavailable_reason(enum vm_vmm vmm, enum vm_share_type share, const char *virtiofsd_path);
+const char *vm_share_unavailable_reason(enum vm_vmm vmm, enum vm_share_type share,
+                                        const char *virtiofsd_path);
 /* What AUTO resolves to here for this VMM (VM_SHARE_9P or VM_SHARE_VIRTIOFS). */
 enum vm_share_type vm_share_resolve(enum vm_vmm vmm, enum vm_share_type share, const char *virtiofsd_path);
 /* The virtiofsd binary that would be used (caller frees), NULL if none. */
@@ -131,11 +132,11 @@ const char *vm_console_log(const struct vm *v); /* path of the guest console log
 
 struct vm_stats {
         pid_t pid;
-        uint64_t rss_bytes;  /* VmRSS of the VMM process */
-        uint64_t boot_ms;    /* VMM start -> agent ready */
-        char vmm_status[32]; /* QMP query-status / vm.info state: "running", "Running", ... */
-        uint32_t n_virtiofsd;          /* virtiofsd daemons alive for this VM */
-        uint64_t virtiofsd_rss_bytes;  /* their VmRSS, summed */
+        uint64_t rss_bytes;           /* VmRSS of the VMM process */
+        uint64_t boot_ms;             /* VMM start -> agent ready */
+        char vmm_status[32];          /* QMP query-status / vm.info state: "running", "Running", ... */
+        uint32_t n_virtiofsd;         /* virtiofsd daemons alive for this VM */
+        uint64_t virtiofsd_rss_bytes; /* their VmRSS, summed */
 };
 int vm_stats(struct vm *v, struct vm_stats *out, struct err *e);
 
@@ -286,8 +287,8 @@ int vm_agent_resize(struct vm_agent *a, const char *id, const char *exec_id, uin
 /* Flow control (agent.proto StreamData.credit): grant the guest `credit`
  * more bytes of output on the stream (id, exec_id) or connection conn_id,
  * once as many were passed on. */
-int vm_agent_credit(struct vm_agent *a, const char *id, const char *exec_id, uint64_t conn_id, uint64_t credit,
-                    struct err *e);
+int vm_agent_credit(struct vm_agent *a, const char *id, const char *exec_id, uint64_t conn_id,
+                    uint64_t credit, struct err *e);
 /* Credit from the guest: it took `credit` more bytes of what we sent on the
  * stream (container_id, exec_id; exec_id "" = a container's stdin) or the
  * connection conn_id (non-zero). Called like the output callback. */

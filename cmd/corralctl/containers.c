@@ -653,7 +653,8 @@ const struct ctl_verb ctl_container_verbs[] = {
         {"logs", "print a container's log [-f]", cmd_logs},
         {"exec", "run a command in a container: ExecSync, or streaming with -i/-t", cmd_exec},
         {"stats", "resource usage of containers [--pod ID] [ID]", cmd_stats},
-        {"run", "pull if needed, run a pod and a container in it: [--runtime HANDLER] CONTAINER.json POD.json",
+        {"run",
+         "pull if needed, run a pod and a container in it: [--runtime HANDLER] CONTAINER.json POD.json",
          cmd_run},
         {NULL, NULL, NULL},
 };

@@ -148,7 +148,8 @@ static void test_parser(void)
                   "conflicting Content-Length");
         parse_bad("HTTP/1.1 200 OK\r\nContent-Length: 99999999999\r\n\r\n", 49, true, "larger than 16 MiB");
         parse_bad("HTTP/1.1 200 OK\r\nNoColon\r\n\r\n", 28, true, "header without a name");
-        parse_bad("HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\n", 44, true, "unsupported Transfer-Encoding");
+        parse_bad("HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\n", 44, true,
+                  "unsupported Transfer-Encoding");
         parse_bad("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n", 66, true,
                   "both Content-Length and chunked");
         parse_bad("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", 51, true, "bad chunk size");
@@ -264,7 +265,8 @@ static void test_client(void)
 
         /* nobody listening: UNAVAILABLE (the driver retries on it) */
         unlink(sock);
-        CHECK(vm_chv_api(sock, "GET", "/api/v1/vmm.ping", NULL, 1000, NULL, &e) < 0 && err_is(&e, ERR_UNAVAILABLE));
+        CHECK(vm_chv_api(sock, "GET", "/api/v1/vmm.ping", NULL, 1000, NULL, &e) < 0 &&
+              err_is(&e, ERR_UNAVAILABLE));
         err_clear(&e);
         free(sock);
 }

@@ -225,8 +225,9 @@ static void run(enum vm_share_type type, const char *rootfs, const char *state, 
         /* a container whose root is the share */
         struct output o = {0};
         vm_agent_set_output(a, on_output, &o);
-        struct rt_spec *spec = container_spec("echo hello over $(grep -o ' /run/corral/shares/rootfs [a-z0-9]*' "
-                                              "/proc/self/mountinfo | head -n1 >/dev/null; echo share)");
+        struct rt_spec *spec =
+                container_spec("echo hello over $(grep -o ' /run/corral/shares/rootfs [a-z0-9]*' "
+                               "/proc/self/mountinfo | head -n1 >/dev/null; echo share)");
         char *json = rt_spec_to_json(spec);
         CHECK_OK(vm_agent_create_container(a, "c1", json, "rootfs", 30000, e));
         CHECK_OK(vm_agent_start_container(a, "c1", 30000, e));
@@ -340,8 +341,12 @@ int main(void)
         /* A first boot settles KVM or TCG (a KVM that boots no guest costs a
          * 5 s probe once), so the boots below compare the shares only. */
         {
-                struct vm_config w = {.vmm = VM_VMM_QEMU, .kernel = vmt_kernel, .initrd = vmt_initrd,
-                                      .agent_timeout_ms = 90000, .state_dir = state, .share = VM_SHARE_9P};
+                struct vm_config w = {.vmm = VM_VMM_QEMU,
+                                      .kernel = vmt_kernel,
+                                      .initrd = vmt_initrd,
+                                      .agent_timeout_ms = 90000,
+                                      .state_dir = state,
+                                      .share = VM_SHARE_9P};
                 struct vm *v = NULL;
                 CHECK_OK(vm_create(&w, &v, e));
                 if (v)
