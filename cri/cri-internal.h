@@ -209,14 +209,16 @@ int cri_pod_save_extra(struct cri_daemon *d, struct store_pod *p, const struct c
 struct cfg_runtime;
 struct net_cni_result;
 struct rt_spec;
-/* FailedPrecondition naming what is missing (kernel, initrd, VMM) and how to get it. */
-int cri_vm_handler_check(const struct cfg_runtime *rt, struct err *e);
-/* Why a vm handler cannot run here (caller frees), NULL when it can. */
+/* FailedPrecondition naming the handler and what keeps it from running
+ * here (kernel, initrd, VMM, KVM for cloud-hypervisor, share type) and how
+ * to fix it. RunPodSandbox calls it before making anything. */
+int cri_vm_handler_check(const struct cri_daemon *d, const struct cfg_runtime *rt, struct err *e);
+/* The same, as a reason for Status (caller frees), NULL when it can run. */
 char *cri_vm_handler_unusable(const struct cri_daemon *d, const struct cfg_runtime *rt);
-/* Which accelerator VMs get here, for Status (caller frees). */
 /* Why KVM creates VMs but boots no guest here (a VM pod found it), or NULL
  * while it is believed to work. Caller frees. */
 char *cri_vm_kvm_broken(const struct cri_daemon *d);
+/* Which accelerator VMs get here, for Status (caller frees). */
 char *cri_vm_handler_note(const struct cri_daemon *d);
 /* After CNI ADD and the pod files: tap + redirect, then the per-VM shim
  * boots the VM. x->vm_dir is set (and recorded) by the caller first. */

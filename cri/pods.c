@@ -645,7 +645,7 @@ static int run_pod(struct cri_daemon *d, struct cri_call *call, const ProtobufCM
                                        "RunPodSandbox %s/%s: host networking is not possible for a VM pod "
                                        "(runtime handler \"%s\")",
                                        md->namespace_, md->name, rt->name);
-                if (cri_vm_handler_check(rt, e) < 0)
+                if (cri_vm_handler_check(d, rt, e) < 0)
                         return err_wrap(e, "RunPodSandbox %s/%s", md->namespace_, md->name);
         }
 

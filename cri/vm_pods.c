@@ -38,7 +38,12 @@ static const char *vmm_name(int vmm)
         return vmm == CFG_VMM_CLOUD_HYPERVISOR ? "cloud-hypervisor" : "qemu";
 }
 
-int cri_vm_handler_check(const struct cfg_runtime *rt, struct err *e)
+static const char *share_name(int share)
+{
+        return share == CFG_SHARE_VIRTIOFS ? "virtiofs" : share == CFG_SHARE_9P ? "9p" : "auto";
+}
+
+int cri_vm_handler_check(const struct cri_daemon *d, const struct cfg_runtime *rt, struct err *e)
 {
         if (!rt->kernel || access(rt->kernel, R_OK) != 0)
                 return err_set(
@@ -58,15 +63,40 @@ int cri_vm_handler_check(const struct cfg_runtime *rt, struct err *e)
         if (why)
                 return err_set(e, ERR_PRECONDITION, "runtime handler \"%s\": %s unavailable: %s", rt->name,
                                vmm_name(rt->vmm), why);
+        /* cloud-hypervisor has no TCG to fall back to: the VM shims' verdict
+         * that KVM boots no guest here (written by an earlier pod, read back
+         * from the state dir: corrald itself never boots a VM) rules it out
+         * as surely as an unusable /dev/kvm. */
+        if (rt->vmm == CFG_VMM_CLOUD_HYPERVISOR) {
+                if (!d->has_kvm)
+                        return err_set(e, ERR_PRECONDITION,
+                                       "runtime handler \"%s\": cloud-hypervisor unavailable: it runs guests "
+                                       "only under KVM and /dev/kvm is not usable here (no TCG fallback)",
+                                       rt->name);
+                cleanup_free char *broken = cri_vm_kvm_broken(d);
+                if (broken)
+                        return err_set(e, ERR_PRECONDITION,
+                                       "runtime handler \"%s\": cloud-hypervisor unavailable: it runs guests "
+                                       "only under KVM, and KVM here boots no guest (%s; no TCG fallback)",
+                                       rt->name, broken);
+        }
+        /* Checked here rather than left to the shim: a share type that cannot
+         * run would otherwise fail only after the netns, CNI lease and pod
+         * files were made, with a less direct message. */
+        why = vm_share_unavailable_reason((enum vm_vmm)rt->vmm, (enum vm_share_type)rt->share,
+                                          rt->virtiofsd_path);
+        if (why)
+                return err_set(e, ERR_PRECONDITION,
+                               "runtime handler \"%s\": share \"%s\" cannot run here: %s (set "
+                               "runtimes.%s.share or runtimes.%s.virtiofsd_path)",
+                               rt->name, share_name(rt->share), why, rt->name, rt->name);
         return 0;
 }
 
 char *cri_vm_handler_unusable(const struct cri_daemon *d, const struct cfg_runtime *rt)
 {
-        if (rt->vmm == CFG_VMM_CLOUD_HYPERVISOR && !d->has_kvm)
-                return xstrdup("cloud-hypervisor needs /dev/kvm");
         cleanup_err struct err e = ERR_INIT;
-        if (cri_vm_handler_check(rt, &e) < 0)
+        if (cri_vm_handler_check(d, rt, &e) < 0)
                 return steal_ptr(&e.msg);
         return NULL;
 }

@@ -150,7 +150,16 @@ class VMPods(unittest.TestCase):
                       "runtimes": {"vm": {"type": "vm", "vmm": "qemu", "kernel": kernel, "initrd": initrd,
                                           "cpus": 1, "memory_mib": 256, "agent_timeout_seconds": 60},
                                    "vm-nokernel": {"type": "vm", "vmm": "qemu",
-                                                   "kernel": "/nonexistent/vmlinux", "initrd": initrd}}}
+                                                   "kernel": "/nonexistent/vmlinux", "initrd": initrd},
+                                   # virtio-fs asked for, with no virtiofsd to run it
+                                   "vm-novirtiofsd": {"type": "vm", "vmm": "qemu", "kernel": kernel,
+                                                      "initrd": initrd, "share": "virtiofs",
+                                                      "virtiofsd_path": "/nonexistent/virtiofsd"},
+                                   # a "cloud-hypervisor" that exists (never started: every
+                                   # test refuses it before a VM is made)
+                                   "vm-chv": {"type": "vm", "vmm": "cloud-hypervisor",
+                                              "vmm_path": "/bin/true", "kernel": kernel,
+                                              "initrd": initrd, "share": "virtiofs"}}}
         cls.d = Daemon(cls.config)
         cls.bridge = cp.cni_conflist(os.path.join(cls.d.dir, "cni"))
         cls.d.start()
@@ -239,6 +248,76 @@ class VMPods(unittest.TestCase):
         self.assertTrue(handlers["vm"]["usable"], handlers["vm"])
         self.assertFalse(handlers["vm-nokernel"]["usable"])
         self.assertIn("/nonexistent/vmlinux", handlers["vm-nokernel"]["reason"])
+
+    def assert_nothing_left(self, before):
+        self.assertEqual(len(self.rt.ListPodSandbox(api_pb2.ListPodSandboxRequest()).items), len(before))
+        ns = os.path.join(self.d.state, "ns")
+        self.assertEqual(os.listdir(ns) if os.path.isdir(ns) else [], [])
+        pods = os.path.join(self.d.state, "pods")
+        self.assertEqual(os.listdir(pods) if os.path.isdir(pods) else [], [])
+        # no veth on our bridge from a CNI ADD, and no IP lease (the other
+        # tests run after this one: every pod of this suite counts)
+        brif = "/sys/class/net/%s/brif" % self.bridge
+        self.assertEqual(os.listdir(brif) if os.path.isdir(brif) else [], [])
+        leases = []
+        for root, _, files in os.walk(os.path.join(self.d.dir, "cni", "ipam")):
+            leases += [f for f in files if f[0].isdigit() or ":" in f]
+        self.assertEqual(leases, [])
+
+    def handlers(self):
+        st = self.rt.Status(api_pb2.StatusRequest(verbose=True))
+        return {h["name"]: h for h in json.loads(st.info["runtimeHandlers"])}
+
+    def test_2b_share_unavailable(self):
+        """virtio-fs with no virtiofsd: refused at RunPodSandbox, before anything is made."""
+        before = self.rt.ListPodSandbox(api_pb2.ListPodSandboxRequest()).items
+        with self.assertRaises(grpc.RpcError) as cm:
+            self.runp("novirtiofsd", handler="vm-novirtiofsd")
+        self.assertEqual(cm.exception.code(), grpc.StatusCode.FAILED_PRECONDITION, cm.exception.details())
+        self.assertIn('"vm-novirtiofsd"', cm.exception.details())
+        self.assertIn("virtiofsd_path", cm.exception.details())
+        self.assert_nothing_left(before)
+        h = self.handlers()["vm-novirtiofsd"]
+        self.assertFalse(h["usable"], h)
+        self.assertIn("virtiofsd", h["reason"])
+        self.assertIn(h["shareReason"], h["reason"])
+        self.assertIn(h["reason"], cm.exception.details())
+
+    def test_2c_chv_kvm_verdict(self):
+        """cloud-hypervisor is refused without usable KVM, and when corrald's
+        recorded verdict says KVM boots no guest here; Status says the same."""
+        host = json.loads(self.rt.Status(api_pb2.StatusRequest(verbose=True)).info["host"])
+        has_kvm = not any(m.startswith("/dev/kvm") for m in host["missing"])
+        verdict = os.path.join(self.d.state, "vm-kvm-broken")
+        injected = not os.path.exists(verdict)
+        if injected:
+            with open(verdict, "w") as f:
+                f.write("injected by test_2c: KVM boots no guest here")
+        try:
+            before = self.rt.ListPodSandbox(api_pb2.ListPodSandboxRequest()).items
+            with self.assertRaises(grpc.RpcError) as cm:
+                self.runp("chv", handler="vm-chv")
+            self.assertEqual(cm.exception.code(), grpc.StatusCode.FAILED_PRECONDITION, cm.exception.details())
+            self.assertIn('"vm-chv"', cm.exception.details())
+            self.assertIn("KVM", cm.exception.details())
+            if not has_kvm:
+                self.assertIn("/dev/kvm is not usable", cm.exception.details())
+            elif injected:
+                self.assertIn("injected by test_2c", cm.exception.details())
+            self.assert_nothing_left(before)
+            h = self.handlers()["vm-chv"]
+            self.assertFalse(h["usable"], h)
+            self.assertIn("KVM", h["reason"])
+            self.assertIn(h["reason"], cm.exception.details())
+        finally:
+            if injected:
+                os.unlink(verdict)
+        # the verdict alone made the difference: without it, a host whose
+        # guests boot under KVM has nothing against this handler
+        if injected:
+            h = self.handlers()["vm-chv"]
+            host = json.loads(self.rt.Status(api_pb2.StatusRequest(verbose=True)).info["host"])
+            self.assertEqual(h["usable"], host["kvm"] and not h["shareReason"], (h, host))
 
     def test_3_vm_pod(self):
         t0 = time.time()
