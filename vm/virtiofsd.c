@@ -13,9 +13,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <string.h>
-#include <sys/prctl.h>
 #include <sys/stat.h>
-#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 
@@ -147,48 +145,8 @@ int vm_virtiofsd_start(const char *bin, const char *dir, struct vm_virtiofsd *d,
         enum vm_virtiofsd_flavor fl = vm_virtiofsd_flavor(bin);
         cleanup_strv char **argv = vm_virtiofsd_argv(bin, fl, d->socket_path, dir);
         (void)unlink(d->socket_path);
-        cleanup_close int logfd = open(d->log_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-        if (logfd < 0)
-                return err_make(e, errno, "virtiofsd: create %s", d->log_path);
-        int sync[2];
-        if (pipe2(sync, O_CLOEXEC) < 0)
-                return err_make(e, errno, "pipe");
-        pid_t parent = getpid();
-        pid_t pid = fork();
-        if (pid < 0) {
-                close(sync[0]);
-                close(sync[1]);
-                return err_make(e, errno, "virtiofsd: fork");
-        }
-        if (pid == 0) {
-                /* Goes with its owner, as the VMM does. */
-                prctl(PR_SET_PDEATHSIG, SIGKILL);
-                if (getppid() != parent)
-                        _exit(127);
-                sigset_t all;
-                sigemptyset(&all);
-                sigprocmask(SIG_SETMASK, &all, NULL);
-                int er = 0;
-                int devnull = open("/dev/null", O_RDWR);
-                if (devnull < 0 || dup2(devnull, 0) < 0 || dup2(logfd, 1) < 0 || dup2(logfd, 2) < 0)
-                        er = errno;
-                if (!er) {
-                        execv(bin, argv);
-                        er = errno;
-                }
-                (void)!write(sync[1], &er, sizeof(er));
-                _exit(127);
-        }
-        close(sync[1]);
-        int er = 0;
-        ssize_t n = read(sync[0], &er, sizeof(er));
-        close(sync[0]);
-        if (n == sizeof(er)) {
-                (void)waitpid(pid, NULL, 0);
-                return err_make(e, er, "virtiofsd: start %s", bin);
-        }
-        d->pid = pid;
-        d->pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
+        if (vm_spawn_process("virtiofsd", bin, argv, NULL, d->log_path, &d->pid, &d->pidfd, e) < 0)
+                return -1;
         int64_t deadline = time_mono_ns() / 1000000 + timeout_ms;
         while (!vm_unix_listening(d->socket_path)) {
                 if (vm_virtiofsd_reap(d)) {

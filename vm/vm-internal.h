@@ -86,7 +86,13 @@ char *vm_log_tail(const struct vm *v);
 char *vm_find_binary(const char *name);
 /* The guest kernel command line (both VMMs); caller frees. */
 char *vm_kernel_cmdline(const struct vm *v);
-/* fork+exec the VMM: in v->netns, stdout/stderr into v->vmm_log_path,
+/* Fork and exec `bin` as a child that dies with us (PDEATHSIG), in its own
+ * session, in `netns` (NULL: ours), stdin /dev/null, stdout and stderr to
+ * `log_path` (truncated). An exec failure is our error, the child reaped.
+ * `what` names it in errors. */
+int vm_spawn_process(const char *what, const char *bin, char *const *argv, const char *netns,
+                     const char *log_path, pid_t *pid_out, int *pidfd_out, struct err *e);
+/* The VMM through vm_spawn_process: in v->netns, stdout/stderr into v->vmm_log_path,
  * killed when we die, in its own session. Sets v->pid and v->pidfd. */
 int vm_spawn(struct vm *v, const char *bin, char *const *argv, struct err *e);
 /* Host TSC frequency in kHz (for tsc_early_khz), 0 if unknown. */

@@ -201,17 +201,18 @@ char *vm_kernel_cmdline(const struct vm *v)
         return sbuf_steal(&cl);
 }
 
-int vm_spawn(struct vm *v, const char *bin, char *const *argv, struct err *e)
+int vm_spawn_process(const char *what, const char *bin, char *const *argv, const char *netns,
+                     const char *log_path, pid_t *pid_out, int *pidfd_out, struct err *e)
 {
         cleanup_close int nsfd = -1;
-        if (v->netns) {
-                nsfd = open(v->netns, O_RDONLY | O_CLOEXEC);
+        if (netns) {
+                nsfd = open(netns, O_RDONLY | O_CLOEXEC);
                 if (nsfd < 0)
-                        return err_make(e, errno, "%s: open netns %s", v->ops->name, v->netns);
+                        return err_make(e, errno, "%s: open netns %s", what, netns);
         }
-        cleanup_close int logfd = open(v->vmm_log_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+        cleanup_close int logfd = open(log_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
         if (logfd < 0)
-                return err_make(e, errno, "%s: create %s", v->ops->name, v->vmm_log_path);
+                return err_make(e, errno, "%s: create %s", what, log_path);
         int sync[2];
         if (pipe2(sync, O_CLOEXEC) < 0)
                 return err_make(e, errno, "pipe");
@@ -220,10 +221,10 @@ int vm_spawn(struct vm *v, const char *bin, char *const *argv, struct err *e)
         if (pid < 0) {
                 close(sync[0]);
                 close(sync[1]);
-                return err_make(e, errno, "%s: fork", v->ops->name);
+                return err_make(e, errno, "%s: fork", what);
         }
         if (pid == 0) {
-                /* The VM goes with its owner (the shim). */
+                /* It goes with its owner (the shim). */
                 prctl(PR_SET_PDEATHSIG, SIGKILL);
                 if (getppid() != parent)
                         _exit(127);
@@ -250,12 +251,17 @@ int vm_spawn(struct vm *v, const char *bin, char *const *argv, struct err *e)
         close(sync[0]);
         if (n == sizeof(er)) {
                 waitpid(pid, NULL, 0);
-                return err_make(e, er, "%s: start %s%s%s", v->ops->name, bin, v->netns ? " in netns " : "",
-                                v->netns ? v->netns : "");
+                return err_make(e, er, "%s: start %s%s%s", what, bin, netns ? " in netns " : "",
+                                netns ? netns : "");
         }
-        v->pid = pid;
-        v->pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
+        *pid_out = pid;
+        *pidfd_out = (int)syscall(SYS_pidfd_open, pid, 0);
         return 0;
+}
+
+int vm_spawn(struct vm *v, const char *bin, char *const *argv, struct err *e)
+{
+        return vm_spawn_process(v->ops->name, bin, argv, v->netns, v->vmm_log_path, &v->pid, &v->pidfd, e);
 }
 
 /* ---------- life ---------- */
