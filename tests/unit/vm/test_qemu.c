@@ -29,22 +29,9 @@ static void cleanup(void)
 
 static void make_rootfs(const char *root)
 {
-        static const char *dirs[] = {"bin", "proc", "sys", "dev", "tmp", "etc", "run"};
-        for (size_t i = 0; i < ARRAY_SIZE(dirs); i++) {
-                char *p = path_join(root, dirs[i]);
-                mkdir_p(p, 0755, NULL);
-                free(p);
-        }
-        char cmd[1024];
-        snprintf(cmd, sizeof(cmd), "cp /bin/busybox %s/bin/busybox", root);
-        if (system(cmd) != 0)
-                abort();
-        static const char *applets[] = {"sh", "echo", "uname", "cat", "sleep", "ip", "ls", "true"};
-        for (size_t i = 0; i < ARRAY_SIZE(applets); i++) {
-                char *p = xasprintf("%s/bin/%s", root, applets[i]);
-                (void)!symlink("busybox", p);
-                free(p);
-        }
+        static const char *const dirs[] = {"bin", "proc", "sys", "dev", "tmp", "etc", "run"};
+        static const char *const applets[] = {"sh", "echo", "uname", "cat", "sleep", "ip", "ls", "true"};
+        vmt_busybox_rootfs(root, dirs, ARRAY_SIZE(dirs), applets, ARRAY_SIZE(applets));
         char *pw = path_join(root, "etc/passwd");
         file_write_atomic(pw, "root:x:0:0:root:/:/bin/sh\n", 26, 0644, NULL);
         free(pw);

@@ -29,23 +29,11 @@ static void cleanup(void)
 
 static void make_rootfs(const char *root)
 {
-        static const char *dirs[] = {"bin", "proc", "sys", "dev", "tmp", "etc", "run", "late", "tree"};
-        for (size_t i = 0; i < ARRAY_SIZE(dirs); i++) {
-                char *p = path_join(root, dirs[i]);
-                mkdir_p(p, 0755, NULL);
-                free(p);
-        }
-        char cmd[1024];
-        snprintf(cmd, sizeof(cmd), "cp /bin/busybox %s/bin/busybox", root);
-        if (system(cmd) != 0)
-                abort();
-        static const char *applets[] = {"sh", "echo", "cat", "find", "wc", "grep", "true", "sleep"};
-        for (size_t i = 0; i < ARRAY_SIZE(applets); i++) {
-                char *p = xasprintf("%s/bin/%s", root, applets[i]);
-                (void)!symlink("busybox", p);
-                free(p);
-        }
+        static const char *const dirs[] = {"bin", "proc", "sys", "dev", "tmp", "etc", "run", "late", "tree"};
+        static const char *const applets[] = {"sh", "echo", "cat", "find", "wc", "grep", "true", "sleep"};
+        vmt_busybox_rootfs(root, dirs, ARRAY_SIZE(dirs), applets, ARRAY_SIZE(applets));
         /* 64 MiB to read, 40 x 50 files to walk. */
+        char cmd[1024];
         snprintf(cmd, sizeof(cmd), "dd if=/dev/urandom of=%s/big bs=1M count=64 status=none", root);
         if (system(cmd) != 0)
                 abort();

@@ -77,4 +77,25 @@ static inline bool vmt_pid_alive(pid_t pid)
                 err_clear(&e_);                                                                              \
         } while (0)
 
+/* A root filesystem for guest tests: the host's static busybox as
+ * /bin/busybox with `applets` linked to it, and empty `dirs`. */
+static inline void vmt_busybox_rootfs(const char *root, const char *const *dirs, size_t n_dirs,
+                                      const char *const *applets, size_t n_applets)
+{
+        for (size_t i = 0; i < n_dirs; i++) {
+                char *p = path_join(root, dirs[i]);
+                mkdir_p(p, 0755, NULL);
+                free(p);
+        }
+        char cmd[1024];
+        snprintf(cmd, sizeof(cmd), "cp /bin/busybox %s/bin/busybox", root);
+        if (system(cmd) != 0)
+                abort();
+        for (size_t i = 0; i < n_applets; i++) {
+                char *p = xasprintf("%s/bin/%s", root, applets[i]);
+                (void)!symlink("busybox", p);
+                free(p);
+        }
+}
+
 #endif
