@@ -78,13 +78,14 @@ struct cri_handler {
 };
 
 /* Each service-area file exports a table ending in {NULL}. */
-extern const struct cri_handler cri_info_handlers[];      /* info.c */
-extern const struct cri_handler cri_event_handlers[];     /* events.c */
-extern const struct cri_handler cri_image_handlers[];     /* images.c */
-extern const struct cri_handler cri_pod_handlers[];       /* pods.c */
-extern const struct cri_handler cri_container_handlers[]; /* containers.c */
-extern const struct cri_handler cri_stats_handlers[];     /* stats.c */
-extern const struct cri_handler cri_streaming_handlers[]; /* streaming.c */
+extern const struct cri_handler cri_info_handlers[];       /* info.c */
+extern const struct cri_handler cri_event_handlers[];      /* events.c */
+extern const struct cri_handler cri_image_handlers[];      /* images.c */
+extern const struct cri_handler cri_pod_handlers[];        /* pods.c */
+extern const struct cri_handler cri_pod_status_handlers[]; /* pod_status.c */
+extern const struct cri_handler cri_container_handlers[];  /* containers.c */
+extern const struct cri_handler cri_stats_handlers[];      /* stats.c */
+extern const struct cri_handler cri_streaming_handlers[];  /* streaming.c */
 
 /* Start-up and shut-down of each area, called by daemon.c in this order
  * (and the reverse). Each init may leave its pointers NULL and log why

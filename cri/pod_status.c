@@ -1,0 +1,255 @@
+/* RuntimeService pod sandboxes, the read side: PodSandboxStatus,
+ * ListPodSandbox, StreamPodSandboxes. Reading is also where a VM pod whose
+ * VM died is first noticed and turned NOTREADY (vm_refresh). */
+#include <string.h>
+#include <yajl/yajl_tree.h>
+
+#include "config/config.h"
+#include "cri/cri-internal.h"
+#include "store/store.h"
+
+static char **ips_of(const struct store_pod *p)
+{
+        if (p->ips_json == NULL)
+                return NULL;
+        yajl_val v = json_parse(p->ips_json, strlen(p->ips_json), "ips", NULL);
+        char **out = NULL;
+        if (v && YAJL_IS_ARRAY(v))
+                for (size_t i = 0; i < v->u.array.len; i++)
+                        if (YAJL_IS_STRING(v->u.array.values[i]))
+                                strv_push(&out, v->u.array.values[i]->u.string);
+        yajl_tree_free(v);
+        return out;
+}
+
+/* A READY VM pod whose VM died (or whose shim is gone) is NOTREADY now:
+ * nothing runs in it any more. The network stays until StopPodSandbox. */
+static void vm_refresh(struct cri_daemon *d, struct store_pod *p)
+{
+        if (p->state != STORE_POD_READY)
+                return;
+        struct cri_pod_extra x = {0};
+        cleanup_err struct err e = ERR_INIT;
+        cleanup_free char *reason = NULL;
+        if (cri_pod_extra_parse(p->extra_json, &x, &e) < 0 || !x.vm || !cri_vm_pod_dead(&x, &reason)) {
+                cri_pod_extra_clear(&x);
+                return;
+        }
+        cri_pod_extra_clear(&x);
+        char id[ID_LEN + 1];
+        memcpy(id, p->id, sizeof(id));
+        cri_pod_lock(d, id);
+        struct store_pod cur = {0};
+        if (store_pod_get(d->store, id, &cur, &e) == 0 && cur.state == STORE_POD_READY) {
+                cur.state = STORE_POD_NOTREADY;
+                if (store_pod_put(d->store, &cur, &e) == 0) {
+                        log_warn("pod", "pod id=%s name=%s NOTREADY: %s", id, cur.name, reason);
+                        cri_event(d, id, id, RUNTIME__V1__CONTAINER_EVENT_TYPE__CONTAINER_STOPPED_EVENT);
+                }
+        }
+        store_pod_clear(&cur);
+        cri_pod_unlock(d, id);
+        p->state = STORE_POD_NOTREADY;
+}
+
+static Runtime__V1__PodSandboxState pod_state(int st)
+{
+        return st == STORE_POD_READY ? RUNTIME__V1__POD_SANDBOX_STATE__SANDBOX_READY
+                                     : RUNTIME__V1__POD_SANDBOX_STATE__SANDBOX_NOTREADY;
+}
+
+static Runtime__V1__PodSandboxStatus *build_status(const struct store_pod *p)
+{
+        Runtime__V1__PodSandboxStatus *s = xmalloc(sizeof(*s));
+        runtime__v1__pod_sandbox_status__init(s);
+        s->id = xstrdup(p->id);
+        s->metadata = cri_pod_metadata(p->name, p->uid, p->namespace, p->attempt);
+        s->state = pod_state(p->state);
+        s->created_at = p->created_ns;
+        s->runtime_handler = xstrdup(p->runtime_handler ? p->runtime_handler : "");
+        s->n_labels =
+                cri_map_from_json(p->labels_json, &runtime__v1__pod_sandbox_status__labels_entry__descriptor,
+                                  (void ***)&s->labels);
+        s->n_annotations = cri_map_from_json(p->annotations_json,
+                                             &runtime__v1__pod_sandbox_status__annotations_entry__descriptor,
+                                             (void ***)&s->annotations);
+        struct cri_pod_extra x = {0};
+        cleanup_err struct err e = ERR_INIT;
+        (void)cri_pod_extra_parse(p->extra_json, &x, &e);
+        s->network = xmalloc(sizeof(*s->network));
+        runtime__v1__pod_sandbox_network_status__init(s->network);
+        cleanup_strv char **ips = x.host_net || p->state != STORE_POD_READY ? NULL : ips_of(p);
+        s->network->ip = xstrdup(ips && ips[0] ? ips[0] : "");
+        size_t n_ips = strv_len(ips);
+        if (n_ips > 1) {
+                s->network->n_additional_ips = n_ips - 1;
+                s->network->additional_ips = xcalloc(n_ips - 1, sizeof(*s->network->additional_ips));
+                for (size_t i = 1; i < n_ips; i++) {
+                        Runtime__V1__PodIP *ip = xmalloc(sizeof(*ip));
+                        runtime__v1__pod_ip__init(ip);
+                        ip->ip = xstrdup(ips[i]);
+                        s->network->additional_ips[i - 1] = ip;
+                }
+        }
+        s->linux = xmalloc(sizeof(*s->linux));
+        runtime__v1__linux_pod_sandbox_status__init(s->linux);
+        s->linux->namespaces = xmalloc(sizeof(*s->linux->namespaces));
+        runtime__v1__namespace__init(s->linux->namespaces);
+        Runtime__V1__NamespaceOption *o = xmalloc(sizeof(*o));
+        runtime__v1__namespace_option__init(o);
+        o->network = x.host_net ? RUNTIME__V1__NAMESPACE_MODE__NODE : RUNTIME__V1__NAMESPACE_MODE__POD;
+        o->ipc = x.host_ipc ? RUNTIME__V1__NAMESPACE_MODE__NODE : RUNTIME__V1__NAMESPACE_MODE__POD;
+        o->pid = x.host_pid     ? RUNTIME__V1__NAMESPACE_MODE__NODE
+                 : x.shared_pid ? RUNTIME__V1__NAMESPACE_MODE__POD
+                                : RUNTIME__V1__NAMESPACE_MODE__CONTAINER;
+        s->linux->namespaces->options = o;
+        cri_pod_extra_clear(&x);
+        return s;
+}
+
+static int pod_status(struct cri_daemon *d, struct cri_call *call, const ProtobufCMessage *req,
+                      ProtobufCMessage **resp, struct err *e)
+{
+        (void)call;
+        const Runtime__V1__PodSandboxStatusRequest *rq = (const Runtime__V1__PodSandboxStatusRequest *)req;
+        struct store_pod p = {0};
+        if (cri_pod_resolve(d, rq->pod_sandbox_id, &p, e) < 0)
+                return -1;
+        vm_refresh(d, &p);
+        Runtime__V1__PodSandboxStatusResponse *r = xmalloc(sizeof(*r));
+        runtime__v1__pod_sandbox_status_response__init(r);
+        r->status = build_status(&p);
+        r->n_containers_statuses = cri_containers_statuses(d, p.id, &r->containers_statuses);
+        r->timestamp = time_now_ns();
+        if (rq->verbose) {
+                struct cri_pod_extra x = {0};
+                cleanup_err struct err pe = ERR_INIT;
+                (void)cri_pod_extra_parse(p.extra_json, &x, &pe);
+                struct sbuf b = {0};
+                sbuf_puts(&b, "{\"netns\":");
+                json_quote(&b, p.netns_path ? p.netns_path : "");
+                sbuf_puts(&b, ",\"nsDir\":");
+                json_quote(&b, x.ns_dir);
+                sbuf_puts(&b, ",\"podDir\":");
+                json_quote(&b, x.pod_dir);
+                sbuf_puts(&b, ",\"cgroupParent\":");
+                json_quote(&b, x.cgroup);
+                sbuf_printf(&b, ",\"podInitPid\":%d,\"cniAttached\":%s", x.pod_init_pid,
+                            x.net_setup ? "true" : "false");
+                if (x.vm) {
+                        const struct cfg_runtime *rt = cfg_runtime_find(d->cfg, p.runtime_handler);
+                        cleanup_free char *vi = cri_vm_pod_info(
+                                &x, rt && rt->vmm == CFG_VMM_CLOUD_HYPERVISOR ? "cloud-hypervisor" : "qemu");
+                        sbuf_printf(&b, ",\"vm\":%s", vi);
+                }
+                sbuf_putc(&b, '}');
+                cri_pod_extra_clear(&x);
+                r->n_info = 1;
+                r->info = xcalloc(1, sizeof(*r->info));
+                Runtime__V1__PodSandboxStatusResponse__InfoEntry *kv = xmalloc(sizeof(*kv));
+                runtime__v1__pod_sandbox_status_response__info_entry__init(kv);
+                kv->key = xstrdup("info");
+                kv->value = sbuf_steal(&b);
+                r->info[0] = kv;
+        }
+        store_pod_clear(&p);
+        *resp = &r->base;
+        return 0;
+}
+
+static bool pod_matches(const struct store_pod *p, const Runtime__V1__PodSandboxFilter *f)
+{
+        if (p->state == STORE_POD_CREATING)
+                return false;
+        if (f == NULL)
+                return true;
+        if (f->id && *f->id && !str_has_prefix(p->id, f->id))
+                return false;
+        if (f->state && pod_state(p->state) != f->state->state)
+                return false;
+        return cri_labels_match(p->labels_json, f->n_label_selector, (void *const *)f->label_selector);
+}
+
+static Runtime__V1__PodSandbox *build_item(const struct store_pod *p)
+{
+        Runtime__V1__PodSandbox *s = xmalloc(sizeof(*s));
+        runtime__v1__pod_sandbox__init(s);
+        s->id = xstrdup(p->id);
+        s->metadata = cri_pod_metadata(p->name, p->uid, p->namespace, p->attempt);
+        s->state = pod_state(p->state);
+        s->created_at = p->created_ns;
+        s->runtime_handler = xstrdup(p->runtime_handler ? p->runtime_handler : "");
+        s->n_labels = cri_map_from_json(p->labels_json, &runtime__v1__pod_sandbox__labels_entry__descriptor,
+                                        (void ***)&s->labels);
+        s->n_annotations = cri_map_from_json(p->annotations_json,
+                                             &runtime__v1__pod_sandbox__annotations_entry__descriptor,
+                                             (void ***)&s->annotations);
+        return s;
+}
+
+static int collect(struct cri_daemon *d, const Runtime__V1__PodSandboxFilter *f,
+                   Runtime__V1__PodSandbox ***out, size_t *n_out, struct err *e)
+{
+        struct store_pod *pods = NULL;
+        size_t n = 0;
+        if (store_pod_list(d->store, &pods, &n, e) < 0)
+                return -1;
+        Runtime__V1__PodSandbox **items = xcalloc(n ? n : 1, sizeof(*items));
+        size_t k = 0;
+        for (size_t i = 0; i < n; i++) {
+                vm_refresh(d, &pods[i]);
+                if (pod_matches(&pods[i], f))
+                        items[k++] = build_item(&pods[i]);
+        }
+        store_pods_free(pods, n);
+        *out = items;
+        *n_out = k;
+        return 0;
+}
+
+static int list_pods(struct cri_daemon *d, struct cri_call *call, const ProtobufCMessage *req,
+                     ProtobufCMessage **resp, struct err *e)
+{
+        (void)call;
+        const Runtime__V1__ListPodSandboxRequest *rq = (const Runtime__V1__ListPodSandboxRequest *)req;
+        Runtime__V1__ListPodSandboxResponse *r = xmalloc(sizeof(*r));
+        runtime__v1__list_pod_sandbox_response__init(r);
+        if (collect(d, rq->filter, &r->items, &r->n_items, e) < 0) {
+                free(r);
+                return -1;
+        }
+        *resp = &r->base;
+        return 0;
+}
+
+/* Batches keep each message far below the 16 MiB limit at any pod count. */
+#define STREAM_BATCH 100
+
+static int stream_pods(struct cri_daemon *d, struct cri_call *call, const ProtobufCMessage *req,
+                       struct err *e)
+{
+        const Runtime__V1__StreamPodSandboxesRequest *rq =
+                (const Runtime__V1__StreamPodSandboxesRequest *)req;
+        Runtime__V1__PodSandbox **items = NULL;
+        size_t n = 0;
+        if (collect(d, rq->filter, &items, &n, e) < 0)
+                return -1;
+        int ret = 0;
+        for (size_t i = 0; i < n && ret == 0; i += STREAM_BATCH) {
+                Runtime__V1__StreamPodSandboxesResponse m = RUNTIME__V1__STREAM_POD_SANDBOXES_RESPONSE__INIT;
+                m.pod_sandboxes = items + i;
+                m.n_pod_sandboxes = n - i < STREAM_BATCH ? n - i : STREAM_BATCH;
+                ret = cri_call_send(call, &m.base, e);
+        }
+        for (size_t i = 0; i < n; i++)
+                protobuf_c_message_free_unpacked(&items[i]->base, NULL);
+        free(items);
+        return ret;
+}
+
+const struct cri_handler cri_pod_status_handlers[] = {
+        {.name = "PodSandboxStatus", .unary = pod_status},
+        {.name = "ListPodSandbox", .unary = list_pods},
+        {.name = "StreamPodSandboxes", .stream = stream_pods},
+        {0},
+};
