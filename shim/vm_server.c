@@ -924,7 +924,6 @@ int shim_vm_run(const struct shim_opts *o, int report_fd)
         yajl_tree_free(j);
         j = NULL;
         report(report_fd, &s, NULL);
-        report_fd = -1;
         shim_trim_text();
         loop(&s);
         ret = 0;
