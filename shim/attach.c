@@ -9,21 +9,13 @@
 #include <sys/epoll.h>
 #include <sys/socket.h>
 
+#include "shim/outq-internal.h"
 #include "shim/shim-internal.h"
-
-#define ATTACH_QUEUE_MAX (256u << 10)
-
-struct qpkt {
-        struct qpkt *next;
-        size_t len;
-        char data[];
-};
 
 struct attach_client {
         struct watch w;
         struct attach_client *next;
-        struct qpkt *head, *tail;
-        size_t queued;
+        struct shim_outq out;
         bool sent_stdin;
         bool closing; /* the exit packet is queued: close once flushed */
 };
@@ -33,7 +25,7 @@ static uint32_t client_events(const struct shim *s, const struct attach_client *
         uint32_t ev = 0;
         if (!c->closing && !shim_io_stdin_busy(s))
                 ev |= EPOLLIN;
-        if (c->head)
+        if (shim_outq_pending(&c->out))
                 ev |= EPOLLOUT;
         return ev;
 }
@@ -46,11 +38,7 @@ static void client_free(struct shim *s, struct attach_client *c)
                         break;
                 }
         }
-        while (c->head) {
-                struct qpkt *q = c->head;
-                c->head = q->next;
-                free(q);
-        }
+        shim_outq_free(&c->out);
         shim_watch_close(s, &c->w);
         free(c);
 }
@@ -64,63 +52,16 @@ static void client_gone(struct shim *s, struct attach_client *c)
                 shim_io_close_stdin(s);
 }
 
-static void enqueue(struct attach_client *c, const char *data, size_t n)
-{
-        struct qpkt *q = xmalloc(sizeof(*q) + n);
-        q->next = NULL;
-        q->len = n;
-        memcpy(q->data, data, n);
-        if (c->tail)
-                c->tail->next = q;
-        else
-                c->head = q;
-        c->tail = q;
-        c->queued += n;
-}
-
-/* Returns -1 when the client is broken (the caller drops it). */
-static int flush_queue(struct attach_client *c)
-{
-        while (c->head) {
-                struct qpkt *q = c->head;
-                ssize_t w = send(c->w.fd, q->data, q->len, MSG_DONTWAIT | MSG_NOSIGNAL);
-                if (w < 0) {
-                        if (errno == EINTR)
-                                continue;
-                        if (errno == EAGAIN)
-                                return 0;
-                        return -1;
-                }
-                c->head = q->next;
-                if (c->head == NULL)
-                        c->tail = NULL;
-                c->queued -= q->len;
-                free(q);
-        }
-        return 0;
-}
-
 /* Send now or queue; -1 when the client must be dropped. */
 static int client_send(struct shim *s, struct attach_client *c, const char *data, size_t n)
 {
-        if (c->head == NULL) {
-                for (;;) {
-                        ssize_t w = send(c->w.fd, data, n, MSG_DONTWAIT | MSG_NOSIGNAL);
-                        if (w >= 0)
-                                return 0;
-                        if (errno == EINTR)
-                                continue;
-                        if (errno != EAGAIN)
-                                return -1;
-                        break;
-                }
-        }
-        if (c->queued + n > ATTACH_QUEUE_MAX) {
+        int r = shim_outq_send(&c->out, c->w.fd, data, n, SHIM_ATTACH_QUEUE_MAX);
+        if (r == -ENOBUFS)
                 log_debug("shim", "attach client too slow, dropped fd=%d", c->w.fd);
+        if (r < 0)
                 return -1;
-        }
-        enqueue(c, data, n);
-        (void)shim_watch_mod(s, &c->w, client_events(s, c));
+        if (r > 0)
+                (void)shim_watch_mod(s, &c->w, client_events(s, c));
         return 0;
 }
 
@@ -161,11 +102,11 @@ static void on_client(struct shim *s, struct watch *w, uint32_t events)
 {
         struct attach_client *c = (struct attach_client *)w;
         if (events & EPOLLOUT) {
-                if (flush_queue(c) < 0) {
+                if (shim_outq_flush(&c->out, c->w.fd) < 0) {
                         client_gone(s, c);
                         return;
                 }
-                if (c->head == NULL && c->closing) {
+                if (!shim_outq_pending(&c->out) && c->closing) {
                         client_free(s, c);
                         return;
                 }
@@ -200,7 +141,7 @@ static void finish_client(struct shim *s, struct attach_client *c)
         char pkt[5];
         exit_packet(s, pkt);
         c->closing = true;
-        if (client_send(s, c, pkt, sizeof(pkt)) < 0 || c->head == NULL) {
+        if (client_send(s, c, pkt, sizeof(pkt)) < 0 || !shim_outq_pending(&c->out)) {
                 client_free(s, c);
                 return;
         }
@@ -273,7 +214,7 @@ void shim_attach_cleanup(struct shim *s)
 {
         while (s->clients) {
                 /* Last chance for queued output and the exit packet. */
-                (void)flush_queue(s->clients);
+                (void)shim_outq_flush(&s->clients->out, s->clients->w.fd);
                 client_free(s, s->clients);
         }
         shim_watch_close(s, &s->attach);

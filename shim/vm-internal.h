@@ -33,6 +33,9 @@ struct vwatch {
 /* A SOCK_STREAM listening socket <dir>/<name> watched (EPOLLIN) as w on ep
  * (vm_server.c). On error w->fd stays -1. */
 int vm_watch_listen(int ep, const char *dir, const char *name, struct vwatch *w, struct err *e);
+/* Set w's events on ep. *cur is what is registered: an unchanged set
+ * costs no system call (the connections recompute theirs on every event). */
+void vm_watch_mod(int ep, struct vwatch *w, uint32_t *cur, uint32_t events);
 
 /* Port-forward (vm_pf.c): the shim listens on <vm state>/pf.sock; a client
  * (corrald, shim_vm_portforward) writes the port as 2 bytes big-endian and

@@ -17,25 +17,17 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "shim/outq-internal.h"
 #include "shim/shim-internal.h"
 #include "shim/shim.h"
 #include "shim/vm-internal.h"
 #include "vm/vm.h"
 
-#define VA_QUEUE_MAX (256u << 10)
-
-struct va_pkt {
-        struct va_pkt *next;
-        size_t len;
-        char data[];
-};
-
 struct va_client {
         struct vwatch w; /* owner: this client */
         struct vm_attach *t;
         struct va_client *next;
-        struct va_pkt *head, *tail;
-        size_t queued;
+        struct shim_outq out;
         uint32_t events;
         bool sent_stdin;
         bool closing; /* the exit packet is queued: close once written */
@@ -66,13 +58,9 @@ static void client_events(struct va_client *c)
         uint32_t ev = 0;
         if (!c->closing && !stdin_held(c->t))
                 ev |= EPOLLIN;
-        if (c->head)
+        if (shim_outq_pending(&c->out))
                 ev |= EPOLLOUT;
-        if (ev == c->events)
-                return;
-        struct epoll_event e = {.events = ev, .data.ptr = &c->w};
-        (void)epoll_ctl(c->t->ep, EPOLL_CTL_MOD, c->w.fd, &e);
-        c->events = ev;
+        vm_watch_mod(c->t->ep, &c->w, &c->events, ev);
 }
 
 static void all_events(struct vm_attach *t)
@@ -89,11 +77,7 @@ static void client_free(struct va_client *c)
                         *p = c->next;
                         break;
                 }
-        while (c->head) {
-                struct va_pkt *q = c->head;
-                c->head = q->next;
-                free(q);
-        }
+        shim_outq_free(&c->out);
         (void)epoll_ctl(t->ep, EPOLL_CTL_DEL, c->w.fd, NULL);
         close(c->w.fd);
         free(c);
@@ -125,56 +109,16 @@ static void client_gone(struct va_client *c)
                 close_stdin(t);
 }
 
-static int flush_queue(struct va_client *c)
-{
-        while (c->head) {
-                struct va_pkt *q = c->head;
-                ssize_t w = send(c->w.fd, q->data, q->len, MSG_DONTWAIT | MSG_NOSIGNAL);
-                if (w < 0 && errno == EINTR)
-                        continue;
-                if (w < 0 && errno == EAGAIN)
-                        return 0;
-                if (w < 0)
-                        return -1;
-                c->head = q->next;
-                if (!c->head)
-                        c->tail = NULL;
-                c->queued -= q->len;
-                free(q);
-        }
-        return 0;
-}
-
 /* Send now or queue; -1 when the client must be dropped (too slow or gone). */
 static int client_send(struct va_client *c, const char *data, size_t n)
 {
-        if (!c->head) {
-                for (;;) {
-                        ssize_t w = send(c->w.fd, data, n, MSG_DONTWAIT | MSG_NOSIGNAL);
-                        if (w >= 0)
-                                return 0;
-                        if (errno == EINTR)
-                                continue;
-                        if (errno != EAGAIN)
-                                return -1;
-                        break;
-                }
-        }
-        if (c->queued + n > VA_QUEUE_MAX) {
+        int r = shim_outq_send(&c->out, c->w.fd, data, n, SHIM_ATTACH_QUEUE_MAX);
+        if (r == -ENOBUFS)
                 log_debug("vmshim", "attach client of %s too slow: dropped", c->t->cid);
+        if (r < 0)
                 return -1;
-        }
-        struct va_pkt *q = xmalloc(sizeof(*q) + n);
-        q->next = NULL;
-        q->len = n;
-        memcpy(q->data, data, n);
-        if (c->tail)
-                c->tail->next = q;
-        else
-                c->head = q;
-        c->tail = q;
-        c->queued += n;
-        client_events(c);
+        if (r > 0)
+                client_events(c);
         return 0;
 }
 
@@ -234,11 +178,11 @@ static void on_packet(struct va_client *c, const char *buf, size_t n)
 static void on_client(struct va_client *c, uint32_t events)
 {
         if (events & EPOLLOUT) {
-                if (flush_queue(c) < 0) {
+                if (shim_outq_flush(&c->out, c->w.fd) < 0) {
                         client_gone(c);
                         return;
                 }
-                if (!c->head && c->closing) {
+                if (!shim_outq_pending(&c->out) && c->closing) {
                         client_free(c);
                         return;
                 }
@@ -267,7 +211,7 @@ static void finish_client(struct va_client *c)
         for (int i = 0; i < 4; i++)
                 pkt[1 + i] = (char)((code >> (8 * i)) & 0xff);
         c->closing = true;
-        if (client_send(c, pkt, sizeof(pkt)) < 0 || !c->head) {
+        if (client_send(c, pkt, sizeof(pkt)) < 0 || !shim_outq_pending(&c->out)) {
                 client_free(c);
                 return;
         }
@@ -387,7 +331,8 @@ void vm_attach_free(struct vm_attach *t)
         if (!t)
                 return;
         while (t->clients) {
-                (void)flush_queue(t->clients); /* last chance for the exit packet */
+                /* Last chance for the exit packet. */
+                (void)shim_outq_flush(&t->clients->out, t->clients->w.fd);
                 client_free(t->clients);
         }
         if (t->listen.fd >= 0) {

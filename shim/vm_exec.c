@@ -106,11 +106,7 @@ static void exc_events(struct exc *c)
         uint32_t ev = exc_held(c) ? 0 : EPOLLIN;
         if (c->off < c->out.len)
                 ev |= EPOLLOUT;
-        if (ev == c->events)
-                return;
-        struct epoll_event e = {.events = ev, .data.ptr = &c->w};
-        (void)epoll_ctl(c->x->ep, EPOLL_CTL_MOD, c->w.fd, &e);
-        c->events = ev;
+        vm_watch_mod(c->x->ep, &c->w, &c->events, ev);
 }
 
 /* Write what is queued. False when c was freed. */

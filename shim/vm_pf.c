@@ -94,11 +94,7 @@ static void pfc_events(struct pfc *c)
                 ev |= EPOLLIN;
         if (c->off < c->out.len)
                 ev |= EPOLLOUT;
-        if (ev == c->events)
-                return;
-        struct epoll_event e = {.events = ev, .data.ptr = &c->w};
-        (void)epoll_ctl(c->pf->ep, EPOLL_CTL_MOD, c->w.fd, &e);
-        c->events = ev;
+        vm_watch_mod(c->pf->ep, &c->w, &c->events, ev);
 }
 
 /* Both ways done: close. True when c was freed. */

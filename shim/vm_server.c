@@ -99,6 +99,15 @@ int vm_watch_listen(int ep, const char *dir, const char *name, struct vwatch *w,
         return 0;
 }
 
+void vm_watch_mod(int ep, struct vwatch *w, uint32_t *cur, uint32_t events)
+{
+        if (events == *cur)
+                return;
+        struct epoll_event ev = {.events = events, .data.ptr = w};
+        (void)epoll_ctl(ep, EPOLL_CTL_MOD, w->fd, &ev);
+        *cur = events;
+}
+
 static void watch_del(struct vshim *s, struct vwatch *w)
 {
         if (w->fd >= 0)
