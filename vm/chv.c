@@ -37,9 +37,8 @@ static const char *chv_unavailable(const char *vmm_path)
         cleanup_free char *bin = vm_find_binary(vmm_path && *vmm_path ? vmm_path : CHV_BIN);
         bool kvm = vm_kvm_usable();
         if (!bin && !kvm)
-                return "no usable /dev/kvm (cloud-hypervisor has no TCG) and the cloud-hypervisor binary is "
-                       "not "
-                       "installed (Debian 12 does not package it; set vmm_path)";
+                return "no usable /dev/kvm (cloud-hypervisor has no TCG) and the cloud-hypervisor binary "
+                       "is not installed (Debian 12 does not package it; set vmm_path)";
         if (!bin)
                 return vmm_path && *vmm_path
                                ? "the configured vmm_path is not an executable"
