@@ -384,17 +384,8 @@ static int mount_rootfs(const struct rt_spec *s, struct err *e)
         if (mkdir_p(r->path, 0755, e) < 0)
                 return -1;
         if (r->lowerdirs) {
-                struct sbuf o = {0};
-                sbuf_puts(&o, "lowerdir=");
-                for (size_t i = 0; r->lowerdirs[i]; i++)
-                        sbuf_printf(&o, "%s%s", i ? ":" : "", r->lowerdirs[i]);
-                if (r->upperdir)
-                        sbuf_printf(&o, ",upperdir=%s,workdir=%s", r->upperdir, r->workdir);
-                int rc = mount("overlay", r->path, "overlay", r->upperdir ? 0 : MS_RDONLY, o.buf);
-                int er = errno;
-                sbuf_free(&o);
-                if (rc < 0)
-                        return err_make(e, er, "mount overlay rootfs on %s", r->path);
+                if (mount_overlay(r->lowerdirs, r->upperdir, r->workdir, r->upperdir == NULL, r->path, e) < 0)
+                        return err_wrap(e, "rootfs");
         } else if (mount(r->path, r->path, NULL, MS_BIND | MS_REC, NULL) < 0) {
                 return err_make(e, errno, "bind rootfs %s", r->path);
         }

@@ -34,19 +34,7 @@ static int mount_rootfs(const struct rt_spec *s, const char *target, struct err 
                                         target);
                 return 0;
         }
-        struct sbuf o = {0};
-        sbuf_puts(&o, "lowerdir=");
-        for (size_t i = 0; i < n; i++)
-                sbuf_printf(&o, "%s%s", i ? ":" : "", s->root.lowerdirs[i]);
-        if (s->root.upperdir)
-                sbuf_printf(&o, ",upperdir=%s,workdir=%s", s->root.upperdir, s->root.workdir);
-        int r = 0;
-        if (o.len >= 4096)
-                r = err_set(e, ERR_UNIMPLEMENTED, "rootfs of %zu layers: overlay options exceed a page", n);
-        else if (mount("overlay", target, "overlay", 0, o.buf) < 0)
-                r = err_make(e, errno, "mount the overlay rootfs on %s", target);
-        sbuf_free(&o);
-        return r;
+        return mount_overlay(s->root.lowerdirs, s->root.upperdir, s->root.workdir, false, target, e);
 }
 
 static void push_mount(struct vm_ctr_files *f, const char *path)

@@ -1,7 +1,7 @@
 /* snapshot: mounting a snap_mount. mount(2) takes its options in one page,
  * so a deep image needs care: absolute short links when they fit, else the
  * new mount API adding one lower layer per fsconfig call ("lowerdir+",
- * Linux 6.5), else the relative "l/<ID>" names from a child process that
+ * Linux 6.8), else the relative "l/<ID>" names from a child process that
  * changed into the driver directory (Docker's mountFrom). */
 #include <errno.h>
 #include <fcntl.h>
@@ -48,62 +48,6 @@ static char *overlay_data(const struct snap_mount *m, bool relative)
         return sbuf_steal(&b);
 }
 
-/* Kernel messages from an fs context ("e overlay: ..."), for the error. */
-static char *fs_log(int fsfd)
-{
-        struct sbuf b = {0};
-        char buf[512];
-        ssize_t n;
-        while ((n = read(fsfd, buf, sizeof(buf) - 1)) > 0) {
-                buf[n] = '\0';
-                if (b.len)
-                        sbuf_puts(&b, "; ");
-                sbuf_puts(&b, buf);
-        }
-        return sbuf_steal(&b);
-}
-
-/* Returns 0, or -1 with errno; *why gets the kernel's words if any. */
-static int mount_newapi(const struct snap_mount *m, const char *target, char **why)
-{
-        int saved;
-        int fsfd = fsopen("overlay", FSOPEN_CLOEXEC);
-        if (fsfd < 0)
-                return -1;
-        if (fsconfig(fsfd, FSCONFIG_SET_STRING, "source", "overlay", 0) < 0)
-                goto fail;
-        for (char **o = m->options; o && *o; o++) {
-                if (strcmp(*o, "index=off") == 0 &&
-                    fsconfig(fsfd, FSCONFIG_SET_STRING, "index", "off", 0) < 0)
-                        goto fail;
-        }
-        for (size_t i = 0; m->lowerdirs && m->lowerdirs[i]; i++)
-                if (fsconfig(fsfd, FSCONFIG_SET_STRING, "lowerdir+", m->lowerdirs[i], 0) < 0)
-                        goto fail;
-        if (m->upperdir && (fsconfig(fsfd, FSCONFIG_SET_STRING, "upperdir", m->upperdir, 0) < 0 ||
-                            fsconfig(fsfd, FSCONFIG_SET_STRING, "workdir", m->workdir, 0) < 0))
-                goto fail;
-        if (m->readonly && fsconfig(fsfd, FSCONFIG_SET_FLAG, "ro", NULL, 0) < 0)
-                goto fail;
-        if (fsconfig(fsfd, FSCONFIG_CMD_CREATE, NULL, NULL, 0) < 0)
-                goto fail;
-        int mfd = fsmount(fsfd, FSMOUNT_CLOEXEC, m->readonly ? MOUNT_ATTR_RDONLY : 0);
-        if (mfd < 0)
-                goto fail;
-        int r = move_mount(mfd, "", AT_FDCWD, target, MOVE_MOUNT_F_EMPTY_PATH);
-        saved = errno;
-        close(mfd);
-        close(fsfd);
-        errno = saved;
-        return r;
-fail:
-        saved = errno;
-        *why = fs_log(fsfd);
-        close(fsfd);
-        errno = saved;
-        return -1;
-}
-
 /* mount(2) with paths relative to dir, from a child: the caller's working
  * directory (shared by all its threads) is left alone. */
 static int mount_from(const char *dir, const char *target, unsigned long flags, const char *data)
@@ -127,7 +71,7 @@ static int mount_from(const char *dir, const char *target, unsigned long flags, 
         return -1;
 }
 
-static int mount_overlay(const struct snap_mount *m, const char *target, struct err *e)
+static int mount_snap_overlay(const struct snap_mount *m, const char *target, struct err *e)
 {
         long page = sysconf(_SC_PAGESIZE);
         unsigned long flags = m->readonly ? MS_RDONLY : 0;
@@ -140,7 +84,11 @@ static int mount_overlay(const struct snap_mount *m, const char *target, struct 
         }
         if (snap_mount_ways & SNAP_MOUNT_NEWAPI) {
                 cleanup_free char *why = NULL;
-                if (mount_newapi(m, target, &why) == 0)
+                bool index_off = false;
+                for (char **o = m->options; o && *o; o++)
+                        index_off |= strcmp(*o, "index=off") == 0;
+                if (mount_overlay_layers(m->lowerdirs, m->upperdir, m->workdir, index_off, m->readonly,
+                                         target, &why) == 0)
                         return 0;
                 /* EINVAL for "lowerdir+" or ENOSYS: an older kernel, go on */
                 if (errno != EINVAL && errno != ENOSYS && errno != EPERM)
@@ -161,7 +109,7 @@ static int mount_overlay(const struct snap_mount *m, const char *target, struct 
         return err_set(
                 e, ERR_EXHAUSTED,
                 "mount overlay on %s: %zu layers need %zu bytes of options even with short links, over "
-                "the %ld-byte limit of mount(2), and the kernel lacks lowerdir+ (Linux 6.5)",
+                "the %ld-byte limit of mount(2), and the kernel lacks lowerdir+ (Linux 6.8)",
                 target, nl, strlen(relative), page);
 }
 
@@ -170,7 +118,7 @@ int snap_mount(const struct snap_mount *m, const char *target, struct err *e)
         if (m == NULL || m->type == NULL)
                 return err_set(e, ERR_INVALID, "mount on %s: no mount description", target);
         if (strcmp(m->type, "overlay") == 0)
-                return mount_overlay(m, target, e);
+                return mount_snap_overlay(m, target, e);
         if (strcmp(m->type, "bind") != 0)
                 return err_set(e, ERR_INVALID, "mount on %s: unknown type %s", target, m->type);
         if (mount(m->source, target, NULL, MS_BIND | MS_REC, NULL) < 0)

@@ -21,7 +21,7 @@ int snap_du(const char *path, uint64_t *bytes, uint64_t *inodes, struct err *e);
  * exercise each way. */
 enum {
         SNAP_MOUNT_ABSOLUTE = 1 << 0, /* mount(2), absolute short links, when they fit a page */
-        SNAP_MOUNT_NEWAPI = 1 << 1,   /* fsopen + fsconfig "lowerdir+" per layer (Linux 6.5+) */
+        SNAP_MOUNT_NEWAPI = 1 << 1,   /* fsopen + fsconfig "lowerdir+" per layer (Linux 6.8+) */
         SNAP_MOUNT_RELATIVE = 1 << 2, /* mount(2) from a child in the driver dir, "l/<ID>" */
         SNAP_MOUNT_ALL = 7,
 };

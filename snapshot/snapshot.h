@@ -115,7 +115,7 @@ const char *snap_root(const struct snap *sn);
 
 /* Mount m on target (which must exist). An overlay whose lowerdir option
  * does not fit in one page with absolute short links is mounted with the
- * new mount API ("lowerdir+", Linux 6.5+), else with relative short links
+ * new mount API ("lowerdir+", Linux 6.8+), else with relative short links
  * from the driver directory; ERR_EXHAUSTED names the layer count when neither
  * fits. */
 int snap_mount(const struct snap_mount *m, const char *target, struct err *e);

@@ -197,6 +197,16 @@ int mkdir_p(const char *path, mode_t mode, struct err *e);
 /* rm -rf without crossing mount points; a missing path is fine. */
 int rm_rf(const char *path, struct err *e);
 char *path_join(const char *a, const char *b);
+/* Mount an overlay of `lowerdirs` (top first; upperdir NULL: read-only
+ * layers only) on target: mount(2) while the options fit its page, else
+ * the new mount API, one "lowerdir+" per layer (Linux 6.8), so any depth
+ * mounts. */
+int mount_overlay(char *const *lowerdirs, const char *upperdir, const char *workdir, bool readonly,
+                  const char *target, struct err *e);
+/* The new-mount-API half alone: 0, or -1 with errno (EINVAL from a kernel
+ * without lowerdir+) and *why (may be NULL) the kernel's words; caller frees. */
+int mount_overlay_layers(char *const *lowerdirs, const char *upperdir, const char *workdir, bool index_off,
+                         bool readonly, const char *target, char **why);
 
 /* ---------- ids ---------- */
 

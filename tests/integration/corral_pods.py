@@ -72,6 +72,13 @@ class Images:
         self.info = registry.push_all(self.reg.addr, only={"busybox"})
         self.busybox = "%s/busybox:latest" % self.reg.addr
 
+    def deep(self):
+        """A 121-layer image (pushed on first use)."""
+        if not getattr(self, "_deep", None):
+            registry.push_all(self.reg.addr, only={"deep"})
+            self._deep = "%s/deep:latest" % self.reg.addr
+        return self._deep
+
     def stop(self):
         self.reg.stop()
         subprocess.run(["rm", "-rf", self.dir])

@@ -452,6 +452,19 @@ class Containers(Base):
                    api_pb2.CONTAINER_STOPPED_EVENT, api_pb2.CONTAINER_DELETED_EVENT):
             self.assertIn(ty, types)
 
+    def test_deep_image(self):
+        """A 121-layer image: its lowerdir list is over mount(2)'s page, the rootfs still mounts."""
+        deep = _images.deep()
+        self.d.image.PullImage(api_pb2.PullImageRequest(image=api_pb2.ImageSpec(image=deep)), timeout=120)
+        cfg = cp.ctr_config("deep", deep, ["sh", "-c", "ls /deep | wc -l; cat /deep/f119"])
+        cid = self.rt.CreateContainer(api_pb2.CreateContainerRequest(pod_sandbox_id=self.pod, config=cfg,
+                                                                     sandbox_config=self.pcfg), timeout=60).container_id
+        self.rt.StartContainer(api_pb2.StartContainerRequest(container_id=cid), timeout=30)
+        st = cp.wait_state(self.rt, cid, EXITED, timeout=20)
+        self.assertEqual(st.exit_code, 0, self.log_text(st))
+        self.assertEqual(self.log_text(st).split(), ["120", "119"])
+        self.rt.RemoveContainer(api_pb2.RemoveContainerRequest(container_id=cid))
+
     def test_exit_event_without_polling(self):
         """The exit monitor publishes STOPPED when a container ends, with nobody asking for its status."""
         seen = []

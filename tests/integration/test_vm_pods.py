@@ -561,6 +561,22 @@ class VMPods(unittest.TestCase):
         self.rt.StopPodSandbox(api_pb2.StopPodSandboxRequest(pod_sandbox_id=pid), timeout=60)
         self.rt.RemovePodSandbox(api_pb2.RemovePodSandboxRequest(pod_sandbox_id=pid), timeout=60)
 
+    def test_8_deep_image(self):
+        """A 121-layer image in a VM pod: the shim mounts its overlay on the host past mount(2)'s page."""
+        deep = _images.deep()
+        self.d.image.PullImage(api_pb2.PullImageRequest(image=api_pb2.ImageSpec(image=deep)), timeout=120)
+        pid, pcfg = self.runp("vmdeep")
+        cid = self.rt.CreateContainer(api_pb2.CreateContainerRequest(
+            pod_sandbox_id=pid, config=cp.ctr_config("deep", deep, ["sh", "-c", "ls /deep | wc -l; cat /deep/f119"]),
+            sandbox_config=pcfg), timeout=60).container_id
+        self.rt.StartContainer(api_pb2.StartContainerRequest(container_id=cid), timeout=60)
+        st = cp.wait_state(self.rt, cid, EXITED, timeout=30)
+        self.assertEqual(st.exit_code, 0)
+        self.assertEqual([t for _, _, _, t in cp.read_log(st.log_path)], ["120", "119"])
+        self.rt.StopPodSandbox(api_pb2.StopPodSandboxRequest(pod_sandbox_id=pid), timeout=60)
+        self.rt.RemovePodSandbox(api_pb2.RemovePodSandboxRequest(pod_sandbox_id=pid), timeout=60)
+        self.assertEqual(mounts_under(self.d.root), [])
+
 
 if __name__ == "__main__":
     main()
