@@ -222,10 +222,11 @@ char *cri_vm_kvm_broken(const struct cri_daemon *d);
 /* Which accelerator VMs get here, for Status (caller frees). */
 char *cri_vm_handler_note(const struct cri_daemon *d);
 /* After CNI ADD and the pod files: tap + redirect, then the per-VM shim
- * boots the VM. x->vm_dir is set (and recorded) by the caller first. */
+ * boots the VM and sets the pod's sysctls (lx, may be NULL) in the guest.
+ * x->vm_dir is set (and recorded) by the caller first. */
 int cri_vm_sandbox_start(struct cri_daemon *d, const struct cfg_runtime *rt, const struct store_pod *p,
                          struct cri_pod_extra *x, const char *netns, const struct net_cni_result *res,
-                         const char *hostname, struct err *e);
+                         const char *hostname, const Runtime__V1__LinuxPodSandboxConfig *lx, struct err *e);
 /* Idempotent: VM shut down, shim gone, mounts swept, tap and redirect removed, vm_dir removed. */
 int cri_vm_sandbox_stop(struct cri_daemon *d, const struct store_pod *p, struct cri_pod_extra *x,
                         struct err *e);

@@ -539,8 +539,9 @@ static int create_pod(struct cri_daemon *d, const struct cfg_runtime *rt,
                 goto fail;
         }
         if (x.vm) {
-                /* sysctls, /dev/shm and a shared PID namespace would be the guest's: not yet. */
-                if (cri_vm_sandbox_start(d, rt, &p, &x, nsp.net, &res, pf.hostname, e) < 0)
+                /* Sysctls are set in the guest by its agent; /dev/shm and a shared
+                 * PID namespace would be the guest's too: not yet. */
+                if (cri_vm_sandbox_start(d, rt, &p, &x, nsp.net, &res, pf.hostname, lx, e) < 0)
                         goto fail;
         }
         if (!x.vm && !x.host_ipc && shm_mount(&x, e) < 0)

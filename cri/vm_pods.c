@@ -139,7 +139,8 @@ static void put_kv_str(struct sbuf *b, const char *k, const char *v)
 }
 
 static char *vm_json(const struct cri_daemon *d, const struct cfg_runtime *rt, const char *netns,
-                     const struct net_link_info *li, const struct net_cni_result *res, const char *hostname)
+                     const struct net_link_info *li, const struct net_cni_result *res, const char *hostname,
+                     const Runtime__V1__LinuxPodSandboxConfig *lx)
 {
         struct sbuf b = {0};
         sbuf_printf(&b, "{\"vmm\":%d,\"cpus\":%u,\"memory_mib\":%u,\"agent_timeout_ms\":%u", rt->vmm,
@@ -179,13 +180,22 @@ static char *vm_json(const struct cri_daemon *d, const struct cfg_runtime *rt, c
                         sbuf_puts(&b, "null");
                 sbuf_putc(&b, '}');
         }
-        sbuf_puts(&b, "]}\n");
+        /* The guest kernel is the pod's own: every sysctl is the pod's to set. */
+        sbuf_puts(&b, "],\"sysctls\":{");
+        for (size_t i = 0; lx && i < lx->n_sysctls; i++) {
+                if (i)
+                        sbuf_putc(&b, ',');
+                json_quote(&b, lx->sysctls[i]->key);
+                sbuf_putc(&b, ':');
+                json_quote(&b, lx->sysctls[i]->value);
+        }
+        sbuf_puts(&b, "}}\n");
         return sbuf_steal(&b);
 }
 
 int cri_vm_sandbox_start(struct cri_daemon *d, const struct cfg_runtime *rt, const struct store_pod *p,
                          struct cri_pod_extra *x, const char *netns, const struct net_cni_result *res,
-                         const char *hostname, struct err *e)
+                         const char *hostname, const Runtime__V1__LinuxPodSandboxConfig *lx, struct err *e)
 {
         (void)d;
         struct net_link_info li = {0};
@@ -203,7 +213,7 @@ int cri_vm_sandbox_start(struct cri_daemon *d, const struct cfg_runtime *rt, con
         }
         if (mkdir_p(x->vm_dir, 0700, e) < 0)
                 goto out;
-        json = vm_json(d, rt, netns, &li, res, hostname);
+        json = vm_json(d, rt, netns, &li, res, hostname, lx);
         cfgp = path_join(x->vm_dir, SHIM_VM_CONFIG);
         if (file_write_atomic(cfgp, json, strlen(json), 0600, e) < 0)
                 goto out;

@@ -799,6 +799,17 @@ static int boot(struct vshim *s, yajl_val j, struct err *e)
                 if (vm_agent_setup_network(s->a, &nc, AGENT_CALL_MS, e) < 0)
                         return err_wrap(e, "set up the guest network");
         }
+        yajl_val sc = json_get(j, "sysctls");
+        if (sc && YAJL_IS_OBJECT(sc) && sc->u.object.len) {
+                cleanup_strv char **vals = NULL;
+                for (size_t i = 0; i < sc->u.object.len; i++)
+                        strv_push(&vals, YAJL_IS_STRING(sc->u.object.values[i])
+                                                 ? sc->u.object.values[i]->u.string
+                                                 : "");
+                if (vm_agent_sysctls(s->a, (char *const *)sc->u.object.keys, vals, sc->u.object.len,
+                                     AGENT_CALL_MS, e) < 0)
+                        return err_wrap(e, "the pod's sysctls");
+        }
         return 0;
 }
 

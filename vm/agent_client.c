@@ -415,6 +415,26 @@ int vm_agent_update_resources(struct vm_agent *a, const char *id, const char *sp
         return call_void(a, &q, timeout_ms, "update resources", e);
 }
 
+int vm_agent_sysctls(struct vm_agent *a, char *const *keys, char *const *values, size_t n, int timeout_ms,
+                     struct err *e)
+{
+        cleanup_free Corral__Agent__V1__Sysctl *kv = xcalloc(n + 1, sizeof(*kv));
+        cleanup_free Corral__Agent__V1__Sysctl **ptrs = xcalloc(n + 1, sizeof(*ptrs));
+        for (size_t i = 0; i < n; i++) {
+                corral__agent__v1__sysctl__init(&kv[i]);
+                kv[i].key = keys[i];
+                kv[i].value = values[i];
+                ptrs[i] = &kv[i];
+        }
+        Corral__Agent__V1__SysctlRequest s = CORRAL__AGENT__V1__SYSCTL_REQUEST__INIT;
+        s.n_sysctls = n;
+        s.sysctls = ptrs;
+        AgRequest q = CORRAL__AGENT__V1__REQUEST__INIT;
+        q.body_case = CORRAL__AGENT__V1__REQUEST__BODY_SYSCTL;
+        q.sysctl = &s;
+        return call_void(a, &q, timeout_ms, "sysctls", e);
+}
+
 int vm_agent_start_container(struct vm_agent *a, const char *id, int timeout_ms, struct err *e)
 {
         Corral__Agent__V1__StartContainerRequest s = CORRAL__AGENT__V1__START_CONTAINER_REQUEST__INIT;

@@ -180,6 +180,10 @@ struct vm_net_config {
         const char *hostname;
 };
 int vm_agent_setup_network(struct vm_agent *a, const struct vm_net_config *n, int timeout_ms, struct err *e);
+/* The pod's sysctls, written in the guest (the guest kernel is the pod's
+ * own: any key). The first key the guest refuses fails the call, named. */
+int vm_agent_sysctls(struct vm_agent *a, char *const *keys, char *const *values, size_t n, int timeout_ms,
+                     struct err *e);
 int vm_agent_mount_share(struct vm_agent *a, const char *tag, bool readonly, int timeout_ms, struct err *e);
 /* fstype: "9p" or "virtiofs" (vm_share_fstype). */
 int vm_agent_mount_share_fs(struct vm_agent *a, const char *tag, const char *fstype, bool readonly,

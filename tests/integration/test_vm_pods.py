@@ -577,6 +577,40 @@ class VMPods(unittest.TestCase):
         self.rt.RemovePodSandbox(api_pb2.RemovePodSandboxRequest(pod_sandbox_id=pid), timeout=60)
         self.assertEqual(mounts_under(self.d.root), [])
 
+    def test_9_sysctls(self):
+        """Pod sysctls are set in the guest (its kernel is the pod's own, so a
+        non-namespaced one is fine too); one the guest does not have fails
+        RunPodSandbox naming it, and leaves nothing."""
+        cfg = cp.pod_config("vmsysctl", self.logdir)
+        cfg.linux.sysctls["net.ipv4.ip_unprivileged_port_start"] = "80"
+        cfg.linux.sysctls["vm.swappiness"] = "17"
+        pid = self.rt.RunPodSandbox(api_pb2.RunPodSandboxRequest(config=cfg, runtime_handler="vm"),
+                                    timeout=120).pod_sandbox_id
+        cid = self.create(pid, cfg, "sysctl", ["sleep", "1000"])
+        self.rt.StartContainer(api_pb2.StartContainerRequest(container_id=cid), timeout=60)
+        r = self.rt.ExecSync(api_pb2.ExecSyncRequest(
+            container_id=cid, cmd=["cat", "/proc/sys/net/ipv4/ip_unprivileged_port_start", "/proc/sys/vm/swappiness"],
+            timeout=30), timeout=60)
+        self.assertEqual(r.stdout.decode().split(), ["80", "17"])
+        with open("/proc/sys/vm/swappiness") as f:
+            self.assertNotEqual(f.read().strip(), "17")  # the host's stays as it was
+        self.rt.StopPodSandbox(api_pb2.StopPodSandboxRequest(pod_sandbox_id=pid), timeout=60)
+        self.rt.RemovePodSandbox(api_pb2.RemovePodSandboxRequest(pod_sandbox_id=pid), timeout=60)
+
+        bad = cp.pod_config("vmbadsysctl", self.logdir)
+        bad.linux.sysctls["net.no.such.sysctl"] = "1"
+        with self.assertRaises(grpc.RpcError) as cm:
+            self.rt.RunPodSandbox(api_pb2.RunPodSandboxRequest(config=bad, runtime_handler="vm"), timeout=120)
+        self.assertIn("net.no.such.sysctl", cm.exception.details())
+        self.assertEqual([p for p in self.rt.ListPodSandbox(api_pb2.ListPodSandboxRequest()).items
+                          if p.metadata.name == "vmbadsysctl"], [])
+        deadline = time.time() + 15
+        while time.time() < deadline and (self.our_qemus() or self.our_vm_shims()):
+            time.sleep(0.1)
+        self.assertEqual(self.our_qemus(), [])
+        self.assertEqual(self.our_vm_shims(), [])
+        self.assertEqual(mounts_under(self.d.root), [])
+
 
 if __name__ == "__main__":
     main()

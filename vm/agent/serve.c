@@ -681,6 +681,37 @@ static void do_mount_share(struct agent *a, uint64_t id, const Corral__Agent__V1
         agent_reply_err(a, id, &e);
 }
 
+/* Sysctls of the pod: keys are dotted (or slashed) names under /proc/sys,
+ * never a path that could climb out of it. */
+static int write_sysctl(const char *key, const char *value, struct err *e)
+{
+        if (!key || !*key || key[0] == '.' || key[0] == '/' || strstr(key, "..") ||
+            strspn(key, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-/") != strlen(key))
+                return err_set(e, ERR_INVALID, "sysctl \"%s\": not a sysctl name", key ? key : "");
+        cleanup_free char *path = xasprintf("/proc/sys/%s", key);
+        /* "a.b.c" -> a/b/c; with '/' as the separator a '.' is part of a name (net/ipv4/conf/eth0.100/...).
+         */
+        if (!strchr(key, '/'))
+                for (char *c = path + strlen("/proc/sys/"); *c; c++)
+                        if (*c == '.')
+                                *c = '/';
+        cleanup_close int fd = open(path, O_WRONLY | O_CLOEXEC);
+        if (fd < 0)
+                return err_make(e, errno, "sysctl %s", key);
+        size_t n = strlen(value ? value : "");
+        if (write(fd, value ? value : "", n) != (ssize_t)n)
+                return err_make(e, errno, "sysctl %s=%s", key, value ? value : "");
+        return 0;
+}
+
+static void do_sysctl(struct agent *a, uint64_t id, const Corral__Agent__V1__SysctlRequest *r)
+{
+        cleanup_err struct err e = ERR_INIT;
+        for (size_t i = 0; i < r->n_sysctls && !e.msg; i++)
+                (void)write_sysctl(r->sysctls[i]->key, r->sysctls[i]->value, &e);
+        agent_reply_err(a, id, &e);
+}
+
 static void do_shutdown(struct agent *a, uint64_t id)
 {
         for (size_t i = 0; i < a->n_ctrs; i++)
@@ -732,6 +763,9 @@ static void handle_request(struct agent *a, const AgRequest *q)
                 return;
         case CORRAL__AGENT__V1__REQUEST__BODY_UPDATE_RESOURCES:
                 do_update(a, id, q->update_resources);
+                return;
+        case CORRAL__AGENT__V1__REQUEST__BODY_SYSCTL:
+                do_sysctl(a, id, q->sysctl);
                 return;
         case CORRAL__AGENT__V1__REQUEST__BODY_PORT_FORWARD:
                 agent_pf_start(a, id, q->port_forward);
