@@ -744,43 +744,13 @@ static int stop_container(struct cri_daemon *d, struct cri_call *call, const Pro
 
 /* ---------- remove ---------- */
 
-/* A zombie counts as gone: the shim is not our child, and whoever adopted
- * it may reap late. */
-static bool pid_alive(int pid)
-{
-        if (pid <= 0 || (kill(pid, 0) < 0 && errno == ESRCH))
-                return false;
-        char path[64];
-        snprintf(path, sizeof(path), "/proc/%d/stat", pid);
-        cleanup_free char *buf = NULL;
-        size_t len;
-        if (file_read_all(path, &buf, &len, 4096, NULL) < 0)
-                return false;
-        const char *p = strrchr(buf, ')');
-        return !(p && p[1] == ' ' && (p[2] == 'Z' || p[2] == 'X'));
-}
-
-/* The shim pid from its pid file: trust the recorded one only while the file says the same. */
-static int live_shim_pid(const struct ctr_extra *x)
-{
-        if (x->state_dir == NULL)
-                return 0;
-        cleanup_free char *p = path_join(x->state_dir, SHIM_PID_FILE);
-        cleanup_free char *buf = NULL;
-        size_t len;
-        if (file_read_all(p, &buf, &len, 64, NULL) < 0)
-                return 0;
-        int pid = atoi(buf);
-        return pid_alive(pid) ? pid : 0;
-}
-
 static int remove_locked(struct cri_daemon *d, struct store_container *c, struct err *e)
 {
         if (stop_one(d, c, 0, e) < 0)
                 return err_wrap(e, "remove container %s", c->id);
         struct ctr_extra x;
         (void)ctr_extra_parse(c->extra_json, &x);
-        int shim_pid = live_shim_pid(&x);
+        int shim_pid = shim_live_pid(x.state_dir);
         struct shim_conn *sc = NULL;
         cleanup_err struct err e2 = ERR_INIT;
         if (x.state_dir && shim_connect(x.state_dir, &sc, &e2) == 0) {
@@ -789,11 +759,11 @@ static int remove_locked(struct cri_daemon *d, struct store_container *c, struct
                 shim_close(sc);
         }
         /* Wait for the shim to go, so that its directory is not pulled away under it. */
-        for (int i = 0; shim_pid && i < 400 && pid_alive(shim_pid); i++) {
+        for (int i = 0; shim_pid && i < 400 && shim_pid_alive(shim_pid); i++) {
                 struct timespec ts = {0, 5 * 1000000L};
                 nanosleep(&ts, NULL);
         }
-        if (shim_pid && pid_alive(shim_pid) && live_shim_pid(&x) == shim_pid) {
+        if (shim_pid && shim_pid_alive(shim_pid) && shim_live_pid(x.state_dir) == shim_pid) {
                 log_warn("cri", "remove container=%s: shim pid=%d did not exit, killing it", c->id, shim_pid);
                 (void)kill(shim_pid, SIGKILL);
         }

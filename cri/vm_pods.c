@@ -245,32 +245,6 @@ out:
 
 /* ---------- stop ---------- */
 
-static bool pid_alive(int pid)
-{
-        if (pid <= 0 || (kill(pid, 0) < 0 && errno == ESRCH))
-                return false;
-        char path[64];
-        snprintf(path, sizeof(path), "/proc/%d/stat", pid);
-        cleanup_free char *buf = NULL;
-        size_t len;
-        if (file_read_all(path, &buf, &len, 4096, NULL) < 0)
-                return false;
-        const char *q = strrchr(buf, ')');
-        return !(q && q[1] == ' ' && (q[2] == 'Z' || q[2] == 'X'));
-}
-
-/* The shim's pid from its pid file, if that process still lives. */
-static int shim_pid_of(const struct cri_pod_extra *x)
-{
-        cleanup_free char *p = path_join(x->vm_dir, SHIM_PID_FILE);
-        cleanup_free char *buf = NULL;
-        size_t len;
-        if (file_read_all(p, &buf, &len, 64, NULL) < 0)
-                return 0;
-        int pid = atoi(buf);
-        return pid_alive(pid) ? pid : 0;
-}
-
 /* Detach every mount below `dir` (deepest first): what a shim killed
  * from outside left. Returns how many are still there. */
 static int unmount_below(const char *dir)
@@ -303,7 +277,7 @@ int cri_vm_sandbox_stop(struct cri_daemon *d, const struct store_pod *p, struct 
         (void)d;
         if (!x->vm_dir)
                 return 0;
-        int shim_pid = shim_pid_of(x);
+        int shim_pid = shim_live_pid(x->vm_dir);
         struct shim_conn *sc = NULL;
         cleanup_err struct err se = ERR_INIT;
         bool asked = false;
@@ -315,16 +289,16 @@ int cri_vm_sandbox_stop(struct cri_daemon *d, const struct store_pod *p, struct 
         }
         /* A shim that does not serve yet is still booting its VM (a
          * RunPodSandbox cut short by a restart): nothing to wait for. */
-        for (int i = 0; asked && i < 1000 && pid_alive(shim_pid); i++) {
+        for (int i = 0; asked && i < 1000 && shim_pid_alive(shim_pid); i++) {
                 struct timespec ts = {0, 10 * 1000000L};
                 nanosleep(&ts, NULL);
         }
-        if (shim_pid && pid_alive(shim_pid)) {
+        if (shim_pid && shim_pid_alive(shim_pid)) {
                 /* QEMU dies with it (PDEATHSIG). */
                 log_warn("pod", "stop vm id=%s: shim pid=%d %s, killing it", p->id, shim_pid,
                          asked ? "did not exit" : "does not serve yet (still booting)");
                 (void)kill(shim_pid, SIGKILL);
-                for (int i = 0; i < 200 && pid_alive(shim_pid); i++) {
+                for (int i = 0; i < 200 && shim_pid_alive(shim_pid); i++) {
                         struct timespec ts = {0, 10 * 1000000L};
                         nanosleep(&ts, NULL);
                 }
@@ -364,7 +338,7 @@ bool cri_vm_pod_dead(const struct cri_pod_extra *x, char **reason)
                         yajl_tree_free(v);
                 return true;
         }
-        if (!shim_pid_of(x)) {
+        if (!shim_live_pid(x->vm_dir)) {
                 *reason = xstrdup("the pod's corral-shim is gone");
                 return true;
         }

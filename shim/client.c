@@ -17,6 +17,33 @@ struct shim_conn {
         char *state_dir;
 };
 
+bool shim_pid_alive(pid_t pid)
+{
+        if (pid <= 0 || (kill(pid, 0) < 0 && errno == ESRCH))
+                return false;
+        char path[64];
+        snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+        cleanup_free char *buf = NULL;
+        size_t len;
+        if (file_read_all(path, &buf, &len, 4096, NULL) < 0)
+                return false;
+        const char *p = strrchr(buf, ')');
+        return !(p && p[1] == ' ' && (p[2] == 'Z' || p[2] == 'X'));
+}
+
+pid_t shim_live_pid(const char *state_dir)
+{
+        if (state_dir == NULL)
+                return 0;
+        cleanup_free char *p = path_join(state_dir, SHIM_PID_FILE);
+        cleanup_free char *buf = NULL;
+        size_t len;
+        if (file_read_all(p, &buf, &len, 64, NULL) < 0)
+                return 0;
+        pid_t pid = (pid_t)atoi(buf);
+        return shim_pid_alive(pid) ? pid : 0;
+}
+
 int shim_connect(const char *state_dir, struct shim_conn **out, struct err *e)
 {
         int fd = proto_connect(state_dir, SHIM_CTL_SOCKET, e);

@@ -60,6 +60,11 @@ int shim_spawn(const struct shim_opts *opts, struct shim_info *out, struct err *
 struct shim_conn;
 
 int shim_connect(const char *state_dir, struct shim_conn **out, struct err *e);
+/* Whether pid lives. A zombie counts as gone: a shim is not the caller's
+ * child, and whoever adopted it may reap late. */
+bool shim_pid_alive(pid_t pid);
+/* The pid in <state_dir>/shim.pid while that process lives, else 0. */
+pid_t shim_live_pid(const char *state_dir);
 /* Accepts NULL; returns NULL. */
 struct shim_conn *shim_close(struct shim_conn *c);
 
