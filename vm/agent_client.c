@@ -562,6 +562,21 @@ int vm_agent_poll(struct vm_agent *a, int timeout_ms, struct err *e)
 
 /* ---------- asynchronous calls ---------- */
 
+/* One StreamData frame out; a failed write breaks the connection. */
+static int send_stream(struct vm_agent *a, AgStream *s, const char *what, struct err *e)
+{
+        if (a->broken)
+                return broken(a, e);
+        AgFrame f = CORRAL__AGENT__V1__FRAME__INIT;
+        f.kind_case = CORRAL__AGENT__V1__FRAME__KIND_STREAM;
+        f.stream = s;
+        if (frame_write(a->fd, &f, 10000, e) < 0) {
+                a->broken = true;
+                return err_wrap(e, "agent %s", what);
+        }
+        return 0;
+}
+
 static int send_async(struct vm_agent *a, AgRequest *q, int body_case, vm_reply_fn *fn, void *arg,
                       const char *what, struct err *e)
 {
@@ -625,8 +640,6 @@ int vm_agent_portforward_async(struct vm_agent *a, uint64_t conn_id, uint16_t po
 int vm_agent_conn_send(struct vm_agent *a, uint64_t conn_id, const void *data, size_t len, bool eof,
                        bool reset, struct err *e)
 {
-        if (a->broken)
-                return broken(a, e);
         AgStream s = CORRAL__AGENT__V1__STREAM_DATA__INIT;
         s.container_id = "";
         s.exec_id = "";
@@ -635,14 +648,7 @@ int vm_agent_conn_send(struct vm_agent *a, uint64_t conn_id, const void *data, s
         s.data.len = len;
         s.eof = eof;
         s.reset = reset;
-        AgFrame f = CORRAL__AGENT__V1__FRAME__INIT;
-        f.kind_case = CORRAL__AGENT__V1__FRAME__KIND_STREAM;
-        f.stream = &s;
-        if (frame_write(a->fd, &f, 10000, e) < 0) {
-                a->broken = true;
-                return err_wrap(e, "agent stream data");
-        }
-        return 0;
+        return send_stream(a, &s, "stream data", e);
 }
 
 int vm_agent_exec_stream_async(struct vm_agent *a, const char *id, const char *exec_id, char *const *args,
@@ -669,8 +675,6 @@ int vm_agent_exec_stream_async(struct vm_agent *a, const char *id, const char *e
 int vm_agent_exec_send(struct vm_agent *a, const char *id, const char *exec_id, const void *data, size_t len,
                        bool eof, bool kill, struct err *e)
 {
-        if (a->broken)
-                return broken(a, e);
         AgStream s = CORRAL__AGENT__V1__STREAM_DATA__INIT;
         s.container_id = (char *)(id ? id : "");
         s.exec_id = (char *)exec_id;
@@ -679,14 +683,7 @@ int vm_agent_exec_send(struct vm_agent *a, const char *id, const char *exec_id, 
         s.data.len = len;
         s.eof = eof;
         s.reset = kill;
-        AgFrame f = CORRAL__AGENT__V1__FRAME__INIT;
-        f.kind_case = CORRAL__AGENT__V1__FRAME__KIND_STREAM;
-        f.stream = &s;
-        if (frame_write(a->fd, &f, 10000, e) < 0) {
-                a->broken = true;
-                return err_wrap(e, "agent exec stdin");
-        }
-        return 0;
+        return send_stream(a, &s, "exec stdin", e);
 }
 
 void vm_agent_cancel_async(struct vm_agent *a, void *arg)
@@ -715,20 +712,6 @@ int vm_agent_dispatch(struct vm_agent *a, struct err *e)
 }
 
 /* ---------- resizes and flow control ---------- */
-
-static int send_stream(struct vm_agent *a, AgStream *s, const char *what, struct err *e)
-{
-        if (a->broken)
-                return broken(a, e);
-        AgFrame f = CORRAL__AGENT__V1__FRAME__INIT;
-        f.kind_case = CORRAL__AGENT__V1__FRAME__KIND_STREAM;
-        f.stream = s;
-        if (frame_write(a->fd, &f, 10000, e) < 0) {
-                a->broken = true;
-                return err_wrap(e, "agent %s", what);
-        }
-        return 0;
-}
 
 int vm_agent_resize(struct vm_agent *a, const char *id, const char *exec_id, uint16_t rows, uint16_t cols,
                     struct err *e)
