@@ -67,6 +67,44 @@ static bool handler_usable(const struct cri_daemon *d, const struct cfg_runtime 
         return true;
 }
 
+/* Status verbose: per handler whether it can run here and why not; for VM
+ * handlers the share type AUTO picks and why a VMM or share cannot run.
+ * Only for verbose Status: kubelet's periodic Status need not pay for it. */
+static char *handlers_json(const struct cri_daemon *d)
+{
+        const struct cfg *cfg = d->cfg;
+        struct sbuf hb = {0};
+        sbuf_putc(&hb, '[');
+        for (size_t i = 0; i < cfg->n_runtimes; i++) {
+                const struct cfg_runtime *rt = &cfg->runtimes[i];
+                const char *why;
+                bool ok = handler_usable(d, rt, &why);
+                sbuf_printf(&hb, "%s{\"name\":", i ? "," : "");
+                json_quote(&hb, rt->name);
+                sbuf_printf(&hb, ",\"type\":\"%s\",\"usable\":%s,\"reason\":",
+                            rt->type == CFG_RUNTIME_VM ? "vm" : "namespace", ok ? "true" : "false");
+                json_quote(&hb, why);
+                if (rt->type == CFG_RUNTIME_VM) {
+                        enum vm_share_type t = vm_share_resolve(
+                                (enum vm_vmm)rt->vmm, (enum vm_share_type)rt->share, rt->virtiofsd_path);
+                        const char *swhy = vm_share_unavailable_reason(
+                                (enum vm_vmm)rt->vmm, (enum vm_share_type)rt->share, rt->virtiofsd_path);
+                        cleanup_free char *fsd = vm_virtiofsd_binary(rt->virtiofsd_path);
+                        sbuf_printf(&hb, ",\"share\":\"%s\",\"shareReason\":",
+                                    t == VM_SHARE_VIRTIOFS ? "virtiofs" : "9p");
+                        json_quote(&hb, swhy ? swhy : "");
+                        sbuf_puts(&hb, ",\"virtiofsd\":");
+                        json_quote(&hb, fsd ? fsd : "");
+                        const char *vwhy = vm_vmm_unavailable_reason((enum vm_vmm)rt->vmm, rt->vmm_path);
+                        sbuf_puts(&hb, ",\"vmmReason\":");
+                        json_quote(&hb, vwhy ? vwhy : "");
+                }
+                sbuf_putc(&hb, '}');
+        }
+        sbuf_putc(&hb, ']');
+        return sbuf_steal(&hb);
+}
+
 static char *host_json(const struct cri_daemon *d)
 {
         const struct rt_features *f = rt_host_features();
@@ -129,8 +167,6 @@ static int status(struct cri_daemon *d, struct cri_call *call, const ProtobufCMe
         r->n_runtime_handlers = cfg->n_runtimes;
         r->runtime_handlers = xcalloc(cfg->n_runtimes ? cfg->n_runtimes : 1, sizeof(*r->runtime_handlers));
         const struct rt_features *f = rt_host_features();
-        struct sbuf hb = {0};
-        sbuf_putc(&hb, '[');
         for (size_t i = 0; i < cfg->n_runtimes; i++) {
                 const struct cfg_runtime *rt = &cfg->runtimes[i];
                 Runtime__V1__RuntimeHandler *h = xmalloc(sizeof(*h));
@@ -142,32 +178,7 @@ static int status(struct cri_daemon *d, struct cri_call *call, const ProtobufCMe
                         rt->type == CFG_RUNTIME_NAMESPACE && f->new_mount_api;
                 h->features->user_namespaces = false;
                 r->runtime_handlers[i] = h;
-                const char *why;
-                bool ok = handler_usable(d, rt, &why);
-                sbuf_printf(&hb, "%s{\"name\":", i ? "," : "");
-                json_quote(&hb, rt->name);
-                sbuf_printf(&hb, ",\"type\":\"%s\",\"usable\":%s,\"reason\":",
-                            rt->type == CFG_RUNTIME_VM ? "vm" : "namespace", ok ? "true" : "false");
-                json_quote(&hb, why);
-                if (rt->type == CFG_RUNTIME_VM) {
-                        /* Which share type AUTO picks here, and why a chosen one cannot run. */
-                        enum vm_share_type t = vm_share_resolve(
-                                (enum vm_vmm)rt->vmm, (enum vm_share_type)rt->share, rt->virtiofsd_path);
-                        const char *swhy = vm_share_unavailable_reason(
-                                (enum vm_vmm)rt->vmm, (enum vm_share_type)rt->share, rt->virtiofsd_path);
-                        cleanup_free char *fsd = vm_virtiofsd_binary(rt->virtiofsd_path);
-                        sbuf_printf(&hb, ",\"share\":\"%s\",\"shareReason\":",
-                                    t == VM_SHARE_VIRTIOFS ? "virtiofs" : "9p");
-                        json_quote(&hb, swhy ? swhy : "");
-                        sbuf_puts(&hb, ",\"virtiofsd\":");
-                        json_quote(&hb, fsd ? fsd : "");
-                        const char *vwhy = vm_vmm_unavailable_reason((enum vm_vmm)rt->vmm, rt->vmm_path);
-                        sbuf_puts(&hb, ",\"vmmReason\":");
-                        json_quote(&hb, vwhy ? vwhy : "");
-                }
-                sbuf_putc(&hb, '}');
         }
-        sbuf_putc(&hb, ']');
         r->features = xmalloc(sizeof(*r->features));
         runtime__v1__runtime_features__init(r->features);
         r->features->supplemental_groups_policy = true;
@@ -178,9 +189,8 @@ static int status(struct cri_daemon *d, struct cri_call *call, const ProtobufCMe
                 r->info = xcalloc(3, sizeof(*r->info));
                 r->info[0] = info_entry("config", sbuf_steal(&cb));
                 r->info[1] = info_entry("host", host_json(d));
-                r->info[2] = info_entry("runtimeHandlers", sbuf_steal(&hb));
+                r->info[2] = info_entry("runtimeHandlers", handlers_json(d));
         }
-        sbuf_free(&hb);
         *resp = &r->base;
         return 0;
 }
