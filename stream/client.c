@@ -130,7 +130,7 @@ int stream_dial_tcp(const char *host, const char *port, struct err *e)
         return fd;
 }
 
-static const char *header_value(const char *head, const char *name, char *out, size_t outlen)
+const char *stream_header_value(const char *head, const char *name, char *out, size_t outlen)
 {
         size_t nl = strlen(name);
         for (const char *p = strstr(head, "\r\n"); p; p = strstr(p + 2, "\r\n")) {
@@ -149,6 +149,33 @@ static const char *header_value(const char *head, const char *name, char *out, s
                 }
         }
         return NULL;
+}
+
+int stream_upgrade_refused(int fd, struct sbuf *resp, size_t head_len, int code, struct err *e)
+{
+        /* The body is what the server said: read what its Content-Length
+         * announces (up to 4 KiB) for the error message. */
+        char cl[32], buf[1024];
+        size_t want =
+                stream_header_value(resp->buf, "Content-Length", cl, sizeof(cl)) ? strtoul(cl, NULL, 10) : 0;
+        if (want > 4096)
+                want = 4096;
+        while (resp->len - head_len < want) {
+                ssize_t n = recv(fd, buf, sizeof(buf), 0);
+                if (n <= 0)
+                        break;
+                sbuf_append(resp, buf, (size_t)n);
+        }
+        cleanup_free char *body = xstrndup(resp->buf + head_len, resp->len - head_len);
+        size_t bl = strlen(body);
+        while (bl && (body[bl - 1] == '\n' || body[bl - 1] == '\r'))
+                body[--bl] = 0;
+        sbuf_free(resp);
+        enum err_kind k = code == 404   ? ERR_NOT_FOUND
+                          : code == 403 ? ERR_PERMISSION
+                          : code == 503 ? ERR_UNAVAILABLE
+                                        : ERR_INVALID;
+        return err_set(e, k, "stream upgrade refused: HTTP %d: %s", code, body);
 }
 
 static void *reader_main(void *arg);
@@ -184,43 +211,20 @@ int stream_client_dial(const char *url, const char *protocol, struct stream_clie
 
         /* Read the response head; what follows it is already SPDY. */
         struct sbuf resp = {0};
-        char buf[4096];
         size_t head_len = 0;
         int code = 0;
         if (stream_read_response_head(fd, url, &resp, &head_len, &code, e) < 0)
                 return -1;
-        if (code != 101) {
-                /* Body: what the server said, for the error message. */
-                char cl[32];
-                size_t want = header_value(resp.buf, "Content-Length", cl, sizeof(cl)) ? strtoul(cl, NULL, 10)
-                                                                                       : 4096;
-                if (want > 4096)
-                        want = 4096;
-                while (resp.len - head_len < want) {
-                        ssize_t n = recv(fd, buf, sizeof(buf), 0);
-                        if (n <= 0)
-                                break;
-                        sbuf_append(&resp, buf, (size_t)n);
-                }
-                cleanup_free char *body = xstrndup(resp.buf + head_len, resp.len - head_len);
-                size_t bl = strlen(body);
-                while (bl && (body[bl - 1] == '\n' || body[bl - 1] == '\r'))
-                        body[--bl] = 0;
-                sbuf_free(&resp);
-                enum err_kind k = code == 404   ? ERR_NOT_FOUND
-                                  : code == 403 ? ERR_PERMISSION
-                                  : code == 503 ? ERR_UNAVAILABLE
-                                                : ERR_INVALID;
-                return err_set(e, k, "stream upgrade refused: HTTP %d: %s", code, body);
-        }
+        if (code != 101)
+                return stream_upgrade_refused(fd, &resp, head_len, code, e);
         char val[256];
-        if (!header_value(resp.buf, "Upgrade", val, sizeof(val)) || strcasecmp(val, "SPDY/3.1") != 0) {
+        if (!stream_header_value(resp.buf, "Upgrade", val, sizeof(val)) || strcasecmp(val, "SPDY/3.1") != 0) {
                 sbuf_free(&resp);
                 return err_set(e, ERR_INVALID, "server at %s did not upgrade to SPDY/3.1", url);
         }
         struct stream_client *c = xzalloc(sizeof(*c));
-        c->protocol =
-                xstrdup(header_value(resp.buf, "X-Stream-Protocol-Version", val, sizeof(val)) ? val : "");
+        c->protocol = xstrdup(
+                stream_header_value(resp.buf, "X-Stream-Protocol-Version", val, sizeof(val)) ? val : "");
         c->next_id = 1;
         pthread_mutex_init(&c->lock, NULL);
         pthread_cond_init(&c->cond, NULL);

@@ -276,6 +276,13 @@ int stream_url_parse(const char *url, char **host, char **port, char **path, str
  * the status. On error resp is freed. */
 int stream_read_response_head(int fd, const char *url, struct sbuf *resp, size_t *head_len, int *code,
                               struct err *e);
+/* The value of header `name` in an HTTP head (case-insensitive), cut to
+ * outlen; NULL when absent. */
+const char *stream_header_value(const char *head, const char *name, char *out, size_t outlen);
+/* A response other than 101 to an upgrade: its body (per Content-Length, up
+ * to 4 KiB) becomes the error, its status the kind (404 NOT_FOUND, 403
+ * PERMISSION, 503 UNAVAILABLE, else INVALID). Frees resp; returns -1. */
+int stream_upgrade_refused(int fd, struct sbuf *resp, size_t head_len, int code, struct err *e);
 /* Fill an exec result from its error stream's bytes (json: a v4+ Status). */
 void stream_result_from_status(const char *buf, size_t len, bool json, struct stream_client_result *res);
 /* A connected TCP socket to host:port (every address tried in turn). */

@@ -32,27 +32,6 @@ struct stream_ws_client {
         bool closed;
 };
 
-static bool head_value(const char *head, const char *name, char *out, size_t outlen)
-{
-        size_t nl = strlen(name);
-        for (const char *p = strstr(head, "\r\n"); p; p = strstr(p + 2, "\r\n")) {
-                const char *l = p + 2;
-                if (strncasecmp(l, name, nl) == 0 && l[nl] == ':') {
-                        const char *v = l + nl + 1;
-                        while (*v == ' ')
-                                v++;
-                        const char *end = strstr(v, "\r\n");
-                        size_t len = end ? (size_t)(end - v) : strlen(v);
-                        if (len >= outlen)
-                                len = outlen - 1;
-                        memcpy(out, v, len);
-                        out[len] = 0;
-                        return true;
-                }
-        }
-        return false;
-}
-
 int stream_ws_dial(const char *url, const char *protocol, struct stream_ws_client **out, struct err *e)
 {
         cleanup_free char *host = NULL, *port = NULL, *path = NULL;
@@ -85,43 +64,22 @@ int stream_ws_dial(const char *url, const char *protocol, struct stream_ws_clien
                 return err_make(e, errno, "send upgrade request to %s", url);
 
         struct sbuf resp = {0};
-        char buf[4096];
         size_t head_len = 0;
         int code = 0;
         if (stream_read_response_head(fd, url, &resp, &head_len, &code, e) < 0)
                 return -1;
-        if (code != 101) {
-                char cl[32];
-                size_t want =
-                        head_value(resp.buf, "Content-Length", cl, sizeof(cl)) ? strtoul(cl, NULL, 10) : 0;
-                if (want > 4096)
-                        want = 4096;
-                while (resp.len - head_len < want) {
-                        ssize_t n = recv(fd, buf, sizeof(buf), 0);
-                        if (n <= 0)
-                                break;
-                        sbuf_append(&resp, buf, (size_t)n);
-                }
-                cleanup_free char *body = xstrndup(resp.buf + head_len, resp.len - head_len);
-                size_t bl = strlen(body);
-                while (bl && (body[bl - 1] == '\n' || body[bl - 1] == '\r'))
-                        body[--bl] = 0;
-                sbuf_free(&resp);
-                enum err_kind k = code == 404   ? ERR_NOT_FOUND
-                                  : code == 403 ? ERR_PERMISSION
-                                  : code == 503 ? ERR_UNAVAILABLE
-                                                : ERR_INVALID;
-                return err_set(e, k, "stream upgrade refused: HTTP %d: %s", code, body);
-        }
+        if (code != 101)
+                return stream_upgrade_refused(fd, &resp, head_len, code, e);
         char val[256];
         cleanup_free char *want_accept = ws_accept_key(key);
-        if (!head_value(resp.buf, "Sec-WebSocket-Accept", val, sizeof(val)) ||
+        if (!stream_header_value(resp.buf, "Sec-WebSocket-Accept", val, sizeof(val)) ||
             strcmp(val, want_accept) != 0) {
                 sbuf_free(&resp);
                 return err_set(e, ERR_INVALID, "server at %s sent a wrong Sec-WebSocket-Accept", url);
         }
         struct stream_ws_client *c = xzalloc(sizeof(*c));
-        c->protocol = xstrdup(head_value(resp.buf, "Sec-WebSocket-Protocol", val, sizeof(val)) ? val : "");
+        c->protocol =
+                xstrdup(stream_header_value(resp.buf, "Sec-WebSocket-Protocol", val, sizeof(val)) ? val : "");
         c->v5 = strcmp(c->protocol, PROTO_V5) == 0;
         int r = conn_init(&c->c, fd, resp.buf + head_len, resp.len - head_len, e);
         sbuf_free(&resp);
