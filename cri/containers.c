@@ -730,9 +730,16 @@ static int stop_container(struct cri_daemon *d, struct cri_call *call, const Pro
         (void)call;
         const Runtime__V1__StopContainerRequest *rq = (const Runtime__V1__StopContainerRequest *)req;
         struct store_container c = {0};
-        if (ctr_resolve(d, rq->container_id, &c, e) < 0)
+        int r = ctr_resolve(d, rq->container_id, &c, e);
+        if (r < 0 && err_is(e, ERR_NOT_FOUND)) {
+                /* Idempotent, as RemoveContainer: kubelet retries stops. */
+                err_clear(e);
+                r = 1;
+        }
+        if (r < 0)
                 return -1;
-        int r = stop_one(d, &c, rq->timeout, e);
+        if (r == 0)
+                r = stop_one(d, &c, rq->timeout, e);
         store_ctr_clear(&c);
         if (r < 0)
                 return r;

@@ -201,6 +201,10 @@ struct cri_pod_extra {
 int cri_pod_extra_parse(const char *json, struct cri_pod_extra *out, struct err *e);
 void cri_pod_extra_clear(struct cri_pod_extra *x);
 
+/* The pod's hostname: the config's, or the node's when it gives none or
+ * the pod is on the host network. Caller frees. */
+char *cri_pod_hostname(const Runtime__V1__PodSandboxConfig *cfg, bool host_net);
+
 /* Write the pod record with `x` as its private state. */
 int cri_pod_save_extra(struct cri_daemon *d, struct store_pod *p, const struct cri_pod_extra *x,
                        struct err *e);

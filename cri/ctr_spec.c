@@ -752,15 +752,7 @@ int ctr_spec_build(const struct ctr_spec_in *in, struct rt_spec **out, struct er
         if (build_args(cfg, img, &p->args, e) < 0)
                 goto fail;
         /* env: HOSTNAME, the image's, then the CRI's (later wins). */
-        if (in->podx->host_net) {
-                char hn[256] = "";
-                (void)gethostname(hn, sizeof(hn) - 1);
-                host = xstrdup(hn);
-        } else {
-                host = xstrdup(in->pod_cfg && in->pod_cfg->hostname && *in->pod_cfg->hostname
-                                       ? in->pod_cfg->hostname
-                                       : in->pod->name);
-        }
+        host = cri_pod_hostname(in->pod_cfg, in->podx->host_net);
         hostenv = xasprintf("HOSTNAME=%s", host);
         strv_push(&p->env, hostenv);
         for (char **v = img->env; v && *v; v++)

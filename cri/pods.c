@@ -11,6 +11,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
@@ -412,6 +413,18 @@ static int teardown(struct cri_daemon *d, const struct store_pod *p, struct cri_
 
 /* ---------- RunPodSandbox ---------- */
 
+char *cri_pod_hostname(const Runtime__V1__PodSandboxConfig *cfg, bool host_net)
+{
+        /* kubelet always sets it (cut to 63 bytes); crictl and critest often
+         * do not, and their pod names are longer than a hostname may be:
+         * the node's name then, as containerd and CRI-O do. */
+        if (!host_net && cfg && cfg->hostname && *cfg->hostname)
+                return xstrdup(cfg->hostname);
+        char hn[HOST_NAME_MAX + 1] = "";
+        (void)gethostname(hn, sizeof(hn) - 1);
+        return xstrdup(hn);
+}
+
 static int create_pod(struct cri_daemon *d, const struct cfg_runtime *rt,
                       const Runtime__V1__RunPodSandboxRequest *rq, char *id_out, struct err *e)
 {
@@ -424,6 +437,7 @@ static int create_pod(struct cri_daemon *d, const struct cfg_runtime *rt,
         struct net_ns_paths nsp = {0};
         struct net_cni_result res = {0};
         char **ips = NULL, **dns_servers = NULL, **dns_searches = NULL, **dns_options = NULL;
+        cleanup_free char *hostname = NULL;
         int ret = -1;
 
         id_generate(p.id);
@@ -467,7 +481,8 @@ static int create_pod(struct cri_daemon *d, const struct cfg_runtime *rt,
         int flags = (x.host_net ? 0 : CLONE_NEWNET | CLONE_NEWUTS) | (x.host_ipc ? 0 : CLONE_NEWIPC);
         if (x.vm)
                 flags = CLONE_NEWNET;
-        if (flags && net_ns_pin(x.ns_dir, flags, cfg->hostname, &nsp, e) < 0) {
+        hostname = cri_pod_hostname(cfg, x.host_net);
+        if (flags && net_ns_pin(x.ns_dir, flags, hostname, &nsp, e) < 0) {
                 err_wrap(e, "pin namespaces");
                 goto fail;
         }
@@ -524,12 +539,8 @@ static int create_pod(struct cri_daemon *d, const struct cfg_runtime *rt,
                 dns.searches = dns_searches = strv_of(dc->searches, dc->n_searches);
                 dns.options = dns_options = strv_of(dc->options, dc->n_options);
         }
-        char host_name[256] = "";
-        if (x.host_net)
-                (void)gethostname(host_name, sizeof(host_name) - 1);
         struct net_podfiles pf = {
-                .hostname =
-                        x.host_net ? host_name : (cfg->hostname && *cfg->hostname ? cfg->hostname : md->name),
+                .hostname = hostname,
                 .pod_ips = ips,
                 .dns = &dns,
                 .host_network = x.host_net,
@@ -725,17 +736,30 @@ static int stop_pod(struct cri_daemon *d, struct cri_call *call, const ProtobufC
         (void)call;
         const Runtime__V1__StopPodSandboxRequest *rq = (const Runtime__V1__StopPodSandboxRequest *)req;
         struct store_pod p = {0};
-        if (cri_pod_resolve(d, rq->pod_sandbox_id, &p, e) < 0)
+        int r = cri_pod_resolve(d, rq->pod_sandbox_id, &p, e);
+        if (r < 0 && err_is(e, ERR_NOT_FOUND)) {
+                /* Idempotent: kubelet retries stops of pods that are gone
+                 * (after a restart of either side). */
+                err_clear(e);
+                r = 1;
+        }
+        if (r < 0)
                 return -1;
-        char id[ID_LEN + 1];
-        memcpy(id, p.id, sizeof(id));
-        store_pod_clear(&p);
-        cri_pod_lock(d, id);
-        /* Re-read under the lock: another call may have changed it. */
-        int r = store_pod_get(d->store, id, &p, e);
-        if (r == 0)
-                r = stop_locked(d, &p, e);
-        cri_pod_unlock(d, id);
+        if (r == 0) {
+                char id[ID_LEN + 1];
+                memcpy(id, p.id, sizeof(id));
+                store_pod_clear(&p);
+                cri_pod_lock(d, id);
+                /* Re-read under the lock: another call may have changed it. */
+                r = store_pod_get(d->store, id, &p, e);
+                if (r == 0)
+                        r = stop_locked(d, &p, e);
+                else if (err_is(e, ERR_NOT_FOUND)) {
+                        err_clear(e);
+                        r = 0;
+                }
+                cri_pod_unlock(d, id);
+        }
         store_pod_clear(&p);
         if (r < 0)
                 return -1;
