@@ -334,6 +334,14 @@ void rt_container_free(struct rt_container *c);
 int rt_exec(pid_t target_pid, const struct rt_spec *spec, const struct rt_process *proc,
             const struct rt_stdio *stdio, pid_t *out_pid, struct err *e);
 
+/* ---------- signals ---------- */
+
+/* True when `sig` sent to `pid` now would be discarded by the kernel: the
+ * process ignores it, or it is the init of its PID namespace and has no
+ * handler for it (the kernel drops such signals instead of queueing them).
+ * False for SIGKILL/SIGSTOP and when /proc cannot tell (e.g. it is gone). */
+bool rt_signal_dropped(pid_t pid, int sig);
+
 /* ---------- pod init ---------- */
 
 /* A tiny init holding a new PID namespace for a pod that shares one

@@ -162,6 +162,52 @@ static int do_start(struct shim *s, struct sbuf *out, struct err *e)
         return 0;
 }
 
+/* How often, and for how long after a dropped signal, the shim looks for
+ * the handler: a workload installs it within milliseconds of its exec, and
+ * one that never does (`sleep` as pid 1) is killed at the stop's timeout. */
+#define REDELIVER_POLL_MS 5
+#define REDELIVER_FOR_MS  3000
+
+static void redeliver_stop(struct shim *s)
+{
+        shim_watch_close(s, &s->redeliver);
+        s->redeliver_sig = 0;
+}
+
+static void on_redeliver_timer(struct shim *s, struct watch *w, uint32_t events)
+{
+        (void)events;
+        uint64_t ticks;
+        (void)!read(w->fd, &ticks, sizeof(ticks));
+        if (s->status != SHIM_RUNNING) {
+                redeliver_stop(s);
+                return;
+        }
+        if (!rt_signal_dropped(s->pid, s->redeliver_sig)) {
+                log_info("shim", "signal %d sent again to %s: it has a handler now", s->redeliver_sig,
+                         s->opts->id);
+                (void)kill(s->pid, s->redeliver_sig);
+                redeliver_stop(s);
+        } else if (time_mono_ns() >= s->redeliver_until_ns) {
+                redeliver_stop(s);
+        }
+}
+
+static void redeliver_arm(struct shim *s, int sig)
+{
+        s->redeliver_sig = sig;
+        s->redeliver_until_ns = time_mono_ns() + (int64_t)REDELIVER_FOR_MS * 1000000;
+        if (s->redeliver.fd >= 0)
+                return;
+        s->redeliver.fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+        s->redeliver.fn = on_redeliver_timer;
+        struct itimerspec its = {.it_interval = {0, REDELIVER_POLL_MS * 1000000L},
+                                 .it_value = {0, REDELIVER_POLL_MS * 1000000L}};
+        if (s->redeliver.fd < 0 || timerfd_settime(s->redeliver.fd, 0, &its, NULL) < 0 ||
+            shim_watch_add(s, &s->redeliver, EPOLLIN) < 0)
+                redeliver_stop(s); /* best effort: the stop's timeout still applies */
+}
+
 static int do_kill(struct shim *s, const struct proto_msg *req, struct err *e)
 {
         int64_t signo = SIGKILL, all = 0;
@@ -177,8 +223,15 @@ static int do_kill(struct shim *s, const struct proto_msg *req, struct err *e)
                         return err_wrap(e, "kill %s", s->opts->id);
                 return 0;
         }
+        /* Asked before the kill: a handler installed in between only makes
+         * the signal arrive twice, which a handler must bear anyway. */
+        bool dropped = rt_signal_dropped(s->pid, (int)signo);
         if (kill(s->pid, (int)signo) < 0 && errno != ESRCH)
                 return err_make(e, errno, "kill %s (pid %d)", s->opts->id, (int)s->pid);
+        if (dropped)
+                redeliver_arm(s, (int)signo);
+        else if (signo == SIGKILL)
+                redeliver_stop(s);
         return 0;
 }
 
@@ -586,6 +639,7 @@ static void teardown(struct shim *s)
         shim_io_cleanup(s);
         shim_log_close(&s->log);
         rt_spec_free(steal_ptr(&s->spec));
+        shim_watch_close(s, &s->redeliver);
         shim_watch_close(s, &s->sig);
         if (s->epfd >= 0)
                 close(s->epfd);
@@ -598,7 +652,7 @@ int shim_run(const struct shim_opts *opts, int report_fd)
         memset(&s, 0, sizeof(s));
         s.opts = opts;
         s.epfd = -1;
-        s.sig.fd = s.ctl.fd = s.attach.fd = -1;
+        s.sig.fd = s.ctl.fd = s.attach.fd = s.redeliver.fd = -1;
         s.out.w.fd = s.err.w.fd = s.in.fd = -1;
         s.pty = -1;
         s.log.fd = -1;

@@ -175,6 +175,12 @@ struct shim {
         bool stdin_claimed; /* stdin_once: a client has sent stdin */
         struct exec_proc *execs;
 
+        /* A stop signal the kernel dropped (see rt_signal_dropped): sent
+         * again once the process has a handler for it. */
+        struct watch redeliver; /* timerfd, fd -1 when idle */
+        int redeliver_sig;
+        int64_t redeliver_until_ns;
+
         bool shutdown; /* exit once the container is dead and recorded */
         bool quit;     /* leave the loop now */
 };

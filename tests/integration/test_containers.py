@@ -261,16 +261,29 @@ class Containers(Base):
         # idempotent
         self.rt.StopContainer(api_pb2.StopContainerRequest(container_id=cid, timeout=1))
 
+    def test_stop_right_after_start_reaches_a_late_handler(self):
+        # pid 1 of a PID namespace drops a SIGTERM it has no handler for yet. This
+        # workload installs its handler only after 0.5 s, and the stop lands before:
+        # the signal must be sent again once the handler exists (exit 7 from the
+        # trap), not lost until SIGKILL at the timeout (exit 137).
+        cid, _ = self.run_ctr(self.pod, self.pcfg, "late-trap",
+                              ["sh", "-c", "sleep 0.5; trap 'exit 7' TERM; while :; do sleep 0.1; done"],
+                              wait_exit=False)
+        self.rt.StopContainer(api_pb2.StopContainerRequest(container_id=cid, timeout=30), timeout=60)
+        st = self.status(cid).status
+        self.assertEqual(st.state, EXITED)
+        self.assertEqual(st.exit_code, 7, "the SIGTERM was lost: %s %s" % (st.reason, st.message))
+
     def test_unknown_ids(self):
         bogus = "f" * 64
         for fn, req in ((self.rt.ContainerStatus, api_pb2.ContainerStatusRequest(container_id=bogus)),
                         (self.rt.StartContainer, api_pb2.StartContainerRequest(container_id=bogus)),
-                        (self.rt.StopContainer, api_pb2.StopContainerRequest(container_id=bogus)),
                         (self.rt.ExecSync, api_pb2.ExecSyncRequest(container_id=bogus, cmd=["true"])),
                         (self.rt.ContainerStats, api_pb2.ContainerStatsRequest(container_id=bogus))):
             e = self.assertCode(grpc.StatusCode.NOT_FOUND, fn, req)
             self.assertIn(bogus, e.details())
-        # remove is idempotent
+        # stop and remove are idempotent (kubelet retries them)
+        self.rt.StopContainer(api_pb2.StopContainerRequest(container_id=bogus, timeout=1))
         self.rt.RemoveContainer(api_pb2.RemoveContainerRequest(container_id=bogus))
         e = self.assertCode(grpc.StatusCode.NOT_FOUND, self.create, "e" * 64, self.pcfg, "x", ["true"])
 

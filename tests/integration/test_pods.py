@@ -200,11 +200,11 @@ class Pods(unittest.TestCase):
         with self.assertRaises(grpc.RpcError) as cm:
             self.info(pod)
         self.assertEqual(cm.exception.code(), grpc.StatusCode.NOT_FOUND)
-        # idempotent removal; stop of an unknown pod is NotFound
+        # Stop and remove are idempotent (kubelet retries both after a restart), also for
+        # an id that never existed: CRI says so, and critest's Idempotence specs check it.
         self.d.runtime.RemovePodSandbox(api_pb2.RemovePodSandboxRequest(pod_sandbox_id=pod))
-        with self.assertRaises(grpc.RpcError) as cm:
-            self.d.runtime.StopPodSandbox(api_pb2.StopPodSandboxRequest(pod_sandbox_id="f" * 64))
-        self.assertEqual(cm.exception.code(), grpc.StatusCode.NOT_FOUND)
+        self.d.runtime.StopPodSandbox(api_pb2.StopPodSandboxRequest(pod_sandbox_id=pod))
+        self.d.runtime.StopPodSandbox(api_pb2.StopPodSandboxRequest(pod_sandbox_id="f" * 64))
 
     def test_list_filters(self):
         a = self.run_pod(self.config("list-a", labels={"tier": "front"}))
