@@ -251,6 +251,7 @@ static int apply_sysctls(const struct cri_pod_extra *x, const Runtime__V1__Linux
                 return err_make(e, errno, "pipe");
         cleanup_free char *netns = path_join(x->ns_dir, "net");
         cleanup_free char *ipcns = path_join(x->ns_dir, "ipc");
+        pid_t self = getpid();
         pid_t pid = fork();
         if (pid < 0) {
                 close(pfd[0]);
@@ -258,7 +259,7 @@ static int apply_sysctls(const struct cri_pod_extra *x, const Runtime__V1__Linux
                 return err_make(e, errno, "fork");
         }
         if (pid == 0) {
-                close(pfd[0]);
+                child_isolate(self, &pfd[1], 1);
                 char msg[512] = "";
                 const char *paths[] = {x->host_net ? NULL : netns, x->host_ipc ? NULL : ipcns};
                 const int types[] = {CLONE_NEWNET, CLONE_NEWIPC};

@@ -99,14 +99,15 @@ void net_ns_paths_free(struct net_ns_paths *p)
 }
 
 /* The child: only async-signal-safe calls (the daemon is multi-threaded). */
-static __attribute__((noreturn)) void child_main(int flags, const char *hostname, int wfd, int rfd, int pw,
-                                                 int pr)
+static __attribute__((noreturn)) void child_main(pid_t parent, int flags, const char *hostname, int wfd,
+                                                 int rfd)
 {
         char c = 0;
 
-        /* Drop the parent's ends, or the read below never sees EOF. */
-        close(pw);
-        close(pr);
+        /* Only its own ends: with the parent's (or another pod's child's)
+         * write end open, the read below would never see EOF. */
+        const int keep[] = {wfd, rfd};
+        child_isolate(parent, keep, ARRAY_SIZE(keep));
 
         if (unshare(flags) < 0 ||
             (hostname && (flags & CLONE_NEWUTS) && sethostname(hostname, strlen(hostname)) < 0))
@@ -151,13 +152,14 @@ int net_ns_pin(const char *dir, int flags, const char *hostname, struct net_ns_p
                 err_make(e, errno, "pipe");
                 goto fail;
         }
+        pid_t self = getpid();
         pid = fork();
         if (pid < 0) {
                 err_make(e, errno, "fork");
                 goto fail;
         }
         if (pid == 0)
-                child_main(flags, hostname, c2p[1], p2c[0], p2c[1], c2p[0]);
+                child_main(self, flags, hostname, c2p[1], p2c[0]);
         close(c2p[1]);
         c2p[1] = -1;
         close(p2c[0]);

@@ -52,11 +52,13 @@ static char *overlay_data(const struct snap_mount *m, bool relative)
  * directory (shared by all its threads) is left alone. */
 static int mount_from(const char *dir, const char *target, unsigned long flags, const char *data)
 {
+        pid_t self = getpid();
         pid_t pid = fork();
         if (pid < 0)
                 return -1;
         if (pid == 0) {
                 /* only async-signal-safe calls here */
+                child_isolate(self, NULL, 0);
                 if (chdir(dir) < 0 || mount("overlay", target, "overlay", flags, data) < 0)
                         _exit(errno & 0xff);
                 _exit(0);

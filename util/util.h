@@ -192,6 +192,11 @@ int file_read_all(const char *path, char **out, size_t *len, size_t max, struct 
 int file_write_atomic(const char *path, const void *data, size_t len, mode_t mode, struct err *e);
 /* Write all bytes, retrying on EINTR / short writes. */
 int fd_write_all(int fd, const void *data, size_t len);
+/* First call in a child forked from corrald that will not exec (async-
+ * signal-safe): it dies with its parent (PR_SET_PDEATHSIG SIGKILL; it
+ * _exits at once if `parent` is already gone) and closes every descriptor
+ * but 0, 1, 2 and the `n_keep` in `keep` (-1 entries ignored). */
+void child_isolate(pid_t parent, const int *keep, size_t n_keep);
 /* mkdir -p; existing dirs are fine. */
 int mkdir_p(const char *path, mode_t mode, struct err *e);
 /* rm -rf without crossing mount points; a missing path is fine. */

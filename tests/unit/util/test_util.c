@@ -1,7 +1,10 @@
-/* util: errors, strings, JSON, files, ids, time. */
+/* util: errors, strings, JSON, files, ids, time, forked children. */
 #include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <yajl/yajl_tree.h>
 
 #include "util/util.h"
@@ -127,6 +130,79 @@ static void test_time(void)
         CHECK(time_mono_ns() > 0);
 }
 
+/* A forked child keeps only stdio and what it names, and dies with its parent. */
+static void test_child_isolate(void)
+{
+        int report[2], stray[2], hold[2];
+        CHECK(pipe(report) == 0 && pipe(stray) == 0 && pipe2(hold, O_CLOEXEC) == 0);
+        pid_t self = getpid();
+        pid_t pid = fork();
+        if (pid == 0) {
+                child_isolate(self, &report[1], 1);
+                /* Count what is left in /proc/self/fd, the opendir's own fd aside. */
+                int n = 0, kept = 0;
+                DIR *d = opendir("/proc/self/fd");
+                struct dirent *de;
+                while (d && (de = readdir(d))) {
+                        if (de->d_name[0] == '.' || atoi(de->d_name) == dirfd(d))
+                                continue;
+                        n++;
+                        kept += atoi(de->d_name) == report[1];
+                }
+                char msg[2] = {(char)n, (char)kept};
+                _exit(write(report[1], msg, 2) == 2 ? 0 : 1);
+        }
+        close(report[1]);
+        char msg[2] = {0};
+        CHECK(read(report[0], msg, 2) == 2);
+        CHECK(msg[0] == 4 && msg[1] == 1); /* 0, 1, 2 and the report pipe: not stray or hold */
+        int st;
+        CHECK(waitpid(pid, &st, 0) == pid && WIFEXITED(st) && WEXITSTATUS(st) == 0);
+
+        /* A child whose parent dies (a middle process here) is killed, not orphaned. */
+        int ready[2];
+        CHECK(pipe(ready) == 0);
+        pid_t mid = fork();
+        if (mid == 0) {
+                pid_t me = getpid();
+                pid_t c = fork();
+                if (c == 0) {
+                        child_isolate(me, &ready[1], 1);
+                        (void)!write(ready[1], &c, sizeof(c));
+                        pause();
+                        _exit(0);
+                }
+                (void)!write(ready[1], &c, sizeof(c));
+                _exit(0);
+        }
+        close(ready[1]);
+        pid_t grandchild = 0, echo = 0;
+        CHECK(read(ready[0], &grandchild, sizeof(grandchild)) == sizeof(grandchild));
+        CHECK(waitpid(mid, &st, 0) == mid);
+        (void)!read(ready[0], &echo, sizeof(echo)); /* 0, or EOF when it died first */
+        bool gone = false;
+        for (int i = 0; i < 200 && !gone; i++) {
+                gone = kill(grandchild, 0) < 0 && errno == ESRCH;
+                if (!gone) {
+                        /* Reparented to init or a subreaper: a zombie counts as gone. */
+                        char path[64], state = 0;
+                        snprintf(path, sizeof(path), "/proc/%d/stat", (int)grandchild);
+                        FILE *f = fopen(path, "r");
+                        gone = f == NULL || (fscanf(f, "%*d %*s %c", &state) == 1 && state == 'Z');
+                        if (f)
+                                fclose(f);
+                        usleep(10000);
+                }
+        }
+        CHECK(gone);
+        close(ready[0]);
+        close(report[0]);
+        close(stray[0]);
+        close(stray[1]);
+        close(hold[0]);
+        close(hold[1]);
+}
+
 int main(void)
 {
         enum log_level l;
@@ -138,5 +214,6 @@ int main(void)
         test_files();
         test_ids();
         test_time();
+        test_child_isolate();
         return check_report("util");
 }
