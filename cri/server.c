@@ -10,6 +10,7 @@
  * one outstanding write on a call.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <grpc/byte_buffer.h>
 #include <grpc/byte_buffer_reader.h>
 #include <grpc/grpc.h>
@@ -17,6 +18,7 @@
 #include <grpc/support/time.h>
 #include <libgen.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -71,6 +73,7 @@ struct cri_server {
         size_t n;
         struct cri_pool *pool;
         char *socket_path;
+        int lock_fd; /* flock on <socket>.lock while we serve */
         atomic_bool shutting_down;
         struct tag shutdown_tag;
         pthread_mutex_t mu;
@@ -413,22 +416,31 @@ static char *socket_path_of(const char *listen, struct err *e)
         return xstrdup(p);
 }
 
-/* A socket file left by a dead corrald is removed; a live one is an error. */
-static int claim_socket(const char *path, struct err *e)
+/* One corrald per socket: an flock on "<socket>.lock", held for the
+ * daemon's life (the kernel drops it when the process dies, however it
+ * dies). A socket file without the lock held is stale and replaced, even if
+ * something still accepts on it: an orphaned child holding a dead corrald's
+ * listening socket answers connect() but never gRPC. *lock_fd gets the lock. */
+static int claim_socket(const char *path, int *lock_fd, struct err *e)
 {
+        cleanup_free char *lock_path = xasprintf("%s.lock", path);
+        cleanup_close int fd = open(lock_path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+        if (fd < 0)
+                return err_make(e, errno, "open %s", lock_path);
+        if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+                if (errno == EWOULDBLOCK)
+                        return err_set(
+                                e, ERR_EXISTS,
+                                "another corrald is serving %s (it holds %s; is corrald already running?)",
+                                path, lock_path);
+                return err_make(e, errno, "lock %s", lock_path);
+        }
         struct stat st;
-        if (lstat(path, &st) < 0)
-                return errno == ENOENT ? 0 : err_make(e, errno, "stat %s", path);
-        if (!S_ISSOCK(st.st_mode))
+        if (lstat(path, &st) == 0 && !S_ISSOCK(st.st_mode))
                 return err_set(e, ERR_EXISTS, "%s exists and is not a socket", path);
-        cleanup_close int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-        struct sockaddr_un sa = {.sun_family = AF_UNIX};
-        strncpy(sa.sun_path, path, sizeof(sa.sun_path) - 1);
-        if (fd >= 0 && connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0)
-                return err_set(e, ERR_EXISTS, "another process is serving %s (is corrald already running?)",
-                               path);
         if (unlink(path) < 0 && errno != ENOENT)
                 return err_make(e, errno, "remove stale socket %s", path);
+        *lock_fd = steal_fd(&fd);
         return 0;
 }
 
@@ -441,7 +453,8 @@ int cri_server_new(struct cri_daemon *d, const char *listen, size_t max_message_
         cleanup_free char *dir = xstrdup(path);
         if (mkdir_p(dirname(dir), 0711, e) < 0)
                 return err_wrap(e, "socket directory");
-        if (claim_socket(path, e) < 0)
+        int lock_fd = -1;
+        if (claim_socket(path, &lock_fd, e) < 0)
                 return -1;
 
         grpc_init();
@@ -452,6 +465,7 @@ int cri_server_new(struct cri_daemon *d, const char *listen, size_t max_message_
         pthread_cond_init(&s->cv, NULL);
         s->shutdown_tag.fn = on_shutdown;
         s->socket_path = steal_ptr(&path);
+        s->lock_fd = lock_fd;
         grpc_arg args[] = {
                 {.type = GRPC_ARG_INTEGER,
                  .key = (char *)GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH,
@@ -582,6 +596,8 @@ void cri_server_free(struct cri_server *s)
         if (s->socket_path)
                 (void)unlink(s->socket_path);
         free(s->socket_path);
+        if (s->lock_fd >= 0)
+                close(s->lock_fd); /* last: the socket is gone before another corrald may start */
         free(s->handles);
         pthread_mutex_destroy(&s->mu);
         pthread_cond_destroy(&s->cv);

@@ -5,7 +5,9 @@
 #include <signal.h>
 #include <stdatomic.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 
 #include "harness.h"
@@ -280,6 +282,47 @@ static void test_second_daemon_refused(void)
         test_version();
 }
 
+/* An orphan of a killed corrald that still holds its listening socket
+ * accepts connections but never answers: a new corrald must take the socket
+ * over (the liveness check is the lock, not a connect). */
+static void test_stale_listener_replaced(void)
+{
+        struct daemon two;
+        daemon_init(&two, NULL);
+        CHECK(mkdir_p(two.state, 0711, NULL) == 0);
+        int ls = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        struct sockaddr_un sa = {.sun_family = AF_UNIX};
+        snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", two.socket);
+        CHECK(ls >= 0 && bind(ls, (struct sockaddr *)&sa, sizeof(sa)) == 0 && listen(ls, 16) == 0);
+        int st = 0;
+        CHECK(daemon_start(&two, NULL, &st) == 0);
+        /* Give a refusing corrald the time to exit. */
+        bool alive = true;
+        for (int i = 0; i < 100 && alive; i++) {
+                alive = waitpid(two.pid, &st, WNOHANG) == 0;
+                struct timespec ts = {0, 10 * 1000000L};
+                nanosleep(&ts, NULL);
+        }
+        CHECK(alive);
+        if (!alive) {
+                two.pid = -1;
+                daemon_dump_log(&two);
+        }
+        struct cri_client *c2 = NULL;
+        cleanup_err struct err e = ERR_INIT;
+        if (alive && cri_client_new(two.endpoint, &c2, &e) == 0) {
+                Runtime__V1__VersionRequest req = RUNTIME__V1__VERSION_REQUEST__INIT;
+                ProtobufCMessage *resp = NULL;
+                CHECK(cri_call_simple(c2, "Version", &req.base, &runtime__v1__version_response__descriptor,
+                                      &resp, NULL) == ERR_OK);
+                if (resp)
+                        protobuf_c_message_free_unpacked(resp, NULL);
+                cri_client_free(c2);
+        }
+        close(ls);
+        daemon_cleanup(&two);
+}
+
 int main(void)
 {
         if (getenv("CORRALD") == NULL)
@@ -311,6 +354,7 @@ int main(void)
         test_slow_in_parallel();
         test_stream();
         test_second_daemon_refused();
+        test_stale_listener_replaced();
         test_config_typo();
         cri_client_free(C);
         int st = daemon_stop(&D);
