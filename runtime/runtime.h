@@ -83,7 +83,10 @@ struct rt_rlimit {
 
 /* Capability sets: names ("CAP_NET_RAW", case-insensitive, "CAP_" optional)
  * or decimal numbers. NULL or empty = the empty set (as in OCI).
- * `privileged` in the spec overrides all five with every capability. */
+ * `privileged` in the spec overrides all five with every capability.
+ * Every set is clamped to the caller's bounding set: a capability the
+ * runtime itself lacks (the host may run it without CAP_SYS_RESOURCE) is
+ * left out, not an error (rt_features.caps_missing says which). */
 struct rt_caps {
         char **bounding;
         char **effective;
@@ -280,6 +283,14 @@ int rt_spec_validate(const struct rt_spec *s, struct err *e);
 int rt_resolve_user(const char *rootfs, const char *name, uint32_t *uid, uint32_t *gid, uint32_t **groups,
                     size_t *n_groups, struct err *e);
 
+/* Capability names the running kernel knows (0 .. cap_last_cap), "CAP_..."
+ * (a number for one newer than libcap). NULL-terminated, caller frees
+ * (strv_free). What CRI "ALL" means. */
+char **rt_caps_all(void);
+/* A capability name ("NET_ADMIN", "cap_net_admin", "CAP_NET_ADMIN") or
+ * number -> its number, -1 when the kernel does not know it. */
+int rt_cap_parse(const char *name);
+
 /* ---------- create / start ---------- */
 
 /* The container's stdio: fds the child dup2s to 0, 1, 2 (-1 -> /dev/null).
@@ -423,6 +434,10 @@ struct rt_features {
         enum rt_cgroup_mode cgroup_mode;
         char *cgroup_controllers; /* usable ones, space separated: "cpu cpuacct memory pids ..." */
         bool cap_sys_resource;    /* false -> oom_score_adj is clamped */
+        /* Capabilities the kernel knows that are not in our bounding set:
+         * every set a container asks for is clamped to ours (asking for more
+         * fails with EPERM). Bit n = capability n. */
+        uint64_t caps_missing;
         bool seccomp;
         bool openat2;
         bool clone3;
@@ -437,5 +452,7 @@ struct rt_features {
 const struct rt_features *rt_host_features(void);
 /* One-line human summary for Status verbose info. Caller frees. */
 char *rt_host_features_string(void);
+/* The names of f->caps_missing, space separated ("" for none). Caller frees. */
+char *rt_caps_missing_string(const struct rt_features *f);
 
 #endif
