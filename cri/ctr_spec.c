@@ -250,6 +250,12 @@ static bool all_digits(const char *s)
 static int set_user(struct rt_process *p, const Runtime__V1__LinuxContainerSecurityContext *sc,
                     const struct img_config *img, struct err *e)
 {
+        /* As containerd and CRI-O: a group alone would leave the user to
+         * the image, which is not what the pod asked for. */
+        if (sc && sc->run_as_group && !sc->run_as_user && !(sc->run_as_username && *sc->run_as_username))
+                return err_set(e, ERR_INVALID,
+                               "run_as_group %lld is set without run_as_user or run_as_username",
+                               (long long)sc->run_as_group->value);
         if (sc && sc->run_as_user) {
                 if (sc->run_as_user->value < 0 || sc->run_as_user->value > UINT32_MAX)
                         return err_set(e, ERR_INVALID, "run_as_user %lld is out of range",
