@@ -261,6 +261,8 @@ static int set_user(struct rt_process *p, const Runtime__V1__LinuxContainerSecur
                         return err_set(e, ERR_INVALID, "run_as_user %lld is out of range",
                                        (long long)sc->run_as_user->value);
                 p->uid = (uint32_t)sc->run_as_user->value;
+                /* Looked up in the image's /etc/passwd for its gid and groups. */
+                p->username = xasprintf("%u", p->uid);
         } else if (sc && sc->run_as_username && *sc->run_as_username) {
                 p->username = xstrdup(sc->run_as_username);
         } else if (img->user && *img->user) {
@@ -271,19 +273,25 @@ static int set_user(struct rt_process *p, const Runtime__V1__LinuxContainerSecur
                         *g++ = '\0';
                 if (all_digits(u))
                         p->uid = (uint32_t)strtoul(u, NULL, 10);
-                else if (*u)
+                if (*u)
                         p->username = xstrdup(u);
-                if (g && all_digits(g) && p->username == NULL)
+                if (g && all_digits(g)) {
                         p->gid = (uint32_t)strtoul(g, NULL, 10);
+                        p->group_set = true;
+                }
         }
         if (sc && sc->run_as_group) {
                 if (sc->run_as_group->value < 0 || sc->run_as_group->value > UINT32_MAX)
                         return err_set(e, ERR_INVALID, "run_as_group %lld is out of range",
                                        (long long)sc->run_as_group->value);
-                if (p->username)
-                        return err_set(e, ERR_INVALID, "run_as_group needs run_as_user, not run_as_username");
                 p->gid = (uint32_t)sc->run_as_group->value;
+                p->group_set = true;
         }
+        if (sc && sc->supplemental_groups_policy == RUNTIME__V1__SUPPLEMENTAL_GROUPS_POLICY__Strict)
+                p->strict_groups = true;
+        else if (sc && sc->supplemental_groups_policy != RUNTIME__V1__SUPPLEMENTAL_GROUPS_POLICY__Merge)
+                return err_set(e, ERR_INVALID, "unknown supplemental_groups_policy %d",
+                               (int)sc->supplemental_groups_policy);
         if (sc && sc->n_supplemental_groups) {
                 p->additional_gids = xcalloc(sc->n_supplemental_groups, sizeof(uint32_t));
                 for (size_t i = 0; i < sc->n_supplemental_groups; i++) {

@@ -168,11 +168,16 @@ struct rt_process {
         uint32_t gid;
         uint32_t *additional_gids;
         size_t n_additional_gids;
-        /* When set, overrides uid/gid and adds the groups: resolved inside
-         * the container (after pivot_root) from /etc/passwd and /etc/group,
-         * like run_as_username. A numeric string is taken as the uid. */
+        /* When set, overrides uid (and gid unless group_set) from the
+         * container's /etc/passwd (after pivot_root), like run_as_username;
+         * a numeric string is the uid (gid 0 when /etc/passwd lacks it).
+         * Unless strict_groups, the user's groups in /etc/group are added
+         * (SupplementalGroupsPolicy Merge). The gid itself is always one of
+         * the supplementary groups, as containerd and CRI-O do. */
         char *username;
-        bool tty; /* stdio fd 0 is a terminal: setsid + TIOCSCTTY */
+        bool group_set;     /* gid is explicit (run_as_group, image "user:gid") */
+        bool strict_groups; /* SupplementalGroupsPolicy Strict */
+        bool tty;           /* stdio fd 0 is a terminal: setsid + TIOCSCTTY */
         bool no_new_privs;
         struct rt_caps caps;
         struct rt_rlimit *rlimits;
@@ -282,6 +287,17 @@ int rt_spec_validate(const struct rt_spec *s, struct err *e);
  * user is unknown. */
 int rt_resolve_user(const char *rootfs, const char *name, uint32_t *uid, uint32_t *gid, uint32_t **groups,
                     size_t *n_groups, struct err *e);
+
+/* The identity a process runs with, from /proc/<pid>/status (Uid, Gid,
+ * Groups: the real ids). A zombie still has it. Caller frees groups. */
+struct rt_user {
+        uint32_t uid;
+        uint32_t gid;
+        uint32_t *groups;
+        size_t n_groups;
+};
+int rt_proc_user(pid_t pid, struct rt_user *out, struct err *e);
+void rt_user_clear(struct rt_user *u);
 
 /* Capability names the running kernel knows (0 .. cap_last_cap), "CAP_..."
  * (a number for one newer than libcap). NULL-terminated, caller frees
