@@ -52,6 +52,7 @@ int ctr_extra_parse(const char *json, struct ctr_extra *out)
         out->cgroup = xstrdup(json_get_str(v, "cgroup"));
         out->stop_signal = xstrdup(json_get_str(v, "stop_signal"));
         out->image_ref = xstrdup(json_get_str(v, "image_ref"));
+        out->user = xstrdup(json_get_str(v, "user"));
         int64_t pid = 0;
         if (json_get_int(v, "shim_pid", &pid))
                 out->shim_pid = (int)pid;
@@ -78,6 +79,8 @@ char *ctr_extra_json(const struct ctr_extra *x)
         put_str(&b, "cgroup", x->cgroup, true);
         put_str(&b, "stop_signal", x->stop_signal, true);
         put_str(&b, "image_ref", x->image_ref, true);
+        if (x->user)
+                put_str(&b, "user", x->user, true);
         sbuf_printf(&b, ",\"shim_pid\":%d,\"ready\":%s}", x->shim_pid, x->ready ? "true" : "false");
         return sbuf_steal(&b);
 }
@@ -89,6 +92,7 @@ void ctr_extra_clear(struct ctr_extra *x)
         free(x->cgroup);
         free(x->stop_signal);
         free(x->image_ref);
+        free(x->user);
         memset(x, 0, sizeof(*x));
 }
 
@@ -148,8 +152,27 @@ static void set_str(char **dst, const char *s)
         *dst = xstrdup(s);
 }
 
+/* Kept in the record: a status after the exit still says who it ran as. */
+static void keep_user(struct store_container *c, const struct shim_state *st)
+{
+        struct ctr_extra x;
+        if (!st->has_user || ctr_extra_parse(c->extra_json, &x) < 0)
+                return;
+        if (x.user == NULL) {
+                struct sbuf b = {0};
+                sbuf_printf(&b, "%u:%u:", st->uid, st->gid);
+                for (uint32_t i = 0; i < st->n_groups; i++)
+                        sbuf_printf(&b, "%s%u", i ? "," : "", st->groups[i]);
+                x.user = sbuf_steal(&b);
+                free(c->extra_json);
+                c->extra_json = ctr_extra_json(&x);
+        }
+        ctr_extra_clear(&x);
+}
+
 void ctr_apply_state(struct store_container *c, const struct shim_state *st)
 {
+        keep_user(c, st);
         if (st->pid > 0)
                 c->pid = st->pid;
         if (st->started_ns)

@@ -22,6 +22,9 @@ struct ctr_extra {
         char *image_ref;   /* repo digest (or id) of the image, for ContainerStatus.image_ref */
         int shim_pid;
         bool ready; /* the shim created the container: false = half-made */
+        /* The started process's "uid:gid:g1,g2,..." (from the shim, read
+         * from /proc when it started), for ContainerStatus.user; NULL before. */
+        char *user;
 };
 int ctr_extra_parse(const char *json, struct ctr_extra *out);
 char *ctr_extra_json(const struct ctr_extra *x);

@@ -37,52 +37,6 @@ static const char *const default_caps[] = {
         NULL,
 };
 
-/* Every capability the kernel knows today (0 .. CAP_CHECKPOINT_RESTORE). */
-static const char *const all_caps[] = {
-        "CAP_CHOWN",
-        "CAP_DAC_OVERRIDE",
-        "CAP_DAC_READ_SEARCH",
-        "CAP_FOWNER",
-        "CAP_FSETID",
-        "CAP_KILL",
-        "CAP_SETGID",
-        "CAP_SETUID",
-        "CAP_SETPCAP",
-        "CAP_LINUX_IMMUTABLE",
-        "CAP_NET_BIND_SERVICE",
-        "CAP_NET_BROADCAST",
-        "CAP_NET_ADMIN",
-        "CAP_NET_RAW",
-        "CAP_IPC_LOCK",
-        "CAP_IPC_OWNER",
-        "CAP_SYS_MODULE",
-        "CAP_SYS_RAWIO",
-        "CAP_SYS_CHROOT",
-        "CAP_SYS_PTRACE",
-        "CAP_SYS_PACCT",
-        "CAP_SYS_ADMIN",
-        "CAP_SYS_BOOT",
-        "CAP_SYS_NICE",
-        "CAP_SYS_RESOURCE",
-        "CAP_SYS_TIME",
-        "CAP_SYS_TTY_CONFIG",
-        "CAP_MKNOD",
-        "CAP_LEASE",
-        "CAP_AUDIT_WRITE",
-        "CAP_AUDIT_CONTROL",
-        "CAP_SETFCAP",
-        "CAP_MAC_OVERRIDE",
-        "CAP_MAC_ADMIN",
-        "CAP_SYSLOG",
-        "CAP_WAKE_ALARM",
-        "CAP_BLOCK_SUSPEND",
-        "CAP_AUDIT_READ",
-        "CAP_PERFMON",
-        "CAP_BPF",
-        "CAP_CHECKPOINT_RESTORE",
-        NULL,
-};
-
 /* containerd's defaults (oci.populateDefaultUnixSpec). */
 static const char *const default_masked[] = {
         "/proc/acpi",          "/proc/asound",
@@ -296,11 +250,19 @@ static bool all_digits(const char *s)
 static int set_user(struct rt_process *p, const Runtime__V1__LinuxContainerSecurityContext *sc,
                     const struct img_config *img, struct err *e)
 {
+        /* As containerd and CRI-O: a group alone would leave the user to
+         * the image, which is not what the pod asked for. */
+        if (sc && sc->run_as_group && !sc->run_as_user && !(sc->run_as_username && *sc->run_as_username))
+                return err_set(e, ERR_INVALID,
+                               "run_as_group %lld is set without run_as_user or run_as_username",
+                               (long long)sc->run_as_group->value);
         if (sc && sc->run_as_user) {
                 if (sc->run_as_user->value < 0 || sc->run_as_user->value > UINT32_MAX)
                         return err_set(e, ERR_INVALID, "run_as_user %lld is out of range",
                                        (long long)sc->run_as_user->value);
                 p->uid = (uint32_t)sc->run_as_user->value;
+                /* Looked up in the image's /etc/passwd for its gid and groups. */
+                p->username = xasprintf("%u", p->uid);
         } else if (sc && sc->run_as_username && *sc->run_as_username) {
                 p->username = xstrdup(sc->run_as_username);
         } else if (img->user && *img->user) {
@@ -311,19 +273,25 @@ static int set_user(struct rt_process *p, const Runtime__V1__LinuxContainerSecur
                         *g++ = '\0';
                 if (all_digits(u))
                         p->uid = (uint32_t)strtoul(u, NULL, 10);
-                else if (*u)
+                if (*u)
                         p->username = xstrdup(u);
-                if (g && all_digits(g) && p->username == NULL)
+                if (g && all_digits(g)) {
                         p->gid = (uint32_t)strtoul(g, NULL, 10);
+                        p->group_set = true;
+                }
         }
         if (sc && sc->run_as_group) {
                 if (sc->run_as_group->value < 0 || sc->run_as_group->value > UINT32_MAX)
                         return err_set(e, ERR_INVALID, "run_as_group %lld is out of range",
                                        (long long)sc->run_as_group->value);
-                if (p->username)
-                        return err_set(e, ERR_INVALID, "run_as_group needs run_as_user, not run_as_username");
                 p->gid = (uint32_t)sc->run_as_group->value;
+                p->group_set = true;
         }
+        if (sc && sc->supplemental_groups_policy == RUNTIME__V1__SUPPLEMENTAL_GROUPS_POLICY__Strict)
+                p->strict_groups = true;
+        else if (sc && sc->supplemental_groups_policy != RUNTIME__V1__SUPPLEMENTAL_GROUPS_POLICY__Merge)
+                return err_set(e, ERR_INVALID, "unknown supplemental_groups_policy %d",
+                               (int)sc->supplemental_groups_policy);
         if (sc && sc->n_supplemental_groups) {
                 p->additional_gids = xcalloc(sc->n_supplemental_groups, sizeof(uint32_t));
                 for (size_t i = 0; i < sc->n_supplemental_groups; i++) {
@@ -382,7 +350,7 @@ static int set_caps(struct rt_process *p, const Runtime__V1__Capability *c, stru
         if (c) {
                 if (has_all(c->add_capabilities, c->n_add_capabilities)) {
                         strv_free(set);
-                        set = strv_dup((char **)all_caps);
+                        set = rt_caps_all();
                 }
                 if (has_all(c->drop_capabilities, c->n_drop_capabilities)) {
                         strv_free(set);
@@ -392,10 +360,7 @@ static int set_caps(struct rt_process *p, const Runtime__V1__Capability *c, stru
                         if (strcasecmp(c->add_capabilities[i], "ALL") == 0)
                                 continue;
                         cleanup_free char *n = cap_name(c->add_capabilities[i]);
-                        bool known = false;
-                        for (size_t k = 0; all_caps[k]; k++)
-                                known |= strcmp(all_caps[k], n) == 0;
-                        if (!known) {
+                        if (rt_cap_parse(n) < 0) {
                                 strv_free(set);
                                 return err_set(e, ERR_INVALID, "unknown capability %s",
                                                c->add_capabilities[i]);
@@ -775,9 +740,9 @@ int ctr_spec_build(const struct ctr_spec_in *in, struct rt_spec **out, struct er
                 goto fail;
         p->no_new_privs = sc && sc->no_new_privs;
         if (s->privileged) {
-                p->caps.bounding = strv_dup((char **)all_caps);
-                p->caps.effective = strv_dup((char **)all_caps);
-                p->caps.permitted = strv_dup((char **)all_caps);
+                p->caps.bounding = rt_caps_all();
+                p->caps.effective = rt_caps_all();
+                p->caps.permitted = rt_caps_all();
         } else if (set_caps(p, sc ? sc->capabilities : NULL, e) < 0) {
                 goto fail;
         }

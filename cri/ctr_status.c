@@ -53,49 +53,47 @@ static void *msg_copy(const ProtobufCMessage *m)
         return out;
 }
 
-/* uid, gid and groups of a live process, from /proc/<pid>/status. */
-static bool proc_user(int pid, Runtime__V1__LinuxContainerUser *u)
+/* "uid:gid:g1,g2,..." as the shim read it from the process at start. */
+static bool recorded_user(const char *rec, Runtime__V1__LinuxContainerUser *u)
 {
-        char path[64];
-        snprintf(path, sizeof(path), "/proc/%d/status", pid);
-        FILE *f = fopen(path, "re");
-        if (f == NULL)
+        char *p;
+        if (rec == NULL)
                 return false;
-        char line[4096];
-        bool got = false;
-        while (fgets(line, sizeof(line), f)) {
-                long a;
-                if (sscanf(line, "Uid: %ld", &a) == 1) {
-                        u->uid = a;
-                        got = true;
-                } else if (sscanf(line, "Gid: %ld", &a) == 1) {
-                        u->gid = a;
-                } else if (strncmp(line, "Groups:", 7) == 0) {
-                        char *p = line + 7, *end;
-                        for (;;) {
-                                long g = strtol(p, &end, 10);
-                                if (end == p)
-                                        break;
-                                u->supplemental_groups =
-                                        xrealloc(u->supplemental_groups,
-                                                 (u->n_supplemental_groups + 1) * sizeof(int64_t));
-                                u->supplemental_groups[u->n_supplemental_groups++] = g;
-                                p = end;
-                        }
-                }
+        u->uid = strtoll(rec, &p, 10);
+        if (*p != ':')
+                return false;
+        u->gid = strtoll(p + 1, &p, 10);
+        if (*p != ':')
+                return false;
+        while (*++p) {
+                char *end;
+                long long g = strtoll(p, &end, 10);
+                if (end == p)
+                        break;
+                u->supplemental_groups =
+                        xrealloc(u->supplemental_groups, (u->n_supplemental_groups + 1) * sizeof(int64_t));
+                u->supplemental_groups[u->n_supplemental_groups++] = g;
+                p = end;
+                if (*p != ',')
+                        break;
         }
-        fclose(f);
-        return got;
+        return true;
 }
 
-static Runtime__V1__ContainerUser *user_of(const struct store_container *c, const struct rt_spec *spec)
+/* The identity the process got (read when it started); before that, what
+ * the spec asks for (the image's /etc/passwd and /etc/group are read only
+ * inside the container). */
+static Runtime__V1__ContainerUser *user_of(const struct ctr_extra *x, const struct rt_spec *spec)
 {
         Runtime__V1__ContainerUser *u = xmalloc(sizeof(*u));
         runtime__v1__container_user__init(u);
         u->linux = xmalloc(sizeof(*u->linux));
         runtime__v1__linux_container_user__init(u->linux);
-        if (c->state == STORE_CTR_RUNNING && c->pid > 0 && proc_user(c->pid, u->linux))
+        if (recorded_user(x->user, u->linux))
                 return u;
+        free(u->linux->supplemental_groups);
+        u->linux->supplemental_groups = NULL;
+        u->linux->n_supplemental_groups = 0;
         if (spec) {
                 u->linux->uid = spec->process.uid;
                 u->linux->gid = spec->process.gid;
@@ -153,8 +151,8 @@ Runtime__V1__ContainerStatus *ctr_status_build(struct cri_daemon *d, const struc
                 runtime__v1__container_config__free_unpacked(cfg, NULL);
         }
         cleanup_free char *spec_path = x.bundle ? path_join(x.bundle, "spec.json") : NULL;
-        struct rt_spec *spec = spec_path ? rt_spec_read_file(spec_path, NULL) : NULL;
-        s->user = user_of(c, spec);
+        struct rt_spec *spec = spec_path && x.user == NULL ? rt_spec_read_file(spec_path, NULL) : NULL;
+        s->user = user_of(&x, spec);
         rt_spec_free(spec);
         ctr_extra_clear(&x);
         return s;

@@ -125,10 +125,26 @@ static char *host_json(const struct cri_daemon *d)
                     f->cap_sys_resource ? "true" : "false", f->seccomp ? "true" : "false",
                     f->openat2 ? "true" : "false", f->clone3 ? "true" : "false", kvm ? "true" : "false",
                     f->user_namespaces ? "true" : "false", f->systemd_running ? "true" : "false");
-        sbuf_puts(&b, ",\"missing\":[");
+        cleanup_free char *caps_missing = rt_caps_missing_string(f);
+        sbuf_puts(&b, ",\"capsMissing\":[");
+        cleanup_free char *cm = xstrdup(caps_missing);
+        for (char *save = NULL, *t = strtok_r(cm, " ", &save); t; t = strtok_r(NULL, " ", &save)) {
+                sbuf_puts(&b, t == cm ? "" : ",");
+                json_quote(&b, t);
+        }
+        sbuf_puts(&b, "],\"missing\":[");
         const char *sep = "";
         if (!f->cap_sys_resource) {
                 sbuf_printf(&b, "%s\"CAP_SYS_RESOURCE (oom_score_adj is clamped)\"", sep);
+                sep = ",";
+        }
+        if (caps_missing[0]) {
+                cleanup_free char *m = xasprintf(
+                        "capabilities %s (not in corrald's bounding set: left out of every container's sets, "
+                        "ALL and privileged included)",
+                        caps_missing);
+                sbuf_puts(&b, sep);
+                json_quote(&b, m);
                 sep = ",";
         }
         if (!d->has_kvm) {

@@ -648,6 +648,12 @@ static int run_pod(struct cri_daemon *d, struct cri_call *call, const ProtobufCM
         if (!*md->name || !*md->namespace_ || !*md->uid)
                 return err_set(e, ERR_INVALID,
                                "RunPodSandbox: metadata name, namespace and uid are required");
+        const Runtime__V1__LinuxSandboxSecurityContext *psc =
+                cfg->linux ? cfg->linux->security_context : NULL;
+        /* As containerd and CRI-O (and for containers, ctr_spec.c). */
+        if (psc && psc->run_as_group && !psc->run_as_user)
+                return err_set(e, ERR_INVALID, "RunPodSandbox %s/%s: run_as_group is set without run_as_user",
+                               md->namespace_, md->name);
         const struct cfg_runtime *rt = cfg_runtime_find(d->cfg, rq->runtime_handler);
         if (rt == NULL)
                 return err_set(e, ERR_INVALID, "RunPodSandbox: no runtime handler named \"%s\" is configured",

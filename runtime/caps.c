@@ -44,6 +44,33 @@ static int last_cap(void)
         return n > 0 ? n - 1 : CAP_LAST_CAP;
 }
 
+int rt_cap_parse(const char *name)
+{
+        int n = caps_parse(name);
+        return n <= last_cap() ? n : -1;
+}
+
+char **rt_caps_all(void)
+{
+        char **v = NULL;
+        for (int cap = 0; cap <= last_cap(); cap++) {
+                char *n = cap_to_name((cap_value_t)cap);
+                cleanup_free char *up = xstrdup(n ? n : "");
+                cap_free(n);
+                for (char *p = up; *p; p++)
+                        *p = (char)toupper((unsigned char)*p);
+                strv_push(&v, up);
+        }
+        return v ? v : xcalloc(1, sizeof(char *));
+}
+
+/* Ours to give: one we lack in our bounding set cannot be raised in any
+ * set (cap_set_proc fails with EPERM). */
+static bool held(int cap)
+{
+        return prctl(PR_CAPBSET_READ, cap, 0, 0, 0) == 1;
+}
+
 int caps_drop_bounding(const struct rt_caps *c, bool privileged, struct err *e)
 {
         if (privileged)
@@ -62,10 +89,9 @@ static int fill(cap_t t, cap_flag_t flag, char *const *set, bool all)
         cap_value_t v[64];
         int n = 0;
         /* "all" (privileged) is every capability we hold in our bounding
-         * set: asking for one we lack fails cap_set_proc with EPERM (the
-         * host may run us without, e.g., CAP_SYS_RESOURCE). */
+         * set, and any set is clamped to it (see held). */
         for (int cap = 0; cap <= last_cap() && n < 64; cap++)
-                if (all ? prctl(PR_CAPBSET_READ, cap, 0, 0, 0) == 1 : caps_has(set, cap))
+                if (held(cap) && (all || caps_has(set, cap)))
                         v[n++] = cap;
         return n ? cap_set_flag(t, flag, n, v, CAP_SET) : 0;
 }
@@ -90,7 +116,7 @@ int caps_apply(const struct rt_caps *c, bool privileged, struct err *e)
         if (c->ambient && c->ambient[0]) {
                 (void)cap_reset_ambient();
                 for (int cap = 0; cap <= last_cap(); cap++)
-                        if (caps_has(c->ambient, cap) && cap_set_ambient(cap, CAP_SET) < 0)
+                        if (held(cap) && caps_has(c->ambient, cap) && cap_set_ambient(cap, CAP_SET) < 0)
                                 return err_make(
                                         e, errno,
                                         "raise ambient capability %d (it must be permitted and inheritable)",

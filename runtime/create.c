@@ -147,6 +147,8 @@ static void child_main(struct child_args *a)
                 .gids = s->process.additional_gids,
                 .n_gids = s->process.n_additional_gids,
                 .username = s->process.username,
+                .group_set = s->process.group_set,
+                .strict_groups = s->process.strict_groups,
                 .caps = &s->process.caps,
                 .no_new_privs = s->process.no_new_privs,
                 .bpf = a->bpf,

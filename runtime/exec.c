@@ -132,6 +132,8 @@ int rt_exec(pid_t target_pid, const struct rt_spec *spec, const struct rt_proces
                 .gids = u->additional_gids,
                 .n_gids = u->n_additional_gids,
                 .username = u->username,
+                .group_set = u->group_set,
+                .strict_groups = u->strict_groups,
                 .caps = &spec->process.caps,
                 .no_new_privs = spec->process.no_new_privs,
                 .bpf = bpf,

@@ -1,10 +1,12 @@
 /* Host features, detected once: what this kernel and host let us do.
  * Reported in Status so that a degraded host says why. */
+#include <ctype.h>
 #include <errno.h>
 #include <linux/capability.h>
 #include <pthread.h>
 #include <seccomp.h>
 #include <string.h>
+#include <sys/capability.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -44,6 +46,16 @@ static void detect(void)
         memset(d, 0, sizeof(d));
         if (syscall(SYS_capget, &h, d) == 0)
                 feat.cap_sys_resource = (d[CAP_SYS_RESOURCE / 32].effective >> (CAP_SYS_RESOURCE % 32)) & 1;
+        /* The kernel's capabilities (cap_last_cap) we do not hold: a
+         * container can get none of them (caps.c clamps every set). */
+        cleanup_free char *last = NULL;
+        size_t ln;
+        int lastcap = file_read_all("/proc/sys/kernel/cap_last_cap", &last, &ln, 64, NULL) == 0
+                              ? atoi(last)
+                              : CAP_LAST_CAP;
+        for (int cap = 0; cap <= lastcap && cap < 64; cap++)
+                if (prctl(PR_CAPBSET_READ, cap, 0, 0, 0) != 1)
+                        feat.caps_missing |= 1ULL << cap;
         feat.seccomp = prctl(PR_GET_SECCOMP, 0, 0, 0, 0) >= 0 && seccomp_api_get() > 0;
         feat.openat2 = have_syscall(SYS_openat2, -1, 0, 0, 0);
         feat.clone3 = have_syscall(SYS_clone3, 0, 0, 0, 0);
@@ -64,15 +76,34 @@ const struct rt_features *rt_host_features(void)
         return &feat;
 }
 
+char *rt_caps_missing_string(const struct rt_features *f)
+{
+        struct sbuf b = {0};
+        for (int cap = 0; cap < 64; cap++) {
+                if (!(f->caps_missing & (1ULL << cap)))
+                        continue;
+                char *n = cap_to_name((cap_value_t)cap);
+                sbuf_printf(&b, "%s%s", b.len ? " " : "", n ? n : "?");
+                cap_free(n);
+        }
+        for (char *p = b.buf; p && *p; p++)
+                *p = (char)toupper((unsigned char)*p);
+        return sbuf_steal(&b);
+}
+
 char *rt_host_features_string(void)
 {
         const struct rt_features *f = rt_host_features();
+        cleanup_free char *missing = rt_caps_missing_string(f);
         return xasprintf(
-                "cgroup=%s driver=%s controllers=\"%s\" cap_sys_resource=%s%s seccomp=%s openat2=%s "
+                "cgroup=%s driver=%s controllers=\"%s\" cap_sys_resource=%s%s caps_missing=\"%s\"%s "
+                "seccomp=%s openat2=%s "
                 "clone3=%s clone_into_cgroup=%s pidfd=%s new_mount_api=%s user_namespaces=%s "
                 "systemd=%s%s",
                 rt_cgroup_mode_name(f->cgroup_mode), rt_cgroup_driver_name(), f->cgroup_controllers,
                 f->cap_sys_resource ? "yes" : "no", f->cap_sys_resource ? "" : " (oom_score_adj clamped)",
+                missing,
+                missing[0] ? " (not in our bounding set: left out of every container's capabilities)" : "",
                 f->seccomp ? "yes" : "no", f->openat2 ? "yes" : "no", f->clone3 ? "yes" : "no",
                 f->clone_into_cgroup ? "yes" : "no", f->pidfd ? "yes" : "no", f->new_mount_api ? "yes" : "no",
                 f->user_namespaces ? "yes" : "no", f->systemd_running ? "yes" : "no",

@@ -188,6 +188,14 @@ static int resolve_exe(struct proc_plan *pl, struct err *e)
         return err_set(e, ERR_NOT_FOUND, "executable file `%s` not found in $PATH (%s)", a0, path);
 }
 
+static void add_group(gid_t *v, size_t *n, gid_t g)
+{
+        for (size_t i = 0; i < *n; i++)
+                if (v[i] == g)
+                        return;
+        v[(*n)++] = g;
+}
+
 int proc_identity(struct proc_plan *pl, struct err *e)
 {
         const struct rt_spec *s = pl->spec;
@@ -195,8 +203,12 @@ int proc_identity(struct proc_plan *pl, struct err *e)
         size_t n_extra = 0;
 
         if (pl->username && pl->username[0]) {
-                if (rt_resolve_user("/", pl->username, &pl->uid, &pl->gid, &extra, &n_extra, e) < 0)
+                uint32_t gid;
+                if (rt_resolve_user("/", pl->username, &pl->uid, &gid, pl->strict_groups ? NULL : &extra,
+                                    &n_extra, e) < 0)
                         return -1;
+                if (!pl->group_set)
+                        pl->gid = gid;
         }
         if (caps_drop_bounding(pl->caps, s->privileged, e) < 0)
                 return -1;
@@ -206,15 +218,20 @@ int proc_identity(struct proc_plan *pl, struct err *e)
                 return -1;
         if (prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0) < 0)
                 return err_make(e, errno, "PR_SET_KEEPCAPS");
-        size_t ng = pl->n_gids + n_extra;
-        gid_t *groups = xcalloc(ng ? ng : 1, sizeof(gid_t));
+        /* The gid first (containerd and CRI-O list it among the groups
+         * too), then the CRI's, then the image's; each once. */
+        gid_t *groups = xcalloc(1 + pl->n_gids + n_extra, sizeof(gid_t));
+        size_t ng = 0;
+        add_group(groups, &ng, pl->gid);
         for (size_t i = 0; i < pl->n_gids; i++)
-                groups[i] = pl->gids[i];
+                add_group(groups, &ng, pl->gids[i]);
         for (size_t i = 0; i < n_extra; i++)
-                groups[pl->n_gids + i] = extra[i];
+                add_group(groups, &ng, extra[i]);
         int r = setgroups(ng, groups);
         free(groups);
-        if (r < 0 && !(errno == EPERM && ng == 0))
+        /* Where setgroups is denied (a user namespace) nobody asked for
+         * more than the gid. */
+        if (r < 0 && !(errno == EPERM && pl->n_gids + n_extra == 0))
                 return err_make(e, errno, "setgroups");
         if (setresgid(pl->gid, pl->gid, pl->gid) < 0)
                 return err_make(e, errno, "setgid %u", pl->gid);

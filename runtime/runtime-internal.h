@@ -116,6 +116,7 @@ struct proc_plan {
         uint32_t *gids;
         size_t n_gids;
         const char *username;
+        bool group_set, strict_groups; /* as in struct rt_process */
         const struct rt_caps *caps;
         bool no_new_privs;
         const void *bpf; /* compiled seccomp, NULL = none */

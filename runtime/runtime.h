@@ -83,7 +83,10 @@ struct rt_rlimit {
 
 /* Capability sets: names ("CAP_NET_RAW", case-insensitive, "CAP_" optional)
  * or decimal numbers. NULL or empty = the empty set (as in OCI).
- * `privileged` in the spec overrides all five with every capability. */
+ * `privileged` in the spec overrides all five with every capability.
+ * Every set is clamped to the caller's bounding set: a capability the
+ * runtime itself lacks (the host may run it without CAP_SYS_RESOURCE) is
+ * left out, not an error (rt_features.caps_missing says which). */
 struct rt_caps {
         char **bounding;
         char **effective;
@@ -165,11 +168,16 @@ struct rt_process {
         uint32_t gid;
         uint32_t *additional_gids;
         size_t n_additional_gids;
-        /* When set, overrides uid/gid and adds the groups: resolved inside
-         * the container (after pivot_root) from /etc/passwd and /etc/group,
-         * like run_as_username. A numeric string is taken as the uid. */
+        /* When set, overrides uid (and gid unless group_set) from the
+         * container's /etc/passwd (after pivot_root), like run_as_username;
+         * a numeric string is the uid (gid 0 when /etc/passwd lacks it).
+         * Unless strict_groups, the user's groups in /etc/group are added
+         * (SupplementalGroupsPolicy Merge). The gid itself is always one of
+         * the supplementary groups, as containerd and CRI-O do. */
         char *username;
-        bool tty; /* stdio fd 0 is a terminal: setsid + TIOCSCTTY */
+        bool group_set;     /* gid is explicit (run_as_group, image "user:gid") */
+        bool strict_groups; /* SupplementalGroupsPolicy Strict */
+        bool tty;           /* stdio fd 0 is a terminal: setsid + TIOCSCTTY */
         bool no_new_privs;
         struct rt_caps caps;
         struct rt_rlimit *rlimits;
@@ -279,6 +287,25 @@ int rt_spec_validate(const struct rt_spec *s, struct err *e);
  * user is unknown. */
 int rt_resolve_user(const char *rootfs, const char *name, uint32_t *uid, uint32_t *gid, uint32_t **groups,
                     size_t *n_groups, struct err *e);
+
+/* The identity a process runs with, from /proc/<pid>/status (Uid, Gid,
+ * Groups: the real ids). A zombie still has it. Caller frees groups. */
+struct rt_user {
+        uint32_t uid;
+        uint32_t gid;
+        uint32_t *groups;
+        size_t n_groups;
+};
+int rt_proc_user(pid_t pid, struct rt_user *out, struct err *e);
+void rt_user_clear(struct rt_user *u);
+
+/* Capability names the running kernel knows (0 .. cap_last_cap), "CAP_..."
+ * (a number for one newer than libcap). NULL-terminated, caller frees
+ * (strv_free). What CRI "ALL" means. */
+char **rt_caps_all(void);
+/* A capability name ("NET_ADMIN", "cap_net_admin", "CAP_NET_ADMIN") or
+ * number -> its number, -1 when the kernel does not know it. */
+int rt_cap_parse(const char *name);
 
 /* ---------- create / start ---------- */
 
@@ -431,6 +458,10 @@ struct rt_features {
         enum rt_cgroup_mode cgroup_mode;
         char *cgroup_controllers; /* usable ones, space separated: "cpu cpuacct memory pids ..." */
         bool cap_sys_resource;    /* false -> oom_score_adj is clamped */
+        /* Capabilities the kernel knows that are not in our bounding set:
+         * every set a container asks for is clamped to ours (asking for more
+         * fails with EPERM). Bit n = capability n. */
+        uint64_t caps_missing;
         bool seccomp;
         bool openat2;
         bool clone3;
@@ -445,5 +476,7 @@ struct rt_features {
 const struct rt_features *rt_host_features(void);
 /* One-line human summary for Status verbose info. Caller frees. */
 char *rt_host_features_string(void);
+/* The names of f->caps_missing, space separated ("" for none). Caller frees. */
+char *rt_caps_missing_string(const struct rt_features *f);
 
 #endif

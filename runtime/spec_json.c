@@ -223,6 +223,8 @@ static void process_to_json(struct jw *w, const char *key, const struct rt_proce
                 jw_close(w, ']');
         }
         jw_str(w, "username", p->username);
+        jw_bool(w, "groupSet", p->group_set);
+        jw_bool(w, "strictGroups", p->strict_groups);
         jw_bool(w, "tty", p->tty);
         jw_bool(w, "noNewPrivileges", p->no_new_privs);
         jw_open(w, "capabilities", '{');
@@ -419,6 +421,8 @@ static int process_from_json(yajl_val o, struct rt_process *p, struct err *e)
                 p->n_additional_gids = n;
         }
         p->username = jdup(o, "username");
+        p->group_set = jbool(o, "groupSet");
+        p->strict_groups = jbool(o, "strictGroups");
         p->tty = jbool(o, "tty");
         p->no_new_privs = jbool(o, "noNewPrivileges");
         yajl_val c = json_get(o, "capabilities");

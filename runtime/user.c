@@ -136,3 +136,51 @@ int rt_resolve_user(const char *rootfs, const char *name, uint32_t *uid, uint32_
         }
         return 0;
 }
+
+void rt_user_clear(struct rt_user *u)
+{
+        if (u == NULL)
+                return;
+        free(u->groups);
+        memset(u, 0, sizeof(*u));
+}
+
+int rt_proc_user(pid_t pid, struct rt_user *out, struct err *e)
+{
+        memset(out, 0, sizeof(*out));
+        char path[64];
+        snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+        cleanup_fclose FILE *f = fopen(path, "re");
+        if (f == NULL)
+                return err_make(e, errno, "open %s", path);
+        cleanup_free char *line = NULL;
+        size_t cap = 0;
+        int seen = 0;
+        while (getline(&line, &cap, f) > 0) {
+                unsigned long v;
+                if (sscanf(line, "Uid: %lu", &v) == 1) {
+                        out->uid = (uint32_t)v;
+                        seen |= 1;
+                } else if (sscanf(line, "Gid: %lu", &v) == 1) {
+                        out->gid = (uint32_t)v;
+                        seen |= 2;
+                } else if (strncmp(line, "Groups:", 7) == 0) {
+                        char *p = line + 7, *end;
+                        for (;;) {
+                                errno = 0;
+                                v = strtoul(p, &end, 10);
+                                if (end == p || errno)
+                                        break;
+                                out->groups = xrealloc(out->groups, (out->n_groups + 1) * sizeof(uint32_t));
+                                out->groups[out->n_groups++] = (uint32_t)v;
+                                p = end;
+                        }
+                        seen |= 4;
+                }
+        }
+        if (seen != 7) {
+                rt_user_clear(out);
+                return err_set(e, ERR_INTERNAL, "%s: no Uid, Gid or Groups line", path);
+        }
+        return 0;
+}

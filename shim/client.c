@@ -126,6 +126,15 @@ static void state_from(const struct proto_msg *m, struct shim_state *st)
                 snprintf(st->reason, sizeof(st->reason), "%.*s", (int)n, d);
         if (proto_get(m, PF_REASON_MSG, &d, &n))
                 snprintf(st->message, sizeof(st->message), "%.*s", (int)n, d);
+        if (proto_get(m, PF_GROUPS, &d, &n)) {
+                st->has_user = true;
+                st->uid = (uint32_t)get_i64(m, PF_UID);
+                st->gid = (uint32_t)get_i64(m, PF_GID);
+                cleanup_free char *g = xstrndup(d, n);
+                for (char *save = NULL, *t = strtok_r(g, ",", &save); t && st->n_groups < 64;
+                     t = strtok_r(NULL, ",", &save))
+                        st->groups[st->n_groups++] = (uint32_t)strtoul(t, NULL, 10);
+        }
 }
 
 int shim_start(struct shim_conn *c, struct err *e)

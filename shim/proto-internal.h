@@ -81,6 +81,9 @@ enum proto_tag {
         PF_PIDS = 44,
         PF_STDIN_OPEN = 45, /* OP_VM_CREATE: 1 = the container has a stdin (attach) */
         PF_STDIN_ONCE = 46, /* OP_VM_CREATE: 1 = it closes after the first attach */
+        PF_UID = 47,        /* the started process's identity (shim_state.has_user) */
+        PF_GID = 48,
+        PF_GROUPS = 49, /* "g1,g2,..." */
 };
 
 struct proto_hdr {

@@ -66,6 +66,8 @@ void shim_state_fill(const struct shim *s, struct shim_state *st)
         st->started_ns = s->started_ns;
         st->finished_ns = s->finished_ns;
         st->oom_killed = s->oom_killed;
+        if (s->has_user)
+                shim_state_set_user(st, s->user.groups, s->user.n_groups, s->user.uid, s->user.gid);
 }
 
 void shim_state_put(struct sbuf *b, const struct shim_state *st)
@@ -82,6 +84,25 @@ void shim_state_put(struct sbuf *b, const struct shim_state *st)
                 proto_put_str(b, PF_REASON, st->reason);
         if (st->message[0])
                 proto_put_str(b, PF_REASON_MSG, st->message);
+        if (st->has_user) {
+                proto_put_i64(b, PF_UID, st->uid);
+                proto_put_i64(b, PF_GID, st->gid);
+                struct sbuf g = {0};
+                for (uint32_t i = 0; i < st->n_groups; i++)
+                        sbuf_printf(&g, "%s%u", i ? "," : "", st->groups[i]);
+                proto_put(b, PF_GROUPS, g.buf ? g.buf : "", g.len);
+                sbuf_free(&g);
+        }
+}
+
+void shim_state_set_user(struct shim_state *st, const uint32_t *groups, size_t n, uint32_t uid, uint32_t gid)
+{
+        st->has_user = true;
+        st->uid = uid;
+        st->gid = gid;
+        st->n_groups = 0;
+        for (size_t i = 0; i < n && st->n_groups < 64; i++)
+                st->groups[st->n_groups++] = groups[i];
 }
 
 /* ---------- control connections ---------- */
@@ -154,6 +175,13 @@ static int do_start(struct shim *s, struct sbuf *out, struct err *e)
         if (rt_container_start(s->ctr, e) < 0)
                 return err_wrap(e, "start %s", s->opts->id);
         s->started_ns = time_now_ns();
+        /* Not yet reaped (only our loop reaps it), so even a process that
+         * is already gone can be read. */
+        cleanup_err struct err ue = ERR_INIT;
+        if (rt_proc_user(s->pid, &s->user, &ue) == 0)
+                s->has_user = true;
+        else
+                log_debug("shim", "container %s: identity: %s", s->opts->id, ue.msg);
         /* It may already have exited and been reaped inside the call. */
         if (s->status == SHIM_CREATED)
                 s->status = SHIM_RUNNING;
@@ -636,6 +664,7 @@ static void teardown(struct shim *s)
         /* Before start this kills the child; after, it frees the handle. */
         rt_container_free(steal_ptr(&s->ctr));
         free(steal_ptr(&s->cgroup));
+        rt_user_clear(&s->user);
         shim_io_cleanup(s);
         shim_log_close(&s->log);
         rt_spec_free(steal_ptr(&s->spec));

@@ -15,6 +15,7 @@
 #include <sys/types.h>
 #include <sys/uio.h>
 
+#include "runtime/runtime.h"
 #include "shim/proto-internal.h"
 #include "shim/shim.h"
 #include "util/util.h"
@@ -132,6 +133,7 @@ struct ctl_conn {
 void shim_reply(struct shim *s, struct ctl_conn *c, const struct err *status, const struct sbuf *body);
 void shim_state_fill(const struct shim *s, struct shim_state *st);
 void shim_state_put(struct sbuf *b, const struct shim_state *st);
+void shim_state_set_user(struct shim_state *st, const uint32_t *groups, size_t n, uint32_t uid, uint32_t gid);
 /* Around runtime/ calls that fork: the child must not inherit our blocked
  * signals (see server.c). */
 void shim_fork_window_open(void);
@@ -160,6 +162,8 @@ struct shim {
         int64_t created_ns, started_ns, finished_ns;
         bool oom_killed;
         bool exit_recorded;
+        bool has_user;
+        struct rt_user user; /* read at start */
 
         /* stdio */
         struct shim_stream out, err; /* err.w.fd is -1 with a tty */

@@ -87,6 +87,13 @@ struct shim_state {
          * shim: "VMDied"); empty otherwise. */
         char reason[32];
         char message[192];
+        /* Who the process runs as, read from /proc/<pid>/status when it
+         * started (ContainerStatus.user); has_user false before that or
+         * where it could not be read. At most 64 groups are kept. */
+        bool has_user;
+        uint32_t uid, gid;
+        uint32_t n_groups;
+        uint32_t groups[64];
 };
 
 /* Start the created container's process. */

@@ -396,10 +396,14 @@ static int do_start(struct vshim *s, struct vctr *c, struct err *e)
                 return err_set(e, ERR_PRECONDITION, "container %s is not in state created", c->id);
         if (need_vm(s, e) < 0)
                 return -1;
-        if (vm_agent_start_container(s->a, c->id, AGENT_CALL_MS, e) < 0) {
+        struct vm_agent_user u;
+        if (vm_agent_start_container(s->a, c->id, AGENT_CALL_MS, &u, e) < 0) {
                 record_exit(s, c, 128, 0, NULL, NULL);
                 return -1;
         }
+        if (u.has_user)
+                shim_state_set_user(&c->st, u.groups, u.n_groups, u.uid, u.gid);
+        free(u.groups);
         c->st.status = SHIM_RUNNING;
         c->st.started_ns = time_now_ns();
         cleanup_err struct err we = ERR_INIT;

@@ -435,14 +435,34 @@ int vm_agent_sysctls(struct vm_agent *a, char *const *keys, char *const *values,
         return call_void(a, &q, timeout_ms, "sysctls", e);
 }
 
-int vm_agent_start_container(struct vm_agent *a, const char *id, int timeout_ms, struct err *e)
+int vm_agent_start_container(struct vm_agent *a, const char *id, int timeout_ms, struct vm_agent_user *out,
+                             struct err *e)
 {
         Corral__Agent__V1__StartContainerRequest s = CORRAL__AGENT__V1__START_CONTAINER_REQUEST__INIT;
         s.container_id = (char *)id;
         AgRequest q = CORRAL__AGENT__V1__REQUEST__INIT;
         q.body_case = CORRAL__AGENT__V1__REQUEST__BODY_START_CONTAINER;
         q.start_container = &s;
-        return call_void(a, &q, timeout_ms, "start container", e);
+        if (out)
+                memset(out, 0, sizeof(*out));
+        AgFrame *r = call(a, &q, timeout_ms, "start container", e);
+        if (!r)
+                return -1;
+        /* An older agent answers without the body. */
+        const Corral__Agent__V1__StartContainerResponse *u =
+                r->response->body_case == CORRAL__AGENT__V1__RESPONSE__BODY_START_CONTAINER
+                        ? r->response->start_container
+                        : NULL;
+        if (out && u && u->has_user) {
+                out->has_user = true;
+                out->uid = u->uid;
+                out->gid = u->gid;
+                out->groups = xcalloc(u->n_groups ? u->n_groups : 1, sizeof(uint32_t));
+                memcpy(out->groups, u->groups, u->n_groups * sizeof(uint32_t));
+                out->n_groups = u->n_groups;
+        }
+        frame_free(r);
+        return 0;
 }
 
 int vm_agent_signal(struct vm_agent *a, const char *id, int sig, int timeout_ms, struct err *e)

@@ -200,7 +200,16 @@ int vm_agent_create_container(struct vm_agent *a, const char *id, const char *sp
 int vm_agent_create_container_stdin(struct vm_agent *a, const char *id, const char *spec_json,
                                     const char *share_tag, bool stdin_open, uint32_t stdin_window,
                                     int timeout_ms, struct err *e);
-int vm_agent_start_container(struct vm_agent *a, const char *id, int timeout_ms, struct err *e);
+/* Who the process runs as in the guest, when the agent could read it. */
+struct vm_agent_user {
+        bool has_user;
+        uint32_t uid, gid;
+        uint32_t *groups; /* caller frees */
+        size_t n_groups;
+};
+/* out may be NULL. */
+int vm_agent_start_container(struct vm_agent *a, const char *id, int timeout_ms, struct vm_agent_user *out,
+                             struct err *e);
 /* UpdateContainerResources in the guest: spec_json's resources (only the
  * set fields) applied to the container's cgroup there. */
 int vm_agent_update_resources(struct vm_agent *a, const char *id, const char *spec_json, int timeout_ms,

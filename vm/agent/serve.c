@@ -435,7 +435,26 @@ static void do_start(struct agent *a, uint64_t id, const char *cid)
                 err_wrap(&e, "start container %s", cid);
         else
                 c->state = CTR_RUNNING;
-        agent_reply_err(a, id, &e);
+        if (e.msg) {
+                agent_reply_err(a, id, &e);
+                return;
+        }
+        /* Not reaped yet (only the agent's loop reaps): readable even if gone. */
+        struct rt_user u = {0};
+        Corral__Agent__V1__StartContainerResponse sr = CORRAL__AGENT__V1__START_CONTAINER_RESPONSE__INIT;
+        if (rt_proc_user(c->pid, &u, NULL) == 0) {
+                sr.has_user = true;
+                sr.uid = u.uid;
+                sr.gid = u.gid;
+                sr.groups = u.groups;
+                sr.n_groups = u.n_groups;
+        }
+        AgResponse r = CORRAL__AGENT__V1__RESPONSE__INIT;
+        r.id = id;
+        r.body_case = CORRAL__AGENT__V1__RESPONSE__BODY_START_CONTAINER;
+        r.start_container = &sr;
+        agent_reply(a, &r);
+        rt_user_clear(&u);
 }
 
 static void answer_wait(struct agent *a, uint64_t id, struct ctr *c)

@@ -357,7 +357,7 @@ int main(void)
         err_clear(&e1);
 
         /* unknown container */
-        CHECK(vm_agent_start_container(a, "nope", 2000, &e1) < 0);
+        CHECK(vm_agent_start_container(a, "nope", 2000, NULL, &e1) < 0);
         CHECK(err_is(&e1, ERR_NOT_FOUND));
         err_clear(&e1);
         CHECK(vm_agent_create_container(a, "../x", "{}", NULL, 2000, &e1) < 0);

@@ -181,7 +181,7 @@ int main(void)
                 "echo hello from $(uname -r) as $(hostname); echo oops >&2; sleep 0.2; exit 7");
         char *json = rt_spec_to_json(spec);
         CHECK_OK(vm_agent_create_container(a, "c1", json, "rootfs", 20000, e));
-        CHECK_OK(vm_agent_start_container(a, "c1", 20000, e));
+        CHECK_OK(vm_agent_start_container(a, "c1", 20000, NULL, e));
         int ccode = -1;
         CHECK_OK(vm_agent_wait(a, "c1", 30000, &ccode, e));
         CHECK(ccode == 7);
@@ -200,7 +200,7 @@ int main(void)
         spec = container_spec("echo ready; exec sleep 1000");
         json = rt_spec_to_json(spec);
         CHECK_OK(vm_agent_create_container(a, "c2", json, "rootfs", 20000, e));
-        CHECK_OK(vm_agent_start_container(a, "c2", 20000, e));
+        CHECK_OK(vm_agent_start_container(a, "c2", 20000, NULL, e));
         char *cu[] = {"uname", "-r", NULL};
         CHECK_OK(vm_agent_exec(a, "c2", cu, 10000, &out, NULL, &code, e));
         CHECK(out && strncmp(out, vmt_release, strlen(vmt_release)) == 0);

@@ -218,7 +218,7 @@ static void run(enum vm_share_type type, const char *rootfs, const char *state, 
                                "/proc/self/mountinfo | head -n1 >/dev/null; echo share)");
         char *json = rt_spec_to_json(spec);
         CHECK_OK(vm_agent_create_container(a, "c1", json, "rootfs", 30000, e));
-        CHECK_OK(vm_agent_start_container(a, "c1", 30000, e));
+        CHECK_OK(vm_agent_start_container(a, "c1", 30000, NULL, e));
         int ccode = -1;
         CHECK_OK(vm_agent_wait(a, "c1", 60000, &ccode, e));
         CHECK(ccode == 0);
