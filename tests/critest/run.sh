@@ -46,7 +46,7 @@ fi
 
 # The VM guest image, when a handler needs it.
 for h in "${handlers[@]}"; do
-  if [ "$h" = vm ] && [ ! -f "$build/vm/initramfs.img" ]; then
+  if [ "$h" = vm ] && { [ ! -f "$build/vm/initramfs.img" ] || [ "$build/bin/corral-agent" -nt "$build/vm/initramfs.img" ]; }; then
     cmake --build "$build" --target guest-image >"$build/guest-image.log" 2>&1 ||
       { echo "critest: guest image failed:"; tail -20 "$build/guest-image.log"; exit 1; }
   fi
