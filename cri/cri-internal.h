@@ -209,6 +209,10 @@ char *cri_pod_hostname(const Runtime__V1__PodSandboxConfig *cfg, bool host_net);
 int cri_pod_save_extra(struct cri_daemon *d, struct store_pod *p, const struct cri_pod_extra *x,
                        struct err *e);
 
+/* Recursive read-only mounts (KEP-3857) on a namespace (vm false) or VM
+ * handler: advertised in Status, required by CreateContainer (info.c). */
+bool cri_rro_supported(bool vm);
+
 /* ---------- VM pods (vm_pods.c) ---------- */
 
 struct cfg_runtime;

@@ -474,6 +474,41 @@ static char **bind_opts(bool ro, const char *prop)
         return o;
 }
 
+/* containerd's and CRI-O's check: a volume can only propagate with the
+ * host when its host mount does (shared; or a slave for HOST_TO_CONTAINER). */
+static int check_host_propagation(const Runtime__V1__Mount *m, bool need_shared, struct err *e)
+{
+        unsigned prop = 0;
+        cleanup_free char *mp = NULL;
+        if (rt_mount_propagation(m->host_path, &prop, &mp, e) < 0)
+                return err_wrap(e, "mount %s", m->container_path);
+        if ((prop & RT_PROP_SHARED) || (!need_shared && (prop & RT_PROP_SLAVE)))
+                return 0;
+        return err_set(e, ERR_PRECONDITION,
+                       "mount %s: propagation %s needs host path %s on a %s mount, but its mount %s is %s",
+                       m->container_path, need_shared ? "BIDIRECTIONAL" : "HOST_TO_CONTAINER", m->host_path,
+                       need_shared ? "shared" : "shared or slave", mp ? mp : "?",
+                       (prop & RT_PROP_SLAVE) ? "a slave" : "private");
+}
+
+/* KEP-3857 recursive read-only: only on a read-only, private volume (as
+ * kubelet and containerd require), and where the handler applies it. */
+static int check_rro(const Runtime__V1__Mount *m, bool vm, struct err *e)
+{
+        if (!m->readonly)
+                return err_set(e, ERR_INVALID, "mount %s: recursive_read_only needs readonly",
+                               m->container_path);
+        if (m->propagation != RUNTIME__V1__MOUNT_PROPAGATION__PROPAGATION_PRIVATE)
+                return err_set(e, ERR_INVALID, "mount %s: recursive_read_only needs propagation PRIVATE",
+                               m->container_path);
+        if (!cri_rro_supported(vm))
+                return err_set(
+                        e, ERR_INVALID,
+                        "mount %s: recursive read-only mounts are not supported by this runtime handler",
+                        m->container_path);
+        return 0;
+}
+
 static int set_mounts(struct rt_spec *s, const struct ctr_spec_in *in, struct err *e)
 {
         const Runtime__V1__ContainerConfig *cfg = in->cfg;
@@ -491,7 +526,16 @@ static int set_mounts(struct rt_spec *s, const struct ctr_spec_in *in, struct er
                 if (m->image && m->image->image && *m->image->image)
                         return err_set(e, ERR_INVALID, "mount %s: image volumes are not supported",
                                        m->container_path);
+                if (m->recursive_read_only && check_rro(m, in->podx->vm, e) < 0)
+                        return -1;
                 const char *prop = "rprivate";
+                if (m->propagation == RUNTIME__V1__MOUNT_PROPAGATION__PROPAGATION_BIDIRECTIONAL ||
+                    m->propagation == RUNTIME__V1__MOUNT_PROPAGATION__PROPAGATION_HOST_TO_CONTAINER) {
+                        bool bidi =
+                                m->propagation == RUNTIME__V1__MOUNT_PROPAGATION__PROPAGATION_BIDIRECTIONAL;
+                        if (check_host_propagation(m, bidi, e) < 0)
+                                return -1;
+                }
                 if (m->propagation == RUNTIME__V1__MOUNT_PROPAGATION__PROPAGATION_BIDIRECTIONAL) {
                         prop = "rshared";
                         free(s->rootfs_propagation);
@@ -504,7 +548,10 @@ static int set_mounts(struct rt_spec *s, const struct ctr_spec_in *in, struct er
                         }
                 }
                 /* selinux_relabel is ignored: no SELinux here. */
-                add_mount(s, m->container_path, "bind", m->host_path, bind_opts(m->readonly, prop));
+                char **opts = bind_opts(m->readonly, prop);
+                if (m->recursive_read_only)
+                        strv_push(&opts, "rro");
+                add_mount(s, m->container_path, "bind", m->host_path, opts);
         }
         const struct cri_pod_extra *x = in->podx;
         if (x->pod_dir && *x->pod_dir) {

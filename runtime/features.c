@@ -61,7 +61,9 @@ static void detect(void)
         feat.clone3 = have_syscall(SYS_clone3, 0, 0, 0, 0);
         feat.clone_into_cgroup = feat.clone3 && feat.cgroup_mode == RT_CGROUP_V2_UNIFIED;
         feat.pidfd = have_syscall(SYS_pidfd_open, 0, ~0L, 0, 0);
-        feat.new_mount_api = have_syscall(SYS_open_tree, -1, 0, ~0L, 0);
+        /* mount_setattr came last (5.12): recursive read-only mounts need it. */
+        feat.new_mount_api =
+                have_syscall(SYS_open_tree, -1, 0, ~0L, 0) && have_syscall(SYS_mount_setattr, -1, 0, ~0L, 0);
         cleanup_free char *max = NULL;
         size_t n;
         feat.user_namespaces =

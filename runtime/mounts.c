@@ -51,6 +51,7 @@ static const struct mopt prop_opts[] = {
 struct parsed {
         unsigned long flags;
         unsigned long prop;
+        bool rro; /* "rro": read-only down to every submount (mount_setattr) */
         struct sbuf data;
 };
 
@@ -73,6 +74,10 @@ static void parse_options(char *const *opts, struct parsed *p)
                                 p->prop = prop_opts[i].flag;
                                 done = true;
                         }
+                }
+                if (!done && strcmp(*opts, "rro") == 0) {
+                        p->rro = true;
+                        done = true;
                 }
                 if (!done) {
                         if (p->data.len)
@@ -144,7 +149,89 @@ struct ctx {
         const struct rt_spec *spec;
         int rootfd;
         const char *cgroup_path;
+        int *trees; /* per spec mount: a detached clone of a shared bind's source, or -1 */
 };
+
+/* A bind source that does not exist is created as a directory (as
+ * containerd does); *st gets its type. */
+static int bind_source_stat(const struct rt_mount *m, struct stat *st, struct err *e)
+{
+        if (m->source == NULL || m->source[0] != '/')
+                return err_set(e, ERR_INVALID, "bind mount %s: source must be absolute", m->destination);
+        if (stat(m->source, st) == 0)
+                return 0;
+        if (errno != ENOENT)
+                return err_make(e, errno, "bind source %s", m->source);
+        if (mkdir_p(m->source, 0755, e) < 0)
+                return -1;
+        st->st_mode = S_IFDIR;
+        return 0;
+}
+
+/* A shared bind (BIDIRECTIONAL) must stay in the host mount's peer group,
+ * but "/" of our namespace is made rslave (or rprivate) before anything is
+ * mounted, so that nothing the container mounts outside its volumes
+ * reaches the host; a bind made from the slave copy afterwards would be a
+ * slave too and mounts made in the container would stay there. A detached
+ * clone taken first keeps the peer group (open_tree copies it), and is
+ * attached at the destination later. */
+static int clone_shared_sources(struct ctx *c, struct err *e)
+{
+        const struct rt_spec *s = c->spec;
+        c->trees = xmalloc((s->n_mounts ? s->n_mounts : 1) * sizeof(*c->trees));
+        for (size_t i = 0; i < s->n_mounts; i++)
+                c->trees[i] = -1;
+        for (size_t i = 0; i < s->n_mounts; i++) {
+                const struct rt_mount *m = &s->mounts[i];
+                struct parsed p;
+                parse_options(m->options, &p);
+                bool shared = is_bind(m, &p) && (p.prop & MS_SHARED);
+                bool rec = p.flags & MS_REC;
+                sbuf_free(&p.data);
+                if (!shared)
+                        continue;
+                struct stat st;
+                if (bind_source_stat(m, &st, e) < 0)
+                        return -1;
+                c->trees[i] = (int)open_tree(AT_FDCWD, m->source,
+                                             OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | (rec ? AT_RECURSIVE : 0));
+                if (c->trees[i] < 0)
+                        return err_make(e, errno, "clone bind source %s", m->source);
+        }
+        return 0;
+}
+
+static void close_trees(struct ctx *c)
+{
+        for (size_t i = 0; c->trees && i < c->spec->n_mounts; i++)
+                if (c->trees[i] >= 0)
+                        close(c->trees[i]);
+        free(c->trees);
+        c->trees = NULL;
+}
+
+static int attach_tree(int tree, int rootfd, const char *dest, struct err *e)
+{
+        cleanup_close int fd = openat_in_root(rootfd, dest, O_PATH | O_CLOEXEC, 0);
+        if (fd < 0)
+                return err_make(e, errno, "open %s in rootfs", dest);
+        if (move_mount(tree, "", fd, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH) < 0)
+                return err_make(e, errno, "attach bind mount on %s", dest);
+        return 0;
+}
+
+/* KEP-3857: MS_RDONLY on a bind covers its top mount only; the new mount
+ * API sets it on every submount in one call. */
+static int set_recursive_ro(int rootfd, const char *dest, struct err *e)
+{
+        cleanup_close int fd = openat_in_root(rootfd, dest, O_PATH | O_CLOEXEC, 0);
+        if (fd < 0)
+                return err_make(e, errno, "open %s in rootfs", dest);
+        struct mount_attr attr = {.attr_set = MOUNT_ATTR_RDONLY};
+        if (mount_setattr(fd, "", AT_EMPTY_PATH | AT_RECURSIVE, &attr, sizeof(attr)) < 0)
+                return err_make(e, errno, "make %s recursively read-only", dest);
+        return 0;
+}
 
 static int mount_cgroupfs(struct ctx *c, const char *dest, unsigned long flags, struct err *e)
 {
@@ -186,7 +273,8 @@ static int mount_cgroupfs(struct ctx *c, const char *dest, unsigned long flags, 
         return 0;
 }
 
-static int mount_one(struct ctx *c, const struct rt_mount *m, struct err *e)
+/* `tree`: a clone of the bind source to attach instead of binding it, or -1. */
+static int mount_one(struct ctx *c, const struct rt_mount *m, int tree, struct err *e)
 {
         struct parsed p;
         int ret = -1;
@@ -194,30 +282,25 @@ static int mount_one(struct ctx *c, const struct rt_mount *m, struct err *e)
         bool bind = is_bind(m, &p);
         const char *type = m->type;
 
+        if (p.rro && !(p.flags & MS_RDONLY)) {
+                err_set(e, ERR_INVALID, "mount %s: rro needs ro", m->destination);
+                goto out;
+        }
         struct stat st = {.st_mode = S_IFDIR};
         cleanup_close int fd = -1;
-        if (bind) {
-                if (m->source == NULL || m->source[0] != '/') {
-                        err_set(e, ERR_INVALID, "bind mount %s: source must be absolute", m->destination);
-                        goto out;
-                }
-                if (stat(m->source, &st) < 0) {
-                        /* containerd creates a missing host path as a directory. */
-                        if (errno != ENOENT || mkdir_p(m->source, 0755, e) < 0) {
-                                if (errno != ENOENT)
-                                        err_make(e, errno, "bind source %s", m->source);
-                                goto out;
-                        }
-                        st.st_mode = S_IFDIR;
-                }
-        }
+        if (bind && bind_source_stat(m, &st, e) < 0)
+                goto out;
         fd = open_or_create(c->rootfd, m->destination, !S_ISDIR(st.st_mode), e);
         if (fd < 0)
                 goto out;
         if (bind) {
                 unsigned long bflags = MS_BIND | (p.flags & MS_REC);
-                if (do_mount(m->source, c->rootfd, m->destination, NULL, bflags, NULL, e) < 0)
+                if (tree >= 0) {
+                        if (attach_tree(tree, c->rootfd, m->destination, e) < 0)
+                                goto out;
+                } else if (do_mount(m->source, c->rootfd, m->destination, NULL, bflags, NULL, e) < 0) {
                         goto out;
+                }
                 unsigned long rest = p.flags & ~(MS_BIND | MS_REC);
                 if (rest &&
                     do_mount(NULL, c->rootfd, m->destination, NULL, MS_BIND | MS_REMOUNT | rest, NULL, e) < 0)
@@ -240,6 +323,8 @@ static int mount_one(struct ctx *c, const struct rt_mount *m, struct err *e)
                 }
         }
         if (p.prop && do_mount(NULL, c->rootfd, m->destination, NULL, p.prop, NULL, e) < 0)
+                goto out;
+        if (p.rro && set_recursive_ro(c->rootfd, m->destination, e) < 0)
                 goto out;
         ret = 0;
 out:
@@ -402,11 +487,13 @@ static int pivot(const char *root, struct err *e)
                 return err_make(e, errno, "open rootfs %s", root);
         if (fchdir(fd) < 0)
                 return err_make(e, errno, "chdir rootfs");
-        /* crun's trick: stack the old root under the new one, then detach it. */
+        /* crun's trick: stack the old root over the new one, then detach it.
+         * No rslave of "." first: it names the new root, whose shared
+         * volumes must stay the host's peers; the old root's mounts are
+         * slaves or private since mounts_setup began, so the detach does not
+         * reach the host. */
         if (syscall(SYS_pivot_root, ".", ".") < 0)
                 return err_make(e, errno, "pivot_root %s", root);
-        if (mount(NULL, ".", NULL, MS_SLAVE | MS_REC, NULL) < 0)
-                return err_make(e, errno, "make old root slave");
         if (umount2(".", MNT_DETACH) < 0)
                 return err_make(e, errno, "detach old root");
         if (chdir("/") < 0)
@@ -422,13 +509,9 @@ static bool has_dest(const struct rt_spec *s, const char *d)
         return false;
 }
 
-int mounts_setup(const struct rt_spec *s, struct err *e)
+static int build_root(struct ctx *c0, unsigned long prop, struct err *e)
 {
-        unsigned long prop = propagation_flag(s->rootfs_propagation, MS_PRIVATE | MS_REC);
-        /* Nothing we mount may leak to the host: slave unless asked private. */
-        unsigned long host_prop = (prop & MS_PRIVATE) ? MS_PRIVATE | MS_REC : MS_SLAVE | MS_REC;
-        if (mount(NULL, "/", NULL, host_prop, NULL) < 0)
-                return err_make(e, errno, "make / %s", (prop & MS_PRIVATE) ? "rprivate" : "rslave");
+        const struct rt_spec *s = c0->spec;
         if (mount_rootfs(s, e) < 0)
                 return -1;
 
@@ -438,7 +521,7 @@ int mounts_setup(const struct rt_spec *s, struct err *e)
         cleanup_free char *cg = NULL;
         if (s->cgroup_path)
                 (void)rt_cgroup_resolve(s->cgroup_path, &cg, NULL);
-        struct ctx c = {.spec = s, .rootfd = rootfd, .cgroup_path = cg};
+        struct ctx c = {.spec = s, .rootfd = rootfd, .cgroup_path = cg, .trees = c0->trees};
 
         char *sys_opts[] = {"nosuid", "noexec", "nodev", s->privileged ? "rw" : "ro", NULL};
         char *proc_opts[] = {"nosuid", "noexec", "nodev", NULL};
@@ -461,17 +544,20 @@ int mounts_setup(const struct rt_spec *s, struct err *e)
         bool own_dev = !s->privileged && !has_dest(s, "/dev");
         for (size_t i = 0; i < ARRAY_SIZE(std); i++) {
                 const struct rt_mount *m = &std[i];
+                int tree = -1;
                 for (size_t k = 0; k < s->n_mounts; k++)
-                        if (strcmp(s->mounts[k].destination, std[i].destination) == 0)
+                        if (strcmp(s->mounts[k].destination, std[i].destination) == 0) {
                                 m = &s->mounts[k]; /* the spec's replaces ours, in our place */
-                if (mount_one(&c, m, e) < 0)
+                                tree = c.trees[k];
+                        }
+                if (mount_one(&c, m, tree, e) < 0)
                         return -1;
         }
         for (size_t k = 0; k < s->n_mounts; k++) {
                 bool is_std = false;
                 for (size_t i = 0; i < ARRAY_SIZE(std); i++)
                         is_std |= strcmp(s->mounts[k].destination, std[i].destination) == 0;
-                if (!is_std && mount_one(&c, &s->mounts[k], e) < 0)
+                if (!is_std && mount_one(&c, &s->mounts[k], c.trees[k], e) < 0)
                         return -1;
         }
         if (setup_dev(&c, own_dev, e) < 0)
@@ -485,4 +571,20 @@ int mounts_setup(const struct rt_spec *s, struct err *e)
         if (s->readonly_rootfs && mount(NULL, "/", NULL, MS_REMOUNT | MS_BIND | MS_RDONLY, NULL) < 0)
                 return err_make(e, errno, "remount rootfs read-only");
         return 0;
+}
+
+int mounts_setup(const struct rt_spec *s, struct err *e)
+{
+        unsigned long prop = propagation_flag(s->rootfs_propagation, MS_PRIVATE | MS_REC);
+        /* Nothing we mount may leak to the host: slave unless asked private.
+         * Shared volumes are cloned before, to stay the host's peers. */
+        unsigned long host_prop = (prop & MS_PRIVATE) ? MS_PRIVATE | MS_REC : MS_SLAVE | MS_REC;
+        struct ctx c = {.spec = s, .rootfd = -1};
+        int ret = clone_shared_sources(&c, e);
+        if (ret == 0 && mount(NULL, "/", NULL, host_prop, NULL) < 0)
+                ret = err_make(e, errno, "make / %s", (prop & MS_PRIVATE) ? "rprivate" : "rslave");
+        if (ret == 0)
+                ret = build_root(&c, prop, e);
+        close_trees(&c);
+        return ret;
 }

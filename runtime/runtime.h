@@ -53,7 +53,10 @@ struct rt_namespace {
  * a directory (like containerd). Options are mount(8) words: ro, rw, bind,
  * rbind, nosuid, nodev, noexec, relatime, private, rprivate, slave, rslave,
  * shared, rshared, ...; other words go to the filesystem as data
- * ("mode=755", "size=65536k"). */
+ * ("mode=755", "size=65536k"). "rro" (with "ro") makes every submount
+ * read-only too (mount_setattr AT_RECURSIVE; Linux 5.12). A bind with
+ * "shared"/"rshared" stays in the peer group of its source's host mount,
+ * so mounts propagate both ways when that mount is shared. */
 struct rt_mount {
         char *destination; /* absolute path inside the container */
         char *type;        /* "bind", "tmpfs", "proc", "sysfs", "devpts", "mqueue", ... */
@@ -307,6 +310,12 @@ char **rt_caps_all(void);
  * number -> its number, -1 when the kernel does not know it. */
 int rt_cap_parse(const char *name);
 
+/* The propagation of the host mount holding `path` (or its nearest
+ * existing ancestor): RT_PROP_* bits, 0 for private. *mountpoint (may be
+ * NULL) gets that mount's path, for messages; caller frees. */
+enum { RT_PROP_SHARED = 1, RT_PROP_SLAVE = 2 };
+int rt_mount_propagation(const char *path, unsigned *out, char **mountpoint, struct err *e);
+
 /* ---------- create / start ---------- */
 
 /* The container's stdio: fds the child dup2s to 0, 1, 2 (-1 -> /dev/null).
@@ -467,7 +476,7 @@ struct rt_features {
         bool clone3;
         bool clone_into_cgroup; /* clone3 and cgroup v2 */
         bool pidfd;
-        bool new_mount_api; /* open_tree / move_mount / mount_setattr */
+        bool new_mount_api; /* open_tree / move_mount / mount_setattr (Linux 5.12) */
         bool user_namespaces;
         bool systemd_running; /* /run/systemd/system exists */
 };
