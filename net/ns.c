@@ -1,6 +1,7 @@
-/* Pinned pod namespaces: no pause process. A child unshares the namespaces
- * and waits; the parent bind-mounts /proc/<child>/ns/<type> onto files under
- * the pod's ns dir; the child exits and the mounts keep the namespaces. */
+/* Pinned pod namespaces: no pause process. A child (in the pod's user
+ * namespace, if it has one) unshares the namespaces and waits; the parent
+ * bind-mounts /proc/<child>/ns/<type> onto files under the pod's ns dir; the
+ * child exits and the mounts keep the namespaces. */
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/magic.h>
@@ -26,6 +27,7 @@ static const struct {
         {CLONE_NEWNET, "net"},
         {CLONE_NEWIPC, "ipc"},
         {CLONE_NEWUTS, "uts"},
+        {CLONE_NEWUSER, "user"}, /* pinned only with a userns_fd */
 };
 
 bool net_ns_is_pinned(const char *path)
@@ -95,12 +97,13 @@ void net_ns_paths_free(struct net_ns_paths *p)
         free(p->net);
         free(p->ipc);
         free(p->uts);
-        p->net = p->ipc = p->uts = NULL;
+        free(p->user);
+        p->net = p->ipc = p->uts = p->user = NULL;
 }
 
 /* The child: only async-signal-safe calls (the daemon is multi-threaded). */
-static __attribute__((noreturn)) void child_main(int flags, const char *hostname, int wfd, int rfd, int pw,
-                                                 int pr)
+static __attribute__((noreturn)) void child_main(int flags, const char *hostname, int userns_fd, int wfd,
+                                                 int rfd, int pw, int pr)
 {
         char c = 0;
 
@@ -108,7 +111,7 @@ static __attribute__((noreturn)) void child_main(int flags, const char *hostname
         close(pw);
         close(pr);
 
-        if (unshare(flags) < 0 ||
+        if ((userns_fd >= 0 && setns(userns_fd, CLONE_NEWUSER) < 0) || unshare(flags) < 0 ||
             (hostname && (flags & CLONE_NEWUTS) && sethostname(hostname, strlen(hostname)) < 0))
                 c = (char)errno;
         if (write(wfd, &c, 1) != 1)
@@ -120,6 +123,12 @@ static __attribute__((noreturn)) void child_main(int flags, const char *hostname
 }
 
 int net_ns_pin(const char *dir, int flags, const char *hostname, struct net_ns_paths *out, struct err *e)
+{
+        return net_ns_pin_userns(dir, flags, hostname, -1, out, e);
+}
+
+int net_ns_pin_userns(const char *dir, int flags, const char *hostname, int userns_fd,
+                      struct net_ns_paths *out, struct err *e)
 {
         int p2c[2] = {-1, -1}, c2p[2] = {-1, -1};
         struct net_ns_paths paths = {0};
@@ -157,7 +166,7 @@ int net_ns_pin(const char *dir, int flags, const char *hostname, struct net_ns_p
                 goto fail;
         }
         if (pid == 0)
-                child_main(flags, hostname, c2p[1], p2c[0], p2c[1], c2p[0]);
+                child_main(flags, hostname, userns_fd, c2p[1], p2c[0], p2c[1], c2p[0]);
         close(c2p[1]);
         c2p[1] = -1;
         close(p2c[0]);
@@ -177,7 +186,7 @@ int net_ns_pin(const char *dir, int flags, const char *hostname, struct net_ns_p
         }
 
         for (size_t i = 0; i < ARRAY_SIZE(ns_types); i++) {
-                if (!(flags & ns_types[i].flag))
+                if (!(flags & ns_types[i].flag) && !(ns_types[i].flag == CLONE_NEWUSER && userns_fd >= 0))
                         continue;
                 char src[64];
                 char *dst = path_join(dir, ns_types[i].name);
@@ -185,8 +194,10 @@ int net_ns_pin(const char *dir, int flags, const char *hostname, struct net_ns_p
                         paths.net = dst;
                 else if (ns_types[i].flag == CLONE_NEWIPC)
                         paths.ipc = dst;
-                else
+                else if (ns_types[i].flag == CLONE_NEWUTS)
                         paths.uts = dst;
+                else
+                        paths.user = dst;
                 snprintf(src, sizeof(src), "/proc/%d/ns/%s", (int)pid, ns_types[i].name);
                 /* A stale pin from an earlier attempt is replaced. */
                 unpin_one(dst);
