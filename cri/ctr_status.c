@@ -53,7 +53,29 @@ static void *msg_copy(const ProtobufCMessage *m)
         return out;
 }
 
-/* uid, gid and groups of a live process, from /proc/<pid>/status. */
+/* A host id of `pid` as its own user namespace sees it (/proc/<pid>/uid_map
+ * or gid_map, read from the host: "inside outside length" lines); unmapped
+ * or without a user namespace, as it is. */
+static int64_t id_inside(int pid, const char *map, int64_t id)
+{
+        char path[64];
+        snprintf(path, sizeof(path), "/proc/%d/%s", pid, map);
+        FILE *f = fopen(path, "re");
+        if (f == NULL)
+                return id;
+        unsigned long long in, out, len;
+        int64_t r = id;
+        while (fscanf(f, "%llu %llu %llu", &in, &out, &len) == 3)
+                if ((unsigned long long)id >= out && (unsigned long long)id - out < len) {
+                        r = (int64_t)(in + ((unsigned long long)id - out));
+                        break;
+                }
+        fclose(f);
+        return r;
+}
+
+/* uid, gid and groups of a live process, from /proc/<pid>/status, in the
+ * container's ids (a pod with its own user namespace). */
 static bool proc_user(int pid, Runtime__V1__LinuxContainerUser *u)
 {
         char path[64];
@@ -66,10 +88,10 @@ static bool proc_user(int pid, Runtime__V1__LinuxContainerUser *u)
         while (fgets(line, sizeof(line), f)) {
                 long a;
                 if (sscanf(line, "Uid: %ld", &a) == 1) {
-                        u->uid = a;
+                        u->uid = id_inside(pid, "uid_map", a);
                         got = true;
                 } else if (sscanf(line, "Gid: %ld", &a) == 1) {
-                        u->gid = a;
+                        u->gid = id_inside(pid, "gid_map", a);
                 } else if (strncmp(line, "Groups:", 7) == 0) {
                         char *p = line + 7, *end;
                         for (;;) {
@@ -79,7 +101,8 @@ static bool proc_user(int pid, Runtime__V1__LinuxContainerUser *u)
                                 u->supplemental_groups =
                                         xrealloc(u->supplemental_groups,
                                                  (u->n_supplemental_groups + 1) * sizeof(int64_t));
-                                u->supplemental_groups[u->n_supplemental_groups++] = g;
+                                u->supplemental_groups[u->n_supplemental_groups++] =
+                                        id_inside(pid, "gid_map", g);
                                 p = end;
                         }
                 }
