@@ -193,6 +193,10 @@ struct cri_pod_extra {
         bool shared_pid;  /* namespace_options.pid == POD */
         int pod_init_pid; /* holds the shared pid namespace */
         bool net_setup;   /* CNI ADD done (DEL needed) */
+        /* Its own user namespace (pinned at <ns_dir>/user): container id,
+         * host id, length of the one uid and one gid mapping. */
+        bool userns;
+        uint32_t userns_uid[3], userns_gid[3];
         /* VM pods (vm_pods.c); the keys are only written for them */
         bool vm;
         char *vm_dir;    /* <state>/vm/<id prefix>: vm.json, the shim's socket, the share */
@@ -204,6 +208,20 @@ void cri_pod_extra_clear(struct cri_pod_extra *x);
 /* The pod's hostname: the config's, or the node's when it gives none or
  * the pod is on the host network. Caller frees. */
 char *cri_pod_hostname(const Runtime__V1__PodSandboxConfig *cfg, bool host_net);
+
+/* namespace_options.userns_options of a RunPodSandbox (pod_userns.c):
+ * ERR_INVALID naming the cause for what is refused (a mode other than POD
+ * or NODE, not one mapping each, container id 0 unmapped, the VM handler,
+ * a host network/PID/IPC namespace, a host that cannot); x (may be NULL)
+ * gets userns and the mappings for mode POD. */
+struct cfg_runtime;
+int cri_pod_userns(const Runtime__V1__PodSandboxConfig *cfg, const struct cfg_runtime *rt,
+                   struct cri_pod_extra *x, struct err *e);
+/* Its part of the pod record's private state: `b` holds the JSON object
+ * (closing brace last); `v` the parsed one. */
+struct yajl_val_s;
+void cri_pod_userns_to_json(struct sbuf *b, const struct cri_pod_extra *x);
+void cri_pod_userns_from_json(struct yajl_val_s *v, struct cri_pod_extra *x);
 
 /* Write the pod record with `x` as its private state. */
 int cri_pod_save_extra(struct cri_daemon *d, struct store_pod *p, const struct cri_pod_extra *x,

@@ -623,6 +623,16 @@ static int set_namespaces(struct rt_spec *s, const struct ctr_spec_in *in, struc
         const Runtime__V1__NamespaceOption *no = sc ? sc->namespace_options : NULL;
         s->namespaces[RT_NS_MNT].mode = RT_NS_NEW;
         s->namespaces[RT_NS_USER].mode = RT_NS_HOST;
+        if (x->userns && x->ns_dir) {
+                /* The pod's user namespace; the mappings are its own (idmapped mounts, tmpfs owners). */
+                cleanup_free char *user = path_join(x->ns_dir, "user");
+                ns_join(s, RT_NS_USER, user);
+                s->uid_mappings = xmalloc(sizeof(*s->uid_mappings));
+                s->gid_mappings = xmalloc(sizeof(*s->gid_mappings));
+                *s->uid_mappings = (struct rt_id_map){x->userns_uid[0], x->userns_uid[1], x->userns_uid[2]};
+                *s->gid_mappings = (struct rt_id_map){x->userns_gid[0], x->userns_gid[1], x->userns_gid[2]};
+                s->n_uid_mappings = s->n_gid_mappings = 1;
+        }
         s->namespaces[RT_NS_CGROUP].mode = rt_cgroup_mode() == RT_CGROUP_V2_UNIFIED ? RT_NS_NEW : RT_NS_HOST;
         cleanup_free char *net = x->ns_dir ? path_join(x->ns_dir, "net") : NULL;
         cleanup_free char *ipc = x->ns_dir ? path_join(x->ns_dir, "ipc") : NULL;

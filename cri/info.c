@@ -94,6 +94,17 @@ static char *handlers_json(const struct cri_daemon *d)
                 sbuf_printf(&hb, ",\"type\":\"%s\",\"usable\":%s,\"reason\":",
                             rt->type == CFG_RUNTIME_VM ? "vm" : "namespace", ok ? "true" : "false");
                 json_quote(&hb, why);
+                const struct rt_features *f = rt_host_features();
+                bool userns = rt->type == CFG_RUNTIME_NAMESPACE && f->userns_pods;
+                sbuf_printf(&hb,
+                            ",\"userNamespaces\":%s,\"userNamespacesReason\":", userns ? "true" : "false");
+                json_quote(
+                        &hb,
+                        rt->type == CFG_RUNTIME_VM
+                                ? "a VM pod runs its own guest kernel: the VM isolates it, not a host user "
+                                  "namespace (KEP-127 user namespaces are not supported)"
+                        : userns ? ""
+                                 : f->userns_pods_why);
                 if (rt->type == CFG_RUNTIME_VM) {
                         enum vm_share_type t = vm_share_resolve(
                                 (enum vm_vmm)rt->vmm, (enum vm_share_type)rt->share, rt->virtiofsd_path);
@@ -201,7 +212,9 @@ static int status(struct cri_daemon *d, struct cri_call *call, const ProtobufCMe
                 runtime__v1__runtime_handler_features__init(h->features);
                 h->features->recursive_read_only_mounts =
                         cri_rro_supported(rt->type != CFG_RUNTIME_NAMESPACE);
-                h->features->user_namespaces = false;
+                /* A VM pod is its own kernel: no host user namespace for it. */
+                h->features->user_namespaces =
+                        rt->type == CFG_RUNTIME_NAMESPACE && rt_host_features()->userns_pods;
                 r->runtime_handlers[i] = h;
         }
         r->features = xmalloc(sizeof(*r->features));

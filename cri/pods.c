@@ -126,6 +126,7 @@ static char *extra_to_json(const struct cri_pod_extra *x)
                     x->host_net ? "true" : "false", x->host_ipc ? "true" : "false",
                     x->host_pid ? "true" : "false", x->shared_pid ? "true" : "false", x->pod_init_pid,
                     x->net_setup ? "true" : "false");
+        cri_pod_userns_to_json(&b, x);
         if (x->vm) {
                 /* Only VM pods carry these: namespace records stay as they were. */
                 b.len--; /* the closing brace */
@@ -155,6 +156,7 @@ int cri_pod_extra_parse(const char *json, struct cri_pod_extra *out, struct err 
         int64_t pid = 0;
         if (json_get_int(v, "pod_init_pid", &pid))
                 out->pod_init_pid = (int)pid;
+        cri_pod_userns_from_json(v, out);
         (void)json_get_bool(v, "vm", &out->vm);
         out->vm_dir = xstrdup(json_get_str(v, "vm_dir"));
         if (json_get_int(v, "vm_shim_pid", &pid))
@@ -468,6 +470,8 @@ static int create_pod(struct cri_daemon *d, const struct cfg_runtime *rt,
                 x.vm_dir = xasprintf("%s/vm/%.16s", d->cfg->state, p.id);
                 x.host_ipc = x.host_pid = x.shared_pid = false;
         }
+        if (cri_pod_userns(cfg, rt, &x, e) < 0)
+                goto fail_record;
         if (*p.cgroup_parent)
                 x.cgroup = xstrdup(p.cgroup_parent);
         else /* crictl and tests give none: one cgroup per pod, under corral's own. */
@@ -483,7 +487,19 @@ static int create_pod(struct cri_daemon *d, const struct cfg_runtime *rt,
         if (x.vm)
                 flags = CLONE_NEWNET;
         hostname = cri_pod_hostname(cfg, x.host_net);
-        if (flags && net_ns_pin(x.ns_dir, flags, hostname, &nsp, e) < 0) {
+        if (x.userns) {
+                /* The pod's net, ipc and uts are made inside it (and it is pinned with them). */
+                const struct rt_id_map um = {x.userns_uid[0], x.userns_uid[1], x.userns_uid[2]};
+                const struct rt_id_map gm = {x.userns_gid[0], x.userns_gid[1], x.userns_gid[2]};
+                int ufd = rt_userns_new(&um, 1, &gm, 1, e);
+                int r = ufd < 0 ? -1 : net_ns_pin_userns(x.ns_dir, flags, hostname, ufd, &nsp, e);
+                if (ufd >= 0)
+                        close(ufd);
+                if (r < 0) {
+                        err_wrap(e, "the pod's user namespace");
+                        goto fail;
+                }
+        } else if (flags && net_ns_pin(x.ns_dir, flags, hostname, &nsp, e) < 0) {
                 err_wrap(e, "pin namespaces");
                 goto fail;
         }
@@ -658,6 +674,9 @@ static int run_pod(struct cri_daemon *d, struct cri_call *call, const ProtobufCM
         if (rt == NULL)
                 return err_set(e, ERR_INVALID, "RunPodSandbox: no runtime handler named \"%s\" is configured",
                                rq->runtime_handler);
+        /* Refused before anything is made or any handler checked. */
+        if (cri_pod_userns(cfg, rt, NULL, e) < 0)
+                return err_wrap(e, "RunPodSandbox %s/%s", md->namespace_, md->name);
         if (rt->type == CFG_RUNTIME_VM) {
                 const Runtime__V1__NamespaceOption *nso = ns_options(cfg);
                 if (nso && nso->network == RUNTIME__V1__NAMESPACE_MODE__NODE)

@@ -24,9 +24,10 @@ struct err;
 /* ---------- pinned namespaces (ns.c) ---------- */
 
 struct net_ns_paths {
-        char *net; /* <dir>/net, NULL when CLONE_NEWNET was not asked for */
-        char *ipc; /* <dir>/ipc */
-        char *uts; /* <dir>/uts */
+        char *net;  /* <dir>/net, NULL when CLONE_NEWNET was not asked for */
+        char *ipc;  /* <dir>/ipc */
+        char *uts;  /* <dir>/uts */
+        char *user; /* <dir>/user, net_ns_pin_userns only */
 };
 
 /* Create fresh namespaces for `flags` (any of CLONE_NEWNET, CLONE_NEWIPC,
@@ -37,7 +38,13 @@ struct net_ns_paths {
  * namespaces. `hostname` (may be NULL) is set in the new uts namespace; `lo`
  * is brought up in the new net namespace. On failure nothing is left. */
 int net_ns_pin(const char *dir, int flags, const char *hostname, struct net_ns_paths *out, struct err *e);
-/* Unmount and unlink <dir>/{net,ipc,uts} and remove `dir`. Idempotent: a
+/* The same, with the namespaces owned by the user namespace `userns_fd`
+ * (the child joins it before unsharing, as runc creates a pod's namespaces
+ * inside its userns: a root of the pod may then use them, and sysfs mounts
+ * in the netns), which is pinned too, on <dir>/user. */
+int net_ns_pin_userns(const char *dir, int flags, const char *hostname, int userns_fd,
+                      struct net_ns_paths *out, struct err *e);
+/* Unmount and unlink <dir>/{net,ipc,uts,user} and remove `dir`. Idempotent: a
  * missing file or directory is fine. */
 int net_ns_unpin(const char *dir, struct err *e);
 void net_ns_paths_free(struct net_ns_paths *p);

@@ -1,6 +1,7 @@
-/* Pinned pod namespaces: no pause process. A child unshares the namespaces
- * and waits; the parent bind-mounts /proc/<child>/ns/<type> onto files under
- * the pod's ns dir; the child exits and the mounts keep the namespaces. */
+/* Pinned pod namespaces: no pause process. A child (in the pod's user
+ * namespace, if it has one) unshares the namespaces and waits; the parent
+ * bind-mounts /proc/<child>/ns/<type> onto files under the pod's ns dir; the
+ * child exits and the mounts keep the namespaces. */
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/magic.h>
@@ -26,6 +27,7 @@ static const struct {
         {CLONE_NEWNET, "net"},
         {CLONE_NEWIPC, "ipc"},
         {CLONE_NEWUTS, "uts"},
+        {CLONE_NEWUSER, "user"}, /* pinned only with a userns_fd */
 };
 
 bool net_ns_is_pinned(const char *path)
@@ -95,21 +97,22 @@ void net_ns_paths_free(struct net_ns_paths *p)
         free(p->net);
         free(p->ipc);
         free(p->uts);
-        p->net = p->ipc = p->uts = NULL;
+        free(p->user);
+        p->net = p->ipc = p->uts = p->user = NULL;
 }
 
 /* The child: only async-signal-safe calls (the daemon is multi-threaded). */
-static __attribute__((noreturn)) void child_main(pid_t parent, int flags, const char *hostname, int wfd,
-                                                 int rfd)
+static __attribute__((noreturn)) void child_main(pid_t parent, int flags, const char *hostname, int userns_fd,
+                                                 int wfd, int rfd)
 {
         char c = 0;
 
         /* Only its own ends: with the parent's (or another pod's child's)
          * write end open, the read below would never see EOF. */
-        const int keep[] = {wfd, rfd};
+        const int keep[] = {wfd, rfd, userns_fd};
         child_isolate(parent, keep, ARRAY_SIZE(keep));
 
-        if (unshare(flags) < 0 ||
+        if ((userns_fd >= 0 && setns(userns_fd, CLONE_NEWUSER) < 0) || unshare(flags) < 0 ||
             (hostname && (flags & CLONE_NEWUTS) && sethostname(hostname, strlen(hostname)) < 0))
                 c = (char)errno;
         if (write(wfd, &c, 1) != 1)
@@ -121,6 +124,12 @@ static __attribute__((noreturn)) void child_main(pid_t parent, int flags, const 
 }
 
 int net_ns_pin(const char *dir, int flags, const char *hostname, struct net_ns_paths *out, struct err *e)
+{
+        return net_ns_pin_userns(dir, flags, hostname, -1, out, e);
+}
+
+int net_ns_pin_userns(const char *dir, int flags, const char *hostname, int userns_fd,
+                      struct net_ns_paths *out, struct err *e)
 {
         int p2c[2] = {-1, -1}, c2p[2] = {-1, -1};
         struct net_ns_paths paths = {0};
@@ -159,7 +168,7 @@ int net_ns_pin(const char *dir, int flags, const char *hostname, struct net_ns_p
                 goto fail;
         }
         if (pid == 0)
-                child_main(self, flags, hostname, c2p[1], p2c[0]);
+                child_main(self, flags, hostname, userns_fd, c2p[1], p2c[0]);
         close(c2p[1]);
         c2p[1] = -1;
         close(p2c[0]);
@@ -179,7 +188,7 @@ int net_ns_pin(const char *dir, int flags, const char *hostname, struct net_ns_p
         }
 
         for (size_t i = 0; i < ARRAY_SIZE(ns_types); i++) {
-                if (!(flags & ns_types[i].flag))
+                if (!(flags & ns_types[i].flag) && !(ns_types[i].flag == CLONE_NEWUSER && userns_fd >= 0))
                         continue;
                 char src[64];
                 char *dst = path_join(dir, ns_types[i].name);
@@ -187,8 +196,10 @@ int net_ns_pin(const char *dir, int flags, const char *hostname, struct net_ns_p
                         paths.net = dst;
                 else if (ns_types[i].flag == CLONE_NEWIPC)
                         paths.ipc = dst;
-                else
+                else if (ns_types[i].flag == CLONE_NEWUTS)
                         paths.uts = dst;
+                else
+                        paths.user = dst;
                 snprintf(src, sizeof(src), "/proc/%d/ns/%s", (int)pid, ns_types[i].name);
                 /* A stale pin from an earlier attempt is replaced. */
                 unpin_one(dst);

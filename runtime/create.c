@@ -43,9 +43,9 @@ const char *rt_container_cgroup(const struct rt_container *c)
 
 static int join_namespaces(const struct rt_spec *s, int *joined_pid, struct err *e)
 {
-        /* user first: the others are owned by it. mnt is never joined. */
-        static const enum rt_ns_type order[] = {RT_NS_USER, RT_NS_IPC,    RT_NS_UTS,
-                                                RT_NS_NET,  RT_NS_CGROUP, RT_NS_PID};
+        /* mnt is never joined; a user namespace is joined last, by the
+         * caller, once the mounts are made (see rt_userns_new). */
+        static const enum rt_ns_type order[] = {RT_NS_IPC, RT_NS_UTS, RT_NS_NET, RT_NS_CGROUP, RT_NS_PID};
         *joined_pid = 0;
         for (size_t i = 0; i < ARRAY_SIZE(order); i++) {
                 const struct rt_namespace *n = &s->namespaces[order[i]];
@@ -120,6 +120,10 @@ static void child_main(struct child_args *a)
                 err_make(&e, errno, "new cgroup namespace");
                 sync_fail(a->sock, &e);
         }
+        /* Opened before pivot_root: its pin is on the host. */
+        cleanup_close int userns = -1;
+        if (idmap_open_userns(s, &userns, &e) < 0)
+                sync_fail(a->sock, &e);
         if (proc_stdio(a->stdio, s->process.tty, &e) < 0)
                 sync_fail(a->sock, &e);
         if (!s->process.tty && setsid() < 0 && errno != EPERM) {
@@ -135,6 +139,10 @@ static void child_main(struct child_args *a)
         if (write_sysctls(s, &e) < 0 || proc_rlimits(&s->process, &e) < 0 ||
             proc_oom_score_adj(&s->process, &e) < 0)
                 sync_fail(a->sock, &e);
+        if (userns >= 0 && setns(userns, CLONE_NEWUSER) < 0) {
+                err_make(&e, errno, "join user namespace %s", s->namespaces[RT_NS_USER].path);
+                sync_fail(a->sock, &e);
+        }
 
         struct proc_plan pl = {
                 .spec = s,

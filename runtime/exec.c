@@ -62,7 +62,11 @@ static void intermediate(int sock, int fds[RT_NS_COUNT], const char *cgroup, str
                          const struct rt_stdio *stdio)
 {
         struct err e = ERR_INIT;
-        static const enum rt_ns_type order[] = {RT_NS_USER,   RT_NS_IPC, RT_NS_UTS, RT_NS_NET,
+        /* The user namespace last, in the real process: the mount (and pid)
+         * namespace of a pod's container belongs to the host's user
+         * namespace (see rt_userns_new), and rlimits and oom_score_adj
+         * need host caps. */
+        static const enum rt_ns_type order[] = {RT_NS_IPC,    RT_NS_UTS, RT_NS_NET,
                                                 RT_NS_CGROUP, RT_NS_PID, RT_NS_MNT};
         (void)prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
         /* Before the mount namespace changes: the host's cgroupfs. */
@@ -87,7 +91,13 @@ static void intermediate(int sock, int fds[RT_NS_COUNT], const char *cgroup, str
         (void)prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
         const struct rt_spec *s = pl->spec;
         if (proc_stdio(stdio, pl->tty, &e) < 0 || proc_rlimits(&s->process, &e) < 0 ||
-            proc_oom_score_adj(&s->process, &e) < 0 || proc_identity(pl, &e) < 0)
+            proc_oom_score_adj(&s->process, &e) < 0)
+                sync_fail(sock, &e);
+        if (fds[RT_NS_USER] >= 0 && setns(fds[RT_NS_USER], CLONE_NEWUSER) < 0) {
+                err_make(&e, errno, "join user namespace");
+                sync_fail(sock, &e);
+        }
+        if (proc_identity(pl, &e) < 0)
                 sync_fail(sock, &e);
         (void)proc_exec(pl, &e);
         sync_fail(sock, &e);

@@ -35,6 +35,33 @@ static char *v2_controllers(void)
         return steal_ptr(&s);
 }
 
+/* What a pod with its own user namespace needs: a mapped user namespace
+ * (the probe maps a range far from real users), and an overlay mount that
+ * takes it as its idmap. */
+static void detect_userns(void)
+{
+        static char why[256];
+        const struct rt_id_map m = {.container_id = 0, .host_id = 0x7ff00000u, .size = 65536};
+        struct err e = ERR_INIT;
+        int fd = feat.user_namespaces ? rt_userns_new(&m, 1, &m, 1, &e) : -1;
+        feat.user_namespaces = fd >= 0;
+        if (fd < 0) {
+                snprintf(why, sizeof(why), "user namespaces: %s",
+                         e.msg ? e.msg : "/proc/sys/user/max_user_namespaces is 0");
+                err_clear(&e);
+                feat.userns_pods_why = why;
+                return;
+        }
+        cleanup_free char *not = NULL;
+        idmap_probe(fd, m.host_id, &feat.idmap_overlay, &feat.idmap_layers, &not );
+        close(fd);
+        feat.userns_pods = feat.idmap_layers;
+        if (!feat.userns_pods) {
+                snprintf(why, sizeof(why), "%s", not ? not : "idmapped overlay mounts do not work");
+                feat.userns_pods_why = why;
+        }
+}
+
 static void detect(void)
 {
         feat.cgroup_mode = rt_cgroup_mode();
@@ -68,6 +95,7 @@ static void detect(void)
         size_t n;
         feat.user_namespaces =
                 file_read_all("/proc/sys/user/max_user_namespaces", &max, &n, 64, NULL) == 0 && atoi(max) > 0;
+        detect_userns();
         struct stat st;
         feat.systemd_running = stat("/run/systemd/system", &st) == 0 && S_ISDIR(st.st_mode);
 }
@@ -101,13 +129,14 @@ char *rt_host_features_string(void)
                 "cgroup=%s driver=%s controllers=\"%s\" cap_sys_resource=%s%s caps_missing=\"%s\"%s "
                 "seccomp=%s openat2=%s "
                 "clone3=%s clone_into_cgroup=%s pidfd=%s new_mount_api=%s user_namespaces=%s "
-                "systemd=%s%s",
+                "idmap_overlay=%s idmap_layers=%s systemd=%s%s",
                 rt_cgroup_mode_name(f->cgroup_mode), rt_cgroup_driver_name(), f->cgroup_controllers,
                 f->cap_sys_resource ? "yes" : "no", f->cap_sys_resource ? "" : " (oom_score_adj clamped)",
                 missing,
                 missing[0] ? " (not in our bounding set: left out of every container's capabilities)" : "",
                 f->seccomp ? "yes" : "no", f->openat2 ? "yes" : "no", f->clone3 ? "yes" : "no",
                 f->clone_into_cgroup ? "yes" : "no", f->pidfd ? "yes" : "no", f->new_mount_api ? "yes" : "no",
-                f->user_namespaces ? "yes" : "no", f->systemd_running ? "yes" : "no",
+                f->user_namespaces ? "yes" : "no", f->idmap_overlay ? "yes" : "no",
+                f->idmap_layers ? "yes" : "no", f->systemd_running ? "yes" : "no",
                 f->systemd_running ? " (systemd cgroup paths created directly, no transient units)" : "");
 }

@@ -149,7 +149,8 @@ struct ctx {
         const struct rt_spec *spec;
         int rootfd;
         const char *cgroup_path;
-        int *trees; /* per spec mount: a detached clone of a shared bind's source, or -1 */
+        int *trees;    /* per spec mount: a detached clone of a shared bind's source, or -1 */
+        int userns_fd; /* the pod's user namespace: binds are idmapped to it; -1 none */
 };
 
 /* A bind source that does not exist is created as a directory (as
@@ -295,10 +296,15 @@ static int mount_one(struct ctx *c, const struct rt_mount *m, int tree, struct e
                 goto out;
         if (bind) {
                 unsigned long bflags = MS_BIND | (p.flags & MS_REC);
-                if (tree >= 0) {
-                        if (attach_tree(tree, c->rootfd, m->destination, e) < 0)
-                                goto out;
-                } else if (do_mount(m->source, c->rootfd, m->destination, NULL, bflags, NULL, e) < 0) {
+                int r;
+                if (tree >= 0) /* a shared bind keeps the host's peer group: not idmapped */
+                        r = attach_tree(tree, c->rootfd, m->destination, e);
+                else if (c->userns_fd >= 0)
+                        r = idmap_bind(m->source, bflags & MS_REC, c->userns_fd, c->rootfd, m->destination,
+                                       e);
+                else
+                        r = do_mount(m->source, c->rootfd, m->destination, NULL, bflags, NULL, e);
+                if (r < 0) {
                         goto out;
                 }
                 unsigned long rest = p.flags & ~(MS_BIND | MS_REC);
@@ -309,8 +315,9 @@ static int mount_one(struct ctx *c, const struct rt_mount *m, int tree, struct e
                 if (mount_cgroupfs(c, m->destination, p.flags, e) < 0)
                         goto out;
         } else {
+                cleanup_free char *data = idmap_fs_data(c->spec, type, p.data.buf);
                 if (do_mount(m->source ? m->source : type, c->rootfd, m->destination, type, p.flags,
-                             p.data.buf, e) < 0) {
+                             data ? data : p.data.buf, e) < 0) {
                         /* sysfs in a net namespace we do not own: bind the host's. */
                         if (!(type && strcmp(type, "sysfs") == 0 && errno == EPERM))
                                 goto out;
@@ -358,6 +365,11 @@ static int make_device(struct ctx *c, const char *path, char type, dev_t dev, mo
         if (dfd < 0)
                 return err_make(e, errno, "open %s", copy);
         mode_t fmt = type == 'b' ? S_IFBLK : type == 'p' ? S_IFIFO : S_IFCHR;
+        if (c->userns_fd >= 0 && c->spec->n_uid_mappings && c->spec->n_gid_mappings) {
+                /* Owned by the container's ids, not by unmapped host ones. */
+                uid = idmap_to_host(c->spec->uid_mappings, c->spec->n_uid_mappings, uid);
+                gid = idmap_to_host(c->spec->gid_mappings, c->spec->n_gid_mappings, gid);
+        }
         (void)unlinkat(dfd, slash + 1, 0);
         if (mknodat(dfd, slash + 1, fmt | (perm & 07777), dev) < 0) {
                 if (errno != EPERM)
@@ -463,17 +475,21 @@ static int readonly_paths(struct ctx *c, struct err *e)
 
 /* ---------- rootfs ---------- */
 
-static int mount_rootfs(const struct rt_spec *s, struct err *e)
+static int mount_rootfs(const struct rt_spec *s, int userns_fd, struct err *e)
 {
         const struct rt_rootfs *r = &s->root;
         if (mkdir_p(r->path, 0755, e) < 0)
                 return -1;
         if (r->lowerdirs) {
+                if (userns_fd >= 0 && idmap_layers(s, userns_fd, e) < 0)
+                        return err_wrap(e, "rootfs");
                 if (mount_overlay(r->lowerdirs, r->upperdir, r->workdir, r->upperdir == NULL, r->path, e) < 0)
                         return err_wrap(e, "rootfs");
         } else if (mount(r->path, r->path, NULL, MS_BIND | MS_REC, NULL) < 0) {
                 return err_make(e, errno, "bind rootfs %s", r->path);
         }
+        if (!r->lowerdirs && userns_fd >= 0 && idmap_stack(r->path, userns_fd, e) < 0)
+                return err_wrap(e, "rootfs");
         /* pivot_root refuses a shared new root or parent. */
         if (mount(NULL, r->path, NULL, MS_PRIVATE, NULL) < 0)
                 return err_make(e, errno, "make rootfs private");
@@ -512,7 +528,8 @@ static bool has_dest(const struct rt_spec *s, const char *d)
 static int build_root(struct ctx *c0, unsigned long prop, struct err *e)
 {
         const struct rt_spec *s = c0->spec;
-        if (mount_rootfs(s, e) < 0)
+        cleanup_close int userns = -1;
+        if (idmap_open_userns(s, &userns, e) < 0 || mount_rootfs(s, userns, e) < 0)
                 return -1;
 
         cleanup_close int rootfd = open(s->root.path, O_PATH | O_DIRECTORY | O_CLOEXEC);
@@ -521,7 +538,8 @@ static int build_root(struct ctx *c0, unsigned long prop, struct err *e)
         cleanup_free char *cg = NULL;
         if (s->cgroup_path)
                 (void)rt_cgroup_resolve(s->cgroup_path, &cg, NULL);
-        struct ctx c = {.spec = s, .rootfd = rootfd, .cgroup_path = cg, .trees = c0->trees};
+        struct ctx c = {
+                .spec = s, .rootfd = rootfd, .cgroup_path = cg, .trees = c0->trees, .userns_fd = userns};
 
         char *sys_opts[] = {"nosuid", "noexec", "nodev", s->privileged ? "rw" : "ro", NULL};
         char *proc_opts[] = {"nosuid", "noexec", "nodev", NULL};
@@ -579,7 +597,7 @@ int mounts_setup(const struct rt_spec *s, struct err *e)
         /* Nothing we mount may leak to the host: slave unless asked private.
          * Shared volumes are cloned before, to stay the host's peers. */
         unsigned long host_prop = (prop & MS_PRIVATE) ? MS_PRIVATE | MS_REC : MS_SLAVE | MS_REC;
-        struct ctx c = {.spec = s, .rootfd = -1};
+        struct ctx c = {.spec = s, .rootfd = -1, .userns_fd = -1};
         int ret = clone_shared_sources(&c, e);
         if (ret == 0 && mount(NULL, "/", NULL, host_prop, NULL) < 0)
                 ret = err_make(e, errno, "make / %s", (prop & MS_PRIVATE) ? "rprivate" : "rslave");

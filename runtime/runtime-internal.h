@@ -104,6 +104,31 @@ int openat_in_root(int rootfd, const char *path, int flags, mode_t mode);
 /* Build the mount namespace under spec->root.path and pivot_root into it. */
 int mounts_setup(const struct rt_spec *spec, struct err *e);
 
+/* ----- idmapped mounts for a joined user namespace (idmap.c) ----- */
+
+/* *fd: the spec's user namespace to join (RT_NS_JOIN), or -1 without one. */
+int idmap_open_userns(const struct rt_spec *s, int *fd, struct err *e);
+/* The host id of container id `id` (65534 when unmapped). */
+uint32_t idmap_to_host(const struct rt_id_map *m, size_t n, uint32_t id);
+/* Stack an idmapped clone of the mount tree at `path` on `path` itself. */
+int idmap_stack(const char *path, int userns_fd, struct err *e);
+/* Bind `src` onto `dest` inside the root `rootfd`, idmapped where the
+ * filesystem allows, a plain bind otherwise. */
+int idmap_bind(const char *src, bool recursive, int userns_fd, int rootfd, const char *dest, struct err *e);
+/* Mount data for a filesystem the runtime makes in a userns container:
+ * tmpfs owned by the container's root, devpts gid= in host ids. NULL when
+ * nothing changes (no user namespace, another type). Caller frees. */
+char *idmap_fs_data(const struct rt_spec *s, const char *type, const char *data);
+/* Before the rootfs overlay is mounted: idmapped binds of each lower layer
+ * over itself (this mount namespace only); the upper's root directory is
+ * chowned to the container's root. */
+int idmap_layers(const struct rt_spec *s, int userns_fd, struct err *e);
+/* Whether an overlay mount takes MOUNT_ATTR_IDMAP itself (*overlay), and
+ * whether an overlay over an idmapped layer works (*layers: what
+ * containers use; *why, caller frees, says why not). `mapped_root`: the
+ * host id container id 0 maps to in `userns_fd`. */
+void idmap_probe(int userns_fd, uid_t mapped_root, bool *overlay, bool *layers, char **why);
+
 /* ----- process set-up shared by create and exec (child side) ----- */
 
 struct proc_plan {

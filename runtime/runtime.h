@@ -292,7 +292,9 @@ int rt_resolve_user(const char *rootfs, const char *name, uint32_t *uid, uint32_
                     size_t *n_groups, struct err *e);
 
 /* The identity a process runs with, from /proc/<pid>/status (Uid, Gid,
- * Groups: the real ids). A zombie still has it. Caller frees groups. */
+ * Groups: the real ids), in the ids of its own user namespace (a pod's
+ * userns), as the container sees them. A zombie still has it. Caller
+ * frees groups. */
 struct rt_user {
         uint32_t uid;
         uint32_t gid;
@@ -315,6 +317,21 @@ int rt_cap_parse(const char *name);
  * NULL) gets that mount's path, for messages; caller frees. */
 enum { RT_PROP_SHARED = 1, RT_PROP_SLAVE = 2 };
 int rt_mount_propagation(const char *path, unsigned *out, char **mountpoint, struct err *e);
+
+/* ---------- user namespaces ---------- */
+
+/* A new user namespace with these mappings, held only by the returned fd
+ * (nsfs, O_CLOEXEC): pin it by bind-mounting /proc/self/fd/<fd>, join it
+ * with setns, or give it to idmapped mounts. A pod's containers join it
+ * with namespaces[RT_NS_USER] = JOIN its pinned path: they then do all
+ * their mounts as host root, with the image's layers and the bind mounts
+ * idmapped to it, and enter it just before switching user (setns after
+ * pivot_root), so the pod's other namespaces may be owned by it or by the
+ * host. The
+ * spec's uid/gid mappings must be the namespace's (tmpfs and devpts
+ * ownership). Needs CAP_SETUID/CAP_SETGID on the host. */
+int rt_userns_new(const struct rt_id_map *uid, size_t n_uid, const struct rt_id_map *gid, size_t n_gid,
+                  struct err *e);
 
 /* ---------- create / start ---------- */
 
@@ -476,8 +493,14 @@ struct rt_features {
         bool clone3;
         bool clone_into_cgroup; /* clone3 and cgroup v2 */
         bool pidfd;
-        bool new_mount_api; /* open_tree / move_mount / mount_setattr (Linux 5.12) */
-        bool user_namespaces;
+        bool new_mount_api;   /* open_tree / move_mount / mount_setattr */
+        bool user_namespaces; /* a user namespace can be made and mapped */
+        bool idmap_overlay;   /* an overlay mount takes an idmap itself (informational) */
+        bool idmap_layers;    /* overlay over idmapped layers works (Linux 5.19): what pods use */
+        /* Pods with their own user namespace (KEP-127) work here:
+         * user_namespaces and idmap_layers. Otherwise why not (static). */
+        bool userns_pods;
+        const char *userns_pods_why;
         bool systemd_running; /* /run/systemd/system exists */
 };
 

@@ -145,6 +145,21 @@ void rt_user_clear(struct rt_user *u)
         memset(u, 0, sizeof(*u));
 }
 
+/* A host id as the user namespace of `pid` sees it, from its uid_map or
+ * gid_map read from the host ("inside outside length" lines); unmapped, or
+ * without a user namespace of its own, as it is. */
+static uint32_t id_inside(pid_t pid, const char *map, uint32_t id)
+{
+        char path[64];
+        snprintf(path, sizeof(path), "/proc/%d/%s", (int)pid, map);
+        cleanup_fclose FILE *f = fopen(path, "re");
+        unsigned long long in, out, len;
+        while (f && fscanf(f, "%llu %llu %llu", &in, &out, &len) == 3)
+                if (id >= out && id - out < len)
+                        return (uint32_t)(in + (id - out));
+        return id;
+}
+
 int rt_proc_user(pid_t pid, struct rt_user *out, struct err *e)
 {
         memset(out, 0, sizeof(*out));
@@ -182,5 +197,10 @@ int rt_proc_user(pid_t pid, struct rt_user *out, struct err *e)
                 rt_user_clear(out);
                 return err_set(e, ERR_INTERNAL, "%s: no Uid, Gid or Groups line", path);
         }
+        /* A pod with its own user namespace reports the container's ids. */
+        out->uid = id_inside(pid, "uid_map", out->uid);
+        out->gid = id_inside(pid, "gid_map", out->gid);
+        for (size_t i = 0; i < out->n_groups; i++)
+                out->groups[i] = id_inside(pid, "gid_map", out->groups[i]);
         return 0;
 }
