@@ -233,6 +233,19 @@ class Pods(unittest.TestCase):
         self.assertEqual(st.linux.namespaces.options.network, api_pb2.NODE)
         self.remove(pod)
 
+    def test_no_hostname_gets_the_nodes(self):
+        # crictl and critest give no hostname and pod names longer than a hostname
+        # may be: the pod runs, with the node's hostname (as containerd and CRI-O).
+        name = "no-hostname-" + "x" * 70
+        pod = self.run_pod(self.config(name, hostname=""))
+        st, info = self.info(pod)
+        r = subprocess.run(["nsenter", "--uts=" + os.path.join(info["nsDir"], "uts"), "hostname"],
+                           capture_output=True, text=True, timeout=10)
+        self.assertEqual(r.stdout.strip(), socket.gethostname())
+        with open(os.path.join(info["podDir"], "hostname")) as f:
+            self.assertEqual(f.read().strip(), socket.gethostname())
+        self.remove(pod)
+
     def test_sysctls_and_dns(self):
         pod = self.run_pod(self.config("sys", sysctls={"net.ipv4.ip_unprivileged_port_start": "0"},
                                        dns=api_pb2.DNSConfig(servers=["10.96.0.10"],
