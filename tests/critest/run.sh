@@ -91,7 +91,10 @@ for h in "${handlers[@]}"; do
   name=${h:-default}
   out="$build/critest-$name.log"
   echo "critest $name: running (log in $out)"
-  args=(--runtime-endpoint "unix://$sock" --image-endpoint "unix://$sock" "-ginkgo.skip=$skip_re" -ginkgo.no-color)
+  report="$build/critest-$name.json"
+  rm -f "$report"
+  args=(--runtime-endpoint "unix://$sock" --image-endpoint "unix://$sock" "-ginkgo.skip=$skip_re" -ginkgo.no-color
+        "-ginkgo.json-report=$report")
   [ -n "$h" ] && args+=(-runtime-handler "$h")
   start=$(date +%s)
   # shellcheck disable=SC2086
@@ -105,6 +108,19 @@ for h in "${handlers[@]}"; do
   fi
   read -r np _ _ nf _ _ _ _ _ ns _ <<<"$summary"
   echo "critest $name: $np passed, $nf failed, $ns skipped (${secs}s)"
+  # Every skip and why: ours (-ginkgo.skip) or the spec's own (a handler feature, the host).
+  [ -f "$report" ] && /usr/bin/python3 - "$report" "$skip_re" <<'PY'
+import collections, json, sys
+why = collections.Counter()
+for suite in json.load(open(sys.argv[1])):
+    for s in suite.get("SpecReports") or []:
+        if s.get("State") != "skipped":
+            continue
+        msg = ((s.get("Failure") or {}).get("Message") or "").strip()
+        why[msg or "not selected (-ginkgo.skip=%s, or a focus)" % sys.argv[2]] += 1
+for msg, n in sorted(why.items()):
+    print("  skipped %2d: %s" % (n, msg))
+PY
   if [ "$nf" != 0 ] || [ $rc != 0 ]; then
     fail=1
     grep -E '^\s*\[FAIL\]' "$out" | sort -u | sed 's/^/  /'
