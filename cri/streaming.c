@@ -326,6 +326,17 @@ static int be_attach(void *data, const struct stream_attach_req *req, struct str
                 goto out;
         if (req->tty)
                 stream_io_set_resize(io, attach_on_resize, &a);
+        /* The client's stdin ending is a detach (crictl's and kubectl's
+         * ctrl-p ctrl-q, or a pipe that ran dry): the session ends and the
+         * container goes on, as in containerd. Only a stdin_once container
+         * without a tty keeps the session: its stdin closes (the shim does
+         * that) and its output is relayed until it exits. */
+        bool detach_on_eof = true;
+        Runtime__V1__ContainerConfig *cc = ctr_config(&c);
+        if (cc) {
+                detach_on_eof = !(cc->stdin_once && !cc->tty);
+                runtime__v1__container_config__free_unpacked(cc, NULL);
+        }
         char *buf = xmalloc(SHIM_ATTACH_MAX_PACKET);
         bool in_open = io->stdin_fd >= 0;
         for (;;) {
@@ -366,6 +377,8 @@ static int be_attach(void *data, const struct stream_attach_req *req, struct str
                                 in_open = false;
                                 buf[0] = SHIM_ATTACH_CLOSE_STDIN;
                                 (void)send(a.fd, buf, 1, MSG_NOSIGNAL);
+                                if (detach_on_eof)
+                                        break;
                         } else {
                                 buf[0] = SHIM_ATTACH_STDIN;
                                 if (send(a.fd, buf, (size_t)n + 1, MSG_NOSIGNAL) < 0)

@@ -63,7 +63,9 @@ static void *session_main(void *arg)
 {
         struct session *s = arg;
         struct stream_server *srv = s->srv;
-        if (s->websocket)
+        if (s->tunnel)
+                ws_tunnel_run(s);
+        else if (s->websocket)
                 ws_session_run(s);
         else
                 spdy_session_run(s);
@@ -228,7 +230,7 @@ static const char *negotiate(char *const *client, const char *const *server)
 static const char *const spdy_exec_protos[] = {PROTO_V4, PROTO_V3, PROTO_V2, PROTO_V1, NULL};
 static const char *const spdy_pf_protos[] = {PROTO_PF, NULL};
 static const char *const ws_exec_protos[] = {PROTO_V5, PROTO_V4, PROTO_V4_B64, PROTO_B64, PROTO_V1, NULL};
-static const char *const ws_pf_protos[] = {PROTO_V4, PROTO_V4_B64, PROTO_PF, NULL};
+static const char *const ws_pf_protos[] = {PROTO_V4, PROTO_V4_B64, PROTO_PF, PROTO_PF_TUNNEL, NULL};
 
 static int parse_ports(struct MHD_Connection *mc, struct session *s, char **why)
 {
@@ -399,7 +401,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *mc, const ch
                 s->protocol = xstrdup(chosen);
                 s->base64 = strstr(chosen, "base64") != NULL;
                 s->v5 = strcmp(chosen, PROTO_V5) == 0;
-                if (kind == KIND_PORTFORWARD) {
+                /* Tunnelled SPDY names its ports in its streams, not in the query. */
+                s->tunnel = strcmp(chosen, PROTO_PF_TUNNEL) == 0;
+                if (kind == KIND_PORTFORWARD && !s->tunnel) {
                         cleanup_free char *why = NULL;
                         if (parse_ports(mc, s, &why) < 0)
                                 return reply(mc, MHD_HTTP_BAD_REQUEST, why, NULL);

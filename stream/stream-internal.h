@@ -140,6 +140,8 @@ int b64_decode(const char *s, size_t len, struct sbuf *out);
 #define PROTO_V1     "channel.k8s.io"
 #define PROTO_B64    "base64.channel.k8s.io"
 #define PROTO_PF     "portforward.k8s.io"
+/* client-go's port-forward over WebSocket: SPDY bytes in binary messages */
+#define PROTO_PF_TUNNEL "SPDY/3.1+portforward.k8s.io"
 
 /* ---------- tokens (token.c) ---------- */
 
@@ -253,6 +255,7 @@ struct session {
         bool websocket;
         bool base64; /* WebSocket base64.channel.k8s.io */
         bool v5;
+        bool tunnel;     /* WebSocket carrying SPDY (PROTO_PF_TUNNEL) */
         uint16_t *ports; /* WebSocket port-forward */
         size_t nports;
         struct conn c;
@@ -266,6 +269,7 @@ const struct stream_backend *server_backend(struct stream_server *srv, void **da
 int server_stream_timeout_ms(struct stream_server *srv);
 void spdy_session_run(struct session *s);
 void ws_session_run(struct session *s);
+void ws_tunnel_run(struct session *s); /* ws_tunnel.c */
 
 /* ---------- clients (client.c; ws_client.c uses them too) ---------- */
 

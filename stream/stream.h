@@ -11,7 +11,8 @@
  *   - WebSocket (RFC 6455), Sec-WebSocket-Protocol v5/v4.channel.k8s.io,
  *     base64.channel.k8s.io or channel.k8s.io (exec, attach) and
  *     v4.channel.k8s.io / portforward.k8s.io (port-forward), one channel byte
- *     in front of every message.
+ *     in front of every message, or SPDY/3.1+portforward.k8s.io: client-go's
+ *     port-forward over WebSocket, SPDY bytes in binary messages (ws_tunnel.c).
  * The container side is a backend (struct stream_backend): the server
  * speaks the protocols and gives the backend plain file descriptors.
  */
