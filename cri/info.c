@@ -77,6 +77,36 @@ static bool handler_usable(const struct cri_daemon *d, const struct cfg_runtime 
         return true;
 }
 
+/* What a VM pod cannot do, by design, with the reason; Status verbose lists
+ * it per handler ("unsupported") so that an operator, and a conformance run,
+ * can tell a declared limit from a bug. RunPodSandbox and CreateContainer
+ * refuse each of them with InvalidArgument before anything is made. */
+static const struct {
+        const char *feature;
+        const char *reason;
+} vm_unsupported[] = {
+        {"hostNetwork", "the containers run on the guest's kernel, which cannot use the host's network "
+                        "namespace (port-forward into such a pod neither)"},
+        {"hostPID", "the guest's kernel cannot see the host's processes"},
+        {"hostIPC", "the guest's kernel cannot share the host's IPC objects"},
+        {"mountPropagationBidirectional",
+         "a mount made in the guest cannot appear on the host: volumes reach the guest as a virtio-fs or 9p "
+         "share (host-to-container propagation works)"},
+};
+
+static void unsupported_json(struct sbuf *b, const struct cfg_runtime *rt)
+{
+        sbuf_puts(b, ",\"unsupported\":[");
+        for (size_t k = 0; rt->type == CFG_RUNTIME_VM && k < ARRAY_SIZE(vm_unsupported); k++) {
+                sbuf_printf(b, "%s{\"feature\":", k ? "," : "");
+                json_quote(b, vm_unsupported[k].feature);
+                sbuf_puts(b, ",\"reason\":");
+                json_quote(b, vm_unsupported[k].reason);
+                sbuf_putc(b, '}');
+        }
+        sbuf_putc(b, ']');
+}
+
 /* Status verbose: per handler whether it can run here and why not; for VM
  * handlers the share type AUTO picks and why a VMM or share cannot run.
  * Only for verbose Status: kubelet's periodic Status need not pay for it. */
@@ -105,6 +135,7 @@ static char *handlers_json(const struct cri_daemon *d)
                                   "namespace (KEP-127 user namespaces are not supported)"
                         : userns ? ""
                                  : f->userns_pods_why);
+                unsupported_json(&hb, rt);
                 if (rt->type == CFG_RUNTIME_VM) {
                         enum vm_share_type t = vm_share_resolve(
                                 (enum vm_vmm)rt->vmm, (enum vm_share_type)rt->share, rt->virtiofsd_path);
