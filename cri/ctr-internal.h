@@ -1,5 +1,5 @@
-/* cri/ containers, private to containers.c, ctr_spec.c, ctr_status.c,
- * ctr_exec.c, ctr_recover.c and stats.c. */
+/* cri/ containers, private to containers.c, ctr_spec.c, ctr_signal.c,
+ * ctr_status.c, ctr_exec.c, ctr_recover.c and stats.c. */
 #ifndef CORRAL_CRI_CTR_INTERNAL_H
 #define CORRAL_CRI_CTR_INTERNAL_H
 
@@ -51,12 +51,17 @@ int ctr_ensure_cwd(const struct rt_spec *s, struct err *e);
 int ctr_resources_validate(const Runtime__V1__LinuxContainerResources *r, struct err *e);
 /* Copy the CRI resources into *out (cleared first). */
 void ctr_resources_to_rt(const Runtime__V1__LinuxContainerResources *r, struct rt_resources *out);
-/* "SIGTERM", "TERM", "15" -> 15; 0 when unknown. */
-int ctr_signal_parse(const char *s);
-/* The CRI Signal enum value to a signal number (0 for RUNTIME_DEFAULT). */
-int ctr_signal_from_cri(int v);
 /* The spec's cgroup path for a container of a pod with cgroup parent `parent`. */
 char *ctr_cgroup_path(const struct cri_daemon *d, const char *parent, const char *id);
+
+/* ---------- ctr_signal.c ---------- */
+
+/* "SIGTERM", "TERM", "15" -> 15, "SIGRTMIN+1" -> 35; 0 when unknown. */
+int ctr_signal_parse(const char *s);
+/* The CRI Signal enum value (SIGNAL_SIGUSR1, or the unprefixed names of
+ * older protos) to a signal number; 0 for SIGNAL_RUNTIME_DEFAULT and
+ * unknown values: the caller then uses the image's or the default. */
+int ctr_signal_from_cri(int v);
 
 /* ---------- containers.c ---------- */
 

@@ -5,7 +5,6 @@
  * the pod's hosts / resolv.conf / hostname files, namespaces of the pod. */
 #include <ctype.h>
 #include <errno.h>
-#include <signal.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
@@ -49,50 +48,6 @@ static const char *const default_masked[] = {
 static const char *const default_readonly[] = {
         "/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger", NULL,
 };
-
-static const struct {
-        const char *name;
-        int num;
-} signals[] = {
-        {"HUP", SIGHUP},   {"INT", SIGINT},       {"QUIT", SIGQUIT}, {"ILL", SIGILL},     {"TRAP", SIGTRAP},
-        {"ABRT", SIGABRT}, {"IOT", SIGIOT},       {"BUS", SIGBUS},   {"FPE", SIGFPE},     {"KILL", SIGKILL},
-        {"USR1", SIGUSR1}, {"SEGV", SIGSEGV},     {"USR2", SIGUSR2}, {"PIPE", SIGPIPE},   {"ALRM", SIGALRM},
-        {"TERM", SIGTERM}, {"STKFLT", SIGSTKFLT}, {"CHLD", SIGCHLD}, {"CONT", SIGCONT},   {"STOP", SIGSTOP},
-        {"TSTP", SIGTSTP}, {"TTIN", SIGTTIN},     {"TTOU", SIGTTOU}, {"URG", SIGURG},     {"XCPU", SIGXCPU},
-        {"XFSZ", SIGXFSZ}, {"VTALRM", SIGVTALRM}, {"PROF", SIGPROF}, {"WINCH", SIGWINCH}, {"IO", SIGIO},
-        {"POLL", SIGPOLL}, {"PWR", SIGPWR},       {"SYS", SIGSYS},
-};
-
-int ctr_signal_parse(const char *s)
-{
-        if (s == NULL || *s == '\0')
-                return 0;
-        char *end;
-        long n = strtol(s, &end, 10);
-        if (*end == '\0')
-                return n > 0 && n < NSIG ? (int)n : 0;
-        const char *p = s;
-        if (strncasecmp(p, "SIG", 3) == 0)
-                p += 3;
-        for (size_t i = 0; i < ARRAY_SIZE(signals); i++)
-                if (strcasecmp(p, signals[i].name) == 0)
-                        return signals[i].num;
-        if (strncasecmp(p, "RTMIN+", 6) == 0) {
-                n = strtol(p + 6, &end, 10);
-                if (*end == '\0' && n >= 0 && SIGRTMIN + n <= SIGRTMAX)
-                        return SIGRTMIN + (int)n;
-        }
-        return 0;
-}
-
-int ctr_signal_from_cri(int v)
-{
-        if (v <= 0)
-                return 0;
-        const ProtobufCEnumValue *ev =
-                protobuf_c_enum_descriptor_get_value(&runtime__v1__signal__descriptor, v);
-        return ev ? ctr_signal_parse(ev->name) : 0;
-}
 
 char *ctr_cgroup_path(const struct cri_daemon *d, const char *parent, const char *id)
 {
@@ -235,6 +190,27 @@ static int build_args(const Runtime__V1__ContainerConfig *cfg, const struct img_
         }
         *out = v;
         return 0;
+}
+
+/* "KEY=value" from a CRI KeyValue. The value is bytes (cri-api v0.37):
+ * anything but NUL passes through as is, non-UTF-8 included, as execve
+ * takes it; a NUL would silently cut the value, so it is refused. */
+static char *env_entry(const Runtime__V1__KeyValue *kv, struct err *e)
+{
+        const char *key = kv->key ? kv->key : "";
+        const ProtobufCBinaryData *v = &kv->value;
+        if (v->len && memchr(v->data, '\0', v->len)) {
+                err_set(e, ERR_INVALID, "environment variable %s: the value has a NUL byte", key);
+                return NULL;
+        }
+        size_t klen = strlen(key);
+        char *out = xmalloc(klen + 1 + v->len + 1);
+        memcpy(out, key, klen);
+        out[klen] = '=';
+        if (v->len)
+                memcpy(out + klen + 1, v->data, v->len);
+        out[klen + 1 + v->len] = '\0';
+        return out;
 }
 
 static bool all_digits(const char *s)
@@ -780,7 +756,9 @@ int ctr_spec_build(const struct ctr_spec_in *in, struct rt_spec **out, struct er
         for (char **v = img->env; v && *v; v++)
                 env_set(&p->env, *v);
         for (size_t i = 0; i < cfg->n_envs; i++) {
-                cleanup_free char *kv = xasprintf("%s=%s", cfg->envs[i]->key, cfg->envs[i]->value);
+                cleanup_free char *kv = env_entry(cfg->envs[i], e);
+                if (kv == NULL)
+                        goto fail;
                 env_set(&p->env, kv);
         }
         if (!env_has(p->env, "PATH"))

@@ -164,6 +164,55 @@ static void jw_strv(struct jw *w, const char *k, char *const *v)
         jw_close(w, ']');
 }
 
+/* The environment: execve takes any bytes but NUL, and a CRI env value is
+ * bytes (KeyValue.value). JSON strings must be UTF-8 (yajl refuses others),
+ * so an entry that is not is written as {"base64": "..."} in its place. */
+static void jw_env(struct jw *w, const char *k, char *const *v)
+{
+        if (v == NULL)
+                return;
+        jw_open(w, k, '[');
+        for (size_t i = 0; v[i]; i++) {
+                if (i)
+                        sbuf_putc(&w->b, ',');
+                size_t n = strlen(v[i]);
+                if (utf8_valid(v[i], n)) {
+                        json_quote_n(&w->b, v[i], n);
+                        continue;
+                }
+                cleanup_free char *enc = base64_encode(v[i], n);
+                sbuf_printf(&w->b, "{\"base64\":\"%s\"}", enc);
+        }
+        jw_close(w, ']');
+}
+
+static char **jv_env(yajl_val v, struct err *e)
+{
+        char **out = NULL;
+        if (!YAJL_IS_ARRAY(v))
+                return NULL;
+        for (size_t i = 0; i < v->u.array.len; i++) {
+                yajl_val x = v->u.array.values[i];
+                if (YAJL_IS_STRING(x)) {
+                        strv_push(&out, x->u.string);
+                        continue;
+                }
+                const char *b = json_get_str(x, "base64");
+                size_t n = 0;
+                cleanup_free char *dec = b ? base64_decode(b, &n) : NULL;
+                if (dec == NULL || strlen(dec) != n) {
+                        strv_free(out);
+                        err_set(e, ERR_INVALID,
+                                "process.env[%zu]: want a string or {\"base64\": ...} without NUL", i);
+                        return NULL;
+                }
+                strv_push(&out, dec);
+        }
+        if (out == NULL)
+                out = xzalloc(sizeof(char *));
+        return out;
+}
+
 /* ---------- rlimit names ---------- */
 
 static const struct {
@@ -212,7 +261,7 @@ static void process_to_json(struct jw *w, const char *key, const struct rt_proce
 {
         jw_open(w, key, '{');
         jw_strv(w, "args", p->args);
-        jw_strv(w, "env", p->env);
+        jw_env(w, "env", p->env);
         jw_str(w, "cwd", p->cwd);
         jw_u64(w, "uid", p->uid);
         jw_u64(w, "gid", p->gid);
@@ -406,7 +455,10 @@ static int process_from_json(yajl_val o, struct rt_process *p, struct err *e)
         if (!YAJL_IS_OBJECT(o))
                 return 0;
         p->args = jv_strv(json_get(o, "args"));
-        p->env = jv_strv(json_get(o, "env"));
+        yajl_val env = json_get(o, "env");
+        p->env = jv_env(env, e);
+        if (env && YAJL_IS_ARRAY(env) && p->env == NULL)
+                return -1;
         p->cwd = jdup(o, "cwd");
         p->uid = (uint32_t)ju64(o, "uid");
         p->gid = (uint32_t)ju64(o, "gid");

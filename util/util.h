@@ -183,6 +183,15 @@ bool json_get_bool(yajl_val obj, const char *key, bool *out);
 /* Append `s` to b as a quoted JSON string with escapes. */
 void json_quote(struct sbuf *b, const char *s);
 void json_quote_n(struct sbuf *b, const char *s, size_t n);
+/* json_quote copies bytes >= 0x80 as they are, and yajl's parser refuses
+ * a string that is not UTF-8: check with utf8_valid, and carry other
+ * bytes as base64 (base64_encode / base64_decode). */
+bool utf8_valid(const char *s, size_t n);
+/* NUL-terminated base64 of buf; never NULL. */
+char *base64_encode(const void *buf, size_t len);
+/* The bytes of base64 text (NUL-terminated, *n excludes it); NULL when
+ * malformed. */
+char *base64_decode(const char *s, size_t *n);
 
 /* ---------- files ---------- */
 

@@ -36,7 +36,8 @@ int ctl_call(struct ctl *ctl, const char *rpc, const ProtobufCMessage *req,
              const ProtobufCMessageDescriptor *desc, ProtobufCMessage **resp);
 
 /* Protobuf message as JSON with lowerCamel names like protojson (crictl's
- * inspect output); enums by name, bytes in base64, 64-bit ints as strings. */
+ * inspect output); enums by name, bytes in base64 (but see
+ * ctl_bytes_as_text), 64-bit ints as strings. */
 void ctl_pb_to_json(const ProtobufCMessage *msg, struct sbuf *out, int indent);
 void ctl_print_json(const ProtobufCMessage *msg);
 
@@ -47,6 +48,9 @@ int ctl_json_to_pb(const char *buf, size_t len, const ProtobufCMessageDescriptor
                    ProtobufCMessage **out, struct err *e);
 int ctl_json_file_to_pb(const char *path, const ProtobufCMessageDescriptor *desc, ProtobufCMessage **out,
                         struct err *e);
+/* A bytes field that crictl-format files carry as plain text, not base64:
+ * KeyValue.value (an env value). jsonpb.c */
+bool ctl_bytes_as_text(const ProtobufCFieldDescriptor *f);
 /* Full pod / container id from a unique prefix (or a pod's name for pods).
  * Prints the error and returns NULL. pods.c / containers.c */
 char *ctl_resolve_pod(struct ctl *ctl, const char *id);

@@ -2,7 +2,8 @@
  * for crictl's pod and container config files. Field names are accepted in
  * snake_case (the proto's) and lowerCamel (protojson's); enums by name or
  * number; 64-bit ints as numbers or strings; maps as objects; bytes as
- * base64. Unknown fields are an error naming the path. */
+ * base64 (but KeyValue.value as text: ctl_bytes_as_text). Unknown fields
+ * are an error naming the path. */
 #include <ctype.h>
 #include <errno.h>
 #include <string.h>
@@ -125,6 +126,18 @@ static bool num_of(yajl_val v, long long *ll, double *dbl)
         return false;
 }
 
+bool ctl_bytes_as_text(const ProtobufCFieldDescriptor *f)
+{
+        /* KeyValue.value became bytes in cri-api v0.37 (an env value need
+         * not be UTF-8), but the container configs users and crictl write
+         * say {"key": "A", "value": "b"}, in plain text: keep reading (and
+         * printing) that, not base64. A JSON file cannot hold non-UTF-8
+         * text anyway; other bytes fields stay base64, as in protojson. */
+        const ProtobufCFieldDescriptor *kv_value =
+                protobuf_c_message_descriptor_get_field_by_name(&runtime__v1__key_value__descriptor, "value");
+        return f == kv_value && f->type == PROTOBUF_C_TYPE_BYTES;
+}
+
 /* One value into the storage at p. */
 static int fill_value(yajl_val v, const ProtobufCFieldDescriptor *f, void *p, const char *path, struct err *e)
 {
@@ -160,10 +173,18 @@ static int fill_value(yajl_val v, const ProtobufCFieldDescriptor *f, void *p, co
         case PROTOBUF_C_TYPE_MESSAGE:
                 return fill_msg(v, f->descriptor, (ProtobufCMessage **)p, path, e);
         case PROTOBUF_C_TYPE_BYTES: {
+                ProtobufCBinaryData *bd = p;
+                if (ctl_bytes_as_text(f)) {
+                        const char *t = YAJL_GET_STRING(v);
+                        if (t == NULL)
+                                return err_set(e, ERR_INVALID, "%s: want a string", path);
+                        bd->len = strlen(t);
+                        bd->data = (uint8_t *)xstrdup(t);
+                        return 0;
+                }
                 if (!YAJL_IS_STRING(v))
                         return err_set(e, ERR_INVALID, "%s: want base64 text", path);
                 const char *s = YAJL_GET_STRING(v);
-                ProtobufCBinaryData *bd = p;
                 bd->data = xmalloc(strlen(s) * 3 / 4 + 4);
                 bd->len = 0;
                 uint32_t acc = 0;

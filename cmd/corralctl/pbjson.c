@@ -94,7 +94,10 @@ static void value(struct sbuf *b, const ProtobufCFieldDescriptor *f, const void 
                 break;
         case PROTOBUF_C_TYPE_BYTES: {
                 const ProtobufCBinaryData *bd = p;
-                base64(b, bd->data, bd->len);
+                if (ctl_bytes_as_text(f)) /* bytes that are not UTF-8 go out as they are */
+                        json_quote_n(b, bd->len ? (const char *)bd->data : "", bd->len);
+                else
+                        base64(b, bd->data, bd->len);
                 break;
         }
         case PROTOBUF_C_TYPE_MESSAGE: {

@@ -142,7 +142,7 @@ class Containers(Base):
         self.assertEqual(st.reason, "Error")
 
     def test_env_and_image_config(self):
-        cfg_env = [api_pb2.KeyValue(key="FOO", value="bar"), api_pb2.KeyValue(key="IMAGE", value="over")]
+        cfg_env = [api_pb2.KeyValue(key="FOO", value=b"bar"), api_pb2.KeyValue(key="IMAGE", value=b"over")]
         _, st = self.run_ctr(self.pod, self.pcfg, "env", ["sh", "-c", "env; pwd"], envs=cfg_env,
                              working_dir="/tmp")
         text = self.log_text(st)

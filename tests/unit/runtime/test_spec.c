@@ -109,6 +109,40 @@ static void test_json_roundtrip(void)
         err_clear(&e);
 }
 
+/* A CRI env value is bytes: what is not UTF-8 must survive spec.json,
+ * which yajl would refuse as a JSON string. */
+static void test_json_env_bytes(void)
+{
+        struct rt_spec *s = sample();
+        strv_push(&s->process.env, "X=\xff\xfe");
+        strv_push(&s->process.env, "Y=caf\xc3\xa9");
+        strv_push(&s->process.env, "Z=\x80");
+        char *j1 = rt_spec_to_json(s);
+        CHECK(strstr(j1, "\"Y=caf\xc3\xa9\"") != NULL, "UTF-8 stays a plain string: %s", j1);
+        struct err e = ERR_INIT;
+        struct rt_spec *s2 = rt_spec_from_json(j1, strlen(j1), &e);
+        CHECK(s2 != NULL, "%s", e.msg);
+        if (s2) {
+                CHECK(strv_len(s2->process.env) == 4, "env count %zu", strv_len(s2->process.env));
+                for (size_t i = 0; i < 4 && i < strv_len(s2->process.env); i++)
+                        CHECK(strcmp(s2->process.env[i], s->process.env[i]) == 0, "env[%zu] %s", i,
+                              s2->process.env[i]);
+                char *j2 = rt_spec_to_json(s2);
+                CHECK(strcmp(j1, j2) == 0, "round trip differs:\n%s\n%s", j1, j2);
+                free(j2);
+        }
+        free(j1);
+        rt_spec_free(s);
+        rt_spec_free(s2);
+        err_clear(&e);
+
+        const char *bad = "{\"version\":1,\"process\":{\"env\":[{\"base64\":\"QT0AYg==\"}]}}"; /* A=\0b */
+        s2 = rt_spec_from_json(bad, strlen(bad), &e);
+        CHECK(s2 == NULL && err_is(&e, ERR_INVALID) && strstr(e.msg, "env"), "NUL in env refused: %s", e.msg);
+        rt_spec_free(s2);
+        err_clear(&e);
+}
+
 static void test_validate(void)
 {
         struct err e = ERR_INIT;
@@ -218,6 +252,7 @@ static void test_caps(void)
 int main(void)
 {
         test_json_roundtrip();
+        test_json_env_bytes();
         test_validate();
         test_systemd_paths();
         test_seccomp();

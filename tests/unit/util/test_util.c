@@ -73,6 +73,35 @@ static void test_json(void)
         sbuf_free(&b);
 }
 
+static void test_utf8_base64(void)
+{
+        CHECK(utf8_valid("", 0));
+        CHECK(utf8_valid("plain ascii", 11));
+        CHECK(utf8_valid("\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80", 9)); /* é € 😀 */
+        CHECK(!utf8_valid("\xff\xfe", 2));
+        CHECK(!utf8_valid("\xc3", 1));             /* truncated */
+        CHECK(!utf8_valid("\xc0\xaf", 2));         /* overlong '/' */
+        CHECK(!utf8_valid("\xed\xa0\x80", 3));     /* surrogate */
+        CHECK(!utf8_valid("\xf4\x90\x80\x80", 4)); /* > U+10FFFF */
+        CHECK(!utf8_valid("a\x80", 2));            /* stray continuation */
+        /* Why env carries base64 in JSON: yajl refuses what utf8_valid refuses. */
+        cleanup_err struct err e = ERR_INIT;
+        CHECK(json_parse("[\"\xff\xfe\"]", 6, "env", &e) == NULL);
+
+        const char raw[] = "\xff\xfe\x01zA";
+        for (size_t n = 0; n <= 5; n++) {
+                cleanup_free char *enc = base64_encode(raw, n);
+                size_t m = 99;
+                cleanup_free char *dec = base64_decode(enc, &m);
+                CHECK(dec != NULL && m == n && memcmp(dec, raw, n) == 0);
+        }
+        cleanup_free char *enc = base64_encode("\xff\xfe", 2);
+        CHECK_STR(enc, "//4=");
+        size_t m;
+        CHECK(base64_decode("//4*", &m) == NULL);
+        CHECK(base64_decode("/=/4", &m) == NULL);
+}
+
 static void test_files(void)
 {
         cleanup_err struct err e = ERR_INIT;
@@ -211,6 +240,7 @@ int main(void)
         test_err();
         test_sbuf_strv();
         test_json();
+        test_utf8_base64();
         test_files();
         test_ids();
         test_time();
