@@ -7,58 +7,6 @@
 
 #include "image/image-internal.h"
 
-static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-
-char *reg_base64(const void *buf, size_t len)
-{
-        const unsigned char *p = buf;
-        char *out = xmalloc(4 * ((len + 2) / 3) + 1);
-        size_t o = 0;
-        for (size_t i = 0; i < len; i += 3) {
-                uint32_t v = (uint32_t)p[i] << 16;
-                if (i + 1 < len)
-                        v |= (uint32_t)p[i + 1] << 8;
-                if (i + 2 < len)
-                        v |= p[i + 2];
-                out[o++] = b64[(v >> 18) & 63];
-                out[o++] = b64[(v >> 12) & 63];
-                out[o++] = i + 1 < len ? b64[(v >> 6) & 63] : '=';
-                out[o++] = i + 2 < len ? b64[v & 63] : '=';
-        }
-        out[o] = '\0';
-        return out;
-}
-
-char *reg_base64_decode(const char *s, size_t *n)
-{
-        size_t len = strlen(s);
-        char *out = xmalloc(len / 4 * 3 + 4);
-        uint32_t acc = 0;
-        int bits = 0;
-        size_t o = 0;
-        for (size_t i = 0; i < len; i++) {
-                char c = s[i];
-                if (c == '=')
-                        break;
-                if (c == '\n' || c == '\r')
-                        continue;
-                const char *pos = c ? strchr(b64, c) : NULL;
-                if (!pos) {
-                        free(out);
-                        return NULL;
-                }
-                acc = (acc << 6) | (uint32_t)(pos - b64);
-                bits += 6;
-                if (bits >= 8) {
-                        bits -= 8;
-                        out[o++] = (char)((acc >> bits) & 0xff);
-                }
-        }
-        out[o] = '\0';
-        *n = o;
-        return out;
-}
-
 void reg_challenge_clear(struct reg_challenge *c)
 {
         if (!c)
@@ -239,7 +187,7 @@ int reg_authorize(struct reg_client *rc, struct reg_endpoint *ep, const struct r
                                        "registry %s asks for Basic credentials and none were given",
                                        ep->base);
                 cleanup_free char *up = xasprintf("%s:%s", rc->username, rc->password ? rc->password : "");
-                cleanup_free char *enc = reg_base64(up, strlen(up));
+                cleanup_free char *enc = base64_encode(up, strlen(up));
                 explicit_bzero(up, strlen(up));
                 set_authz(rc, ep, xasprintf("Authorization: Basic %s", enc));
                 return 0;

@@ -49,12 +49,6 @@ typedef void (*reg_progress_fn)(void *data, uint64_t done, uint64_t total);
 int reg_get_blob(struct reg_client *rc, struct img_content *cs, const char *digest, int64_t size,
                  reg_progress_fn cb, void *cb_data, struct err *e);
 
-/* Base64 of a buffer (caller frees). */
-char *reg_base64(const void *buf, size_t len);
-/* Decode base64 (standard alphabet, padding optional); NULL when malformed.
- * The result is NUL-terminated; *n excludes the NUL. */
-char *reg_base64_decode(const char *s, size_t *n);
-
 /* ---------- auth.c ---------- */
 
 struct reg_challenge {

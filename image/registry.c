@@ -109,7 +109,7 @@ int reg_client_new(const struct img_ref *ref, const struct img_registry_conf *co
                         /* base64("user:password") */
                         size_t n = 0;
                         cleanup_free char *dec = NULL;
-                        dec = reg_base64_decode(auth->auth, &n);
+                        dec = base64_decode(auth->auth, &n);
                         char *colon = dec ? memchr(dec, ':', n) : NULL;
                         if (!colon) {
                                 reg_client_free(rc);

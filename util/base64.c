@@ -34,6 +34,8 @@ char *base64_decode(const char *s, size_t *n)
         int bits = 0;
         size_t o = 0, i = 0;
         for (; i < len && s[i] != '='; i++) {
+                if (s[i] == '\n' || s[i] == '\r') /* wrapped text (PEM-style, docker config files) */
+                        continue;
                 const char *pos = strchr(tbl, s[i]);
                 if (pos == NULL)
                         goto bad;
@@ -45,7 +47,7 @@ char *base64_decode(const char *s, size_t *n)
                 }
         }
         for (; i < len; i++)
-                if (s[i] != '=')
+                if (s[i] != '=' && s[i] != '\n' && s[i] != '\r')
                         goto bad;
         out[o] = '\0';
         *n = o;

@@ -80,21 +80,6 @@ static size_t scalar_size(ProtobufCType t)
         return 0;
 }
 
-static int b64val(int c)
-{
-        if (c >= 'A' && c <= 'Z')
-                return c - 'A';
-        if (c >= 'a' && c <= 'z')
-                return c - 'a' + 26;
-        if (c >= '0' && c <= '9')
-                return c - '0' + 52;
-        if (c == '+' || c == '-')
-                return 62;
-        if (c == '/' || c == '_')
-                return 63;
-        return -1;
-}
-
 static int fill_msg(yajl_val v, const ProtobufCMessageDescriptor *d, ProtobufCMessage **out, const char *path,
                     struct err *e);
 
@@ -184,22 +169,12 @@ static int fill_value(yajl_val v, const ProtobufCFieldDescriptor *f, void *p, co
                 }
                 if (!YAJL_IS_STRING(v))
                         return err_set(e, ERR_INVALID, "%s: want base64 text", path);
-                const char *s = YAJL_GET_STRING(v);
-                bd->data = xmalloc(strlen(s) * 3 / 4 + 4);
-                bd->len = 0;
-                uint32_t acc = 0;
-                int bits = 0;
-                for (; *s && *s != '='; s++) {
-                        int c = b64val((unsigned char)*s);
-                        if (c < 0)
-                                return err_set(e, ERR_INVALID, "%s: bad base64", path);
-                        acc = acc << 6 | (uint32_t)c;
-                        bits += 6;
-                        if (bits >= 8) {
-                                bits -= 8;
-                                bd->data[bd->len++] = (uint8_t)(acc >> bits);
-                        }
-                }
+                size_t n;
+                char *dec = base64_decode(YAJL_GET_STRING(v), &n);
+                if (dec == NULL)
+                        return err_set(e, ERR_INVALID, "%s: bad base64", path);
+                bd->data = (uint8_t *)dec;
+                bd->len = n;
                 return 0;
         }
         case PROTOBUF_C_TYPE_FLOAT:

@@ -26,21 +26,6 @@ static void camel(struct sbuf *b, const char *name)
         sbuf_putc(b, '"');
 }
 
-static void base64(struct sbuf *b, const uint8_t *d, size_t n)
-{
-        static const char tbl[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-        sbuf_putc(b, '"');
-        for (size_t i = 0; i < n; i += 3) {
-                uint32_t v = (uint32_t)d[i] << 16 | (i + 1 < n ? (uint32_t)d[i + 1] << 8 : 0) |
-                             (i + 2 < n ? d[i + 2] : 0);
-                sbuf_putc(b, tbl[(v >> 18) & 63]);
-                sbuf_putc(b, tbl[(v >> 12) & 63]);
-                sbuf_putc(b, i + 1 < n ? tbl[(v >> 6) & 63] : '=');
-                sbuf_putc(b, i + 2 < n ? tbl[v & 63] : '=');
-        }
-        sbuf_putc(b, '"');
-}
-
 static bool is_map_entry(const ProtobufCFieldDescriptor *f)
 {
         if (f->type != PROTOBUF_C_TYPE_MESSAGE || f->label != PROTOBUF_C_LABEL_REPEATED)
@@ -96,8 +81,10 @@ static void value(struct sbuf *b, const ProtobufCFieldDescriptor *f, const void 
                 const ProtobufCBinaryData *bd = p;
                 if (ctl_bytes_as_text(f)) /* bytes that are not UTF-8 go out as they are */
                         json_quote_n(b, bd->len ? (const char *)bd->data : "", bd->len);
-                else
-                        base64(b, bd->data, bd->len);
+                else {
+                        cleanup_free char *enc = base64_encode(bd->data, bd->len);
+                        json_quote(b, enc);
+                }
                 break;
         }
         case PROTOBUF_C_TYPE_MESSAGE: {
