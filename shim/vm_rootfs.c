@@ -18,6 +18,7 @@
 
 #include "runtime/runtime.h"
 #include "shim/vm-internal.h"
+#include "vm/vm.h"
 
 #define GUEST_SHARES "/run/corral/shares"
 
@@ -138,8 +139,10 @@ int vm_ctr_files_prepare(struct vm_ctr_files *f, struct rt_spec *s, struct err *
                 free(s->hostname); /* set for the whole guest by SetupNetwork */
                 s->hostname = NULL;
         }
-        if (s->namespaces[RT_NS_PID].mode == RT_NS_JOIN) {
-                /* A shared PID namespace is the pod's init on the host: not in a VM yet. */
+        if (s->namespaces[RT_NS_PID].mode == RT_NS_JOIN &&
+            strcmp(s->namespaces[RT_NS_PID].path, VM_GUEST_POD_PIDNS) != 0) {
+                /* A host path (a record from before the guest had a pod init):
+                 * nothing the guest can join. */
                 s->namespaces[RT_NS_PID].mode = RT_NS_NEW;
                 free(s->namespaces[RT_NS_PID].path);
                 s->namespaces[RT_NS_PID].path = NULL;
