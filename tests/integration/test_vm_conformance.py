@@ -189,6 +189,50 @@ class VMConformance(unittest.TestCase):
         self.assertEqual((st.exit_code, st.reason), (137, "OOMKilled"), st)
         self.remove(cid)
 
+    def test_readonly_volume_keeps_submounts(self):
+        """critest's non-recursive read-only mount: a volume mounted
+        readonly keeps the writable tmpfs below it writable in the guest, and
+        while the container runs its owner can unmount that tmpfs and remove
+        the volume (no mount of the VM shim's pins its directories)."""
+        host = tempfile.mkdtemp(prefix="vmvol-")
+        sub = os.path.join(host, "tmpfs")
+        os.mkdir(sub)
+        subprocess.run(["mount", "-t", "tmpfs", "none", sub], check=True)
+        try:
+            cid = self.start("rovol", ["sleep", "1000"],
+                             mounts=[{"container_path": "/mnt", "host_path": host, "readonly": True}])
+            cp.wait_state(self.rt, cid, RUNNING, timeout=30)
+            code, _, err = self.exec(cid, ["touch", "/mnt/tmpfs/file"])
+            self.assertEqual(code, 0, err)
+            self.assertTrue(os.path.exists(os.path.join(sub, "file")))
+            code, _, err = self.exec(cid, ["touch", "/mnt/x"])
+            self.assertNotEqual(code, 0)
+            self.assertIn("Read-only file system", err)
+            subprocess.run(["umount", "-l", sub], check=True)
+            shutil.rmtree(host)  # critest's cleanup, container still running
+            self.rt.StopContainer(api_pb2.StopContainerRequest(container_id=cid, timeout=0), timeout=30)
+            self.remove(cid)
+        finally:
+            subprocess.run(["umount", "-l", sub], capture_output=True)
+            shutil.rmtree(host, ignore_errors=True)
+
+    def test_net_admin(self):
+        """critest's Privileged and adding-capability checks make a bridge
+        (`brctl addbr`): the guest kernel loads its module on demand."""
+        priv = api_pb2.LinuxContainerConfig()
+        priv.security_context.privileged = True
+        capc = api_pb2.LinuxContainerConfig()
+        capc.security_context.capabilities.add_capabilities.append("NET_ADMIN")
+        for name, linux, br in (("priv", priv, "brpriv"), ("netadmin", capc, "brcap")):
+            cid = self.start(name, ["sleep", "1000"], linux=linux)
+            cp.wait_state(self.rt, cid, RUNNING, timeout=30)
+            code, out, err = self.exec(cid, ["busybox", "brctl", "addbr", br])
+            self.assertEqual(code, 0, out + err)
+            code, out, err = self.exec(cid, ["busybox", "brctl", "delbr", br])
+            self.assertEqual(code, 0, out + err)
+            self.rt.StopContainer(api_pb2.StopContainerRequest(container_id=cid, timeout=0), timeout=30)
+            self.remove(cid)
+
     def test_host_namespaces_refused(self):
         """A VM pod cannot have the host's network, PID or IPC namespace:
         InvalidArgument naming the handler, before anything is made."""
