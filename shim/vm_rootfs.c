@@ -4,10 +4,11 @@
  * directory, <vm state>/share/<id>, inside the VM's single 9p share:
  *   rootfs   the snapshot's overlay, mounted here on the host
  *   m<N>     each bind mount's source (pod files, volumes), bound here
+ *   m<N>.<K> each mount below that source on the host, bound on its own
  * The guest spec names them relative to the share (root.path) or under
  * /run/corral/shares/<tag>/ (mount sources). Namespaces that a namespace
  * pod joins (the pinned net, ipc, uts) are the guest's own: the VM is the
- * pod. Each mount made is listed for the undo, which detaches them before
+ * pod; a shared PID namespace is the guest's pod init (VM_GUEST_POD_PIDNS). Each mount made is listed for the undo, which detaches them before
  * removing only what was created here (never a recursive delete across a
  * mount). */
 #include <errno.h>
