@@ -14,6 +14,7 @@
 #include "image/image.h"
 #include "runtime/runtime.h"
 #include "snapshot/snapshot.h"
+#include "vm/vm.h"
 
 #define DEFAULT_PATH "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
@@ -591,6 +592,31 @@ static void ns_join(struct rt_spec *s, enum rt_ns_type t, const char *path)
         s->namespaces[t].path = xstrdup(path);
 }
 
+/* A VM pod's containers: the guest is the pod, so its network, IPC and UTS
+ * namespaces are the pod's (the pod's sysctls are set there, its containers
+ * share them); a shared PID namespace is the guest's pod init. The host's
+ * are out of reach (RunPodSandbox refuses them for the pod). */
+static int vm_namespaces(struct rt_spec *s, const Runtime__V1__NamespaceOption *no, bool shared_pid,
+                         struct err *e)
+{
+        s->namespaces[RT_NS_NET].mode = RT_NS_HOST;
+        s->namespaces[RT_NS_IPC].mode = RT_NS_HOST;
+        s->namespaces[RT_NS_UTS].mode = RT_NS_HOST;
+        Runtime__V1__NamespaceMode pid = no ? no->pid : RUNTIME__V1__NAMESPACE_MODE__POD;
+        if (pid == RUNTIME__V1__NAMESPACE_MODE__NODE || (no && no->ipc == RUNTIME__V1__NAMESPACE_MODE__NODE))
+                return err_set(e, ERR_INVALID,
+                               "the host's %s namespace is not possible in a VM pod (its containers run on "
+                               "the pod's own guest kernel)",
+                               pid == RUNTIME__V1__NAMESPACE_MODE__NODE ? "PID" : "IPC");
+        if (pid == RUNTIME__V1__NAMESPACE_MODE__TARGET)
+                return err_set(e, ERR_INVALID, "pid namespace TARGET is not supported in a VM pod");
+        if (pid == RUNTIME__V1__NAMESPACE_MODE__POD && shared_pid)
+                ns_join(s, RT_NS_PID, VM_GUEST_POD_PIDNS);
+        else
+                s->namespaces[RT_NS_PID].mode = RT_NS_NEW;
+        return 0;
+}
+
 static int set_namespaces(struct rt_spec *s, const struct ctr_spec_in *in, struct err *e)
 {
         const struct cri_pod_extra *x = in->podx;
@@ -610,6 +636,8 @@ static int set_namespaces(struct rt_spec *s, const struct ctr_spec_in *in, struc
                 s->n_uid_mappings = s->n_gid_mappings = 1;
         }
         s->namespaces[RT_NS_CGROUP].mode = rt_cgroup_mode() == RT_CGROUP_V2_UNIFIED ? RT_NS_NEW : RT_NS_HOST;
+        if (x->vm)
+                return vm_namespaces(s, no, x->shared_pid, e);
         cleanup_free char *net = x->ns_dir ? path_join(x->ns_dir, "net") : NULL;
         cleanup_free char *ipc = x->ns_dir ? path_join(x->ns_dir, "ipc") : NULL;
         cleanup_free char *uts = x->ns_dir ? path_join(x->ns_dir, "uts") : NULL;

@@ -465,10 +465,11 @@ static int create_pod(struct cri_daemon *d, const struct cfg_runtime *rt,
         x.host_pid = nso && nso->pid == RUNTIME__V1__NAMESPACE_MODE__NODE;
         x.shared_pid = nso && nso->pid == RUNTIME__V1__NAMESPACE_MODE__POD;
         if (rt->type == CFG_RUNTIME_VM) {
-                /* The guest is the pod: only the network namespace (with the tap) is on the host. */
+                /* The guest is the pod: only the network namespace (with the tap)
+                 * is on the host; a shared PID namespace is the guest's pod init. */
                 x.vm = true;
                 x.vm_dir = xasprintf("%s/vm/%.16s", d->cfg->state, p.id);
-                x.host_ipc = x.host_pid = x.shared_pid = false;
+                x.host_ipc = x.host_pid = false;
         }
         if (cri_pod_userns(cfg, rt, &x, e) < 0)
                 goto fail_record;
@@ -678,12 +679,22 @@ static int run_pod(struct cri_daemon *d, struct cri_call *call, const ProtobufCM
         if (cri_pod_userns(cfg, rt, NULL, e) < 0)
                 return err_wrap(e, "RunPodSandbox %s/%s", md->namespace_, md->name);
         if (rt->type == CFG_RUNTIME_VM) {
+                /* The pod's containers run on the guest's kernel: the host's
+                 * namespaces are out of their reach. Refused before anything
+                 * is made, rather than quietly given the guest's own. */
                 const Runtime__V1__NamespaceOption *nso = ns_options(cfg);
-                if (nso && nso->network == RUNTIME__V1__NAMESPACE_MODE__NODE)
-                        return err_set(e, ERR_INVALID,
-                                       "RunPodSandbox %s/%s: host networking is not possible for a VM pod "
-                                       "(runtime handler \"%s\")",
-                                       md->namespace_, md->name, rt->name);
+                const char *host_ns = !nso                                                ? NULL
+                                      : nso->network == RUNTIME__V1__NAMESPACE_MODE__NODE ? "network"
+                                      : nso->pid == RUNTIME__V1__NAMESPACE_MODE__NODE     ? "PID"
+                                      : nso->ipc == RUNTIME__V1__NAMESPACE_MODE__NODE     ? "IPC"
+                                                                                          : NULL;
+                if (host_ns)
+                        return err_set(
+                                e, ERR_INVALID,
+                                "RunPodSandbox %s/%s: the host's %s namespace is not possible for a VM "
+                                "pod (runtime handler \"%s\": its containers run on the pod's own "
+                                "guest kernel, which cannot share the host's namespaces)",
+                                md->namespace_, md->name, host_ns, rt->name);
                 if (cri_vm_handler_check(d, rt, e) < 0)
                         return err_wrap(e, "RunPodSandbox %s/%s", md->namespace_, md->name);
         }

@@ -182,6 +182,7 @@ static void on_wait(void *arg, const struct vm_agent_reply *r)
                 record_exit(c->s, c, 255, 0, "AgentError", r->error);
                 return;
         }
+        c->st.oom_killed = r->oom_killed;
         record_exit(c->s, c, r->exit_code, r->signal, NULL, NULL);
 }
 
@@ -362,6 +363,11 @@ static int do_create(struct vshim *s, const struct proto_msg *req, struct sbuf *
                                             ao.stdin_open ? SHIM_VM_STDIN_WINDOW : 0, AGENT_CALL_MS, e) < 0)
                 goto fail;
         created = true;
+        /* Waited for from now on: a container killed before it was started
+         * (StopContainer, RemoveContainer, StopPodSandbox of a created one)
+         * ends too, and its stop waits for that. */
+        if (vm_agent_wait_async(s->a, id, on_wait, c, e) < 0)
+                goto fail;
         if (vm_attach_start(s->ep, state_dir, id, &s->a, &ao, &c->att, e) < 0)
                 goto fail;
         if (shim_log_open(&c->log, log_path, e) < 0)
@@ -406,9 +412,6 @@ static int do_start(struct vshim *s, struct vctr *c, struct err *e)
         free(u.groups);
         c->st.status = SHIM_RUNNING;
         c->st.started_ns = time_now_ns();
-        cleanup_err struct err we = ERR_INIT;
-        if (vm_agent_wait_async(s->a, c->id, on_wait, c, &we) < 0)
-                log_warn("vmshim", "container %s: wait: %s", c->id, we.msg);
         return 0;
 }
 

@@ -140,6 +140,7 @@ static bool deliver_async(struct vm_agent *a, const AgResponse *r)
                         rep.exit_code = r->wait->exit_code;
                         rep.signal = r->wait->signal;
                         rep.finished_ns = r->wait->finished_ns;
+                        rep.oom_killed = r->wait->oom_killed;
                 } else if (!r->error_kind && r->body_case == CORRAL__AGENT__V1__RESPONSE__BODY_EXEC) {
                         rep.exit_code = r->exec->exit_code;
                         rep.out = r->exec->stdout.data;

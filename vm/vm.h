@@ -38,6 +38,11 @@ enum vm_share_type { VM_SHARE_AUTO = 0, VM_SHARE_9P = 1, VM_SHARE_VIRTIOFS = 2 }
  * hybrid vsock, QEMU's vhost-vsock). */
 #define VM_AGENT_VSOCK_PORT 1024u
 
+/* In the guest: the pod's shared PID namespace (namespace_options.pid =
+ * POD), a bind mount of the agent's pod init's, made when a container first
+ * joins it. Container specs name it as the PID namespace to join. */
+#define VM_GUEST_POD_PIDNS "/run/corral/pod-pidns"
+
 struct vm_config {
         enum vm_vmm vmm;
         const char *vmm_path;      /* NULL/"": qemu-system-x86_64 or cloud-hypervisor from PATH */
@@ -256,7 +261,8 @@ struct vm_agent_reply {
         int64_t finished_ns;
         const void *out, *err; /* exec output */
         size_t out_len, err_len;
-        bool timed_out; /* exec: killed at its timeout */
+        bool timed_out;  /* exec: killed at its timeout */
+        bool oom_killed; /* wait: an OOM kill in the container's cgroup */
 };
 typedef void vm_reply_fn(void *arg, const struct vm_agent_reply *r);
 int vm_agent_wait_async(struct vm_agent *a, const char *id, vm_reply_fn *fn, void *arg, struct err *e);

@@ -80,6 +80,11 @@ struct ctr {
         struct agent_sink in; /* CreateContainerRequest.stdin: its stdin (fd -1: none) */
         int pty;              /* tty: the pty master, for resizes; else -1 */
         enum agent_ctr_state state;
+        int64_t started_ms; /* agent_now_ms() at StartContainer */
+        int pending_sig;    /* for its pid 1 once it has a handler (ctrlife.c); 0: none */
+        char *cgroup;       /* resolved, for its OOM kills; NULL: none */
+        uint64_t oom_base;  /* OOM kills of the cgroup at create */
+        bool oom_killed;    /* at exit: it saw one since */
         int status;
         int64_t finished_ns;
         uint64_t *waiters; /* request ids of pending Waits */
@@ -99,6 +104,7 @@ struct agent {
         struct pfconn **pfs; /* owned */
         size_t n_pfs;
         bool shutdown;
+        pid_t pod_init; /* the pod's PID namespace's init (ctrlife.c); 0: none */
         /* Frames to the host not written yet: pid 1 never blocks on the
          * host (a host blocked writing to us while we block writing to it
          * would deadlock both); producers pause while this is long. */
@@ -140,6 +146,21 @@ void agent_exec_poll_events(struct agent *a, const struct pollfd *pfd, bool read
 void agent_exec_kill_all(struct agent *a);
 /* The pid is an exec's: index into a->execs, or -1. */
 ssize_t agent_exec_index(struct agent *a, pid_t pid);
+
+/* ctrlife.c: a spec that joins VM_GUEST_POD_PIDNS gets it made first
+ * (a pod init's namespace, bind-mounted there; again if its init died). */
+int agent_pod_pidns(struct agent *a, const struct rt_spec *s, struct err *e);
+/* Signal the container's pid 1. One it would drop for want of a handler
+ * (pid 1 of its namespace) shortly after its start is kept pending and sent
+ * once the handler is there (agent_ctr_signals_due). */
+int agent_ctr_signal(struct ctr *c, int sig, struct err *e);
+/* Send the pending signals that are due; the ms until the next check, or
+ * -1 when none is pending. */
+int agent_ctr_signals_due(struct agent *a, int64_t now);
+/* The cgroup's OOM kills at create (c->rc set), and whether more happened
+ * since (at exit, while the cgroup is still there). */
+void agent_ctr_oom_base(struct ctr *c);
+bool agent_ctr_oom_killed(const struct ctr *c);
 
 /* portfwd.c: PortForwardRequest and its connections' bytes. */
 void agent_pf_start(struct agent *a, uint64_t id, const Corral__Agent__V1__PortForwardRequest *r);

@@ -2,6 +2,8 @@
  *
  *   corral-agent            as pid 1 in the guest: set up, serve the port
  *   corral-agent --fd N     serve the protocol on fd N (tests, debugging)
+ *   /sbin/modprobe -q -- M  (a symlink to it) the guest kernel's module
+ *                           loader: loads M from /lib/modules/M.deps
  */
 #include <errno.h>
 #include <string.h>
@@ -23,9 +25,45 @@ static void __attribute__((noreturn)) poweroff(void)
                 pause();
 }
 
+/* The kernel runs /sbin/modprobe for a module it wants (request_module:
+ * `brctl addbr` wants "bridge"). Only modules the image ships on demand
+ * are there; anything else is "not found", as for a module not built. */
+static int modprobe(int argc, char **argv)
+{
+        const char *name = NULL;
+        bool opts = true;
+        for (int i = 1; i < argc && !name; i++) {
+                if (opts && strcmp(argv[i], "--") == 0)
+                        opts = false;
+                else if (!opts || argv[i][0] != '-')
+                        name = argv[i];
+        }
+        if (!name || !*name || strchr(name, '/') || strlen(name) > 64)
+                return 1;
+        char mod[80];
+        size_t k = 0;
+        for (const char *c = name; *c; c++)
+                mod[k++] = *c == '-' ? '_' : *c;
+        mod[k] = '\0';
+        char deps[128];
+        snprintf(deps, sizeof(deps), "/lib/modules/%s.deps", mod);
+        if (access(deps, R_OK) != 0)
+                return 1;
+        struct err e = ERR_INIT;
+        if (agent_load_modules(deps, &e) < 0) {
+                fprintf(stderr, "modprobe %s: %s\n", mod, e.msg);
+                err_clear(&e);
+                return 1;
+        }
+        return 0;
+}
+
 int main(int argc, char **argv)
 {
         log_set_level(LOG_LVL_INFO);
+        const char *base = strrchr(argv[0], '/');
+        if (strcmp(base ? base + 1 : argv[0], "modprobe") == 0)
+                return modprobe(argc, argv);
         if (argc == 3 && strcmp(argv[1], "--fd") == 0)
                 return agent_serve(atoi(argv[2]), false, false) < 0 ? 1 : 0;
         if (getpid() != 1) {

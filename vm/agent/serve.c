@@ -277,6 +277,7 @@ static void ctr_free(struct ctr *c)
         agent_close_fd(&c->pty);
         agent_sink_close(&c->in);
         free(c->waiters);
+        free(c->cgroup);
         free(c->id);
         free(c);
 }
@@ -405,7 +406,9 @@ static void do_create(struct agent *a, uint64_t id, const Corral__Agent__V1__Cre
                 ctr_free(c);
                 goto fail;
         }
-        int ret = rt_container_create(spec, &io, &c->rc, &e);
+        int ret = agent_pod_pidns(a, spec, &e);
+        if (ret == 0)
+                ret = rt_container_create(spec, &io, &c->rc, &e);
         /* Only the container holds its ends now. */
         agent_close_fd(&io.in);
         agent_close_fd(&io.out);
@@ -417,6 +420,7 @@ static void do_create(struct agent *a, uint64_t id, const Corral__Agent__V1__Cre
         }
         c->pid = rt_container_pid(c->rc);
         c->state = CTR_CREATED;
+        agent_ctr_oom_base(c);
         a->ctrs = xrealloc(a->ctrs, (a->n_ctrs + 1) * sizeof(*a->ctrs));
         a->ctrs[a->n_ctrs++] = c;
 fail:
@@ -433,8 +437,10 @@ static void do_start(struct agent *a, uint64_t id, const char *cid)
                 err_set(&e, ERR_PRECONDITION, "container %s is not in state created", cid);
         else if (rt_container_start(c->rc, &e) < 0)
                 err_wrap(&e, "start container %s", cid);
-        else
+        else {
                 c->state = CTR_RUNNING;
+                c->started_ms = agent_now_ms();
+        }
         if (e.msg) {
                 agent_reply_err(a, id, &e);
                 return;
@@ -463,6 +469,7 @@ static void answer_wait(struct agent *a, uint64_t id, struct ctr *c)
         w.exit_code = agent_exit_code(c->status);
         w.signal = WIFSIGNALED(c->status) ? WTERMSIG(c->status) : 0;
         w.finished_ns = c->finished_ns;
+        w.oom_killed = c->oom_killed;
         AgResponse r = CORRAL__AGENT__V1__RESPONSE__INIT;
         r.id = id;
         r.body_case = CORRAL__AGENT__V1__RESPONSE__BODY_WAIT;
@@ -498,8 +505,8 @@ static void do_signal(struct agent *a, uint64_t id, const Corral__Agent__V1__Sig
                 err_set(&e, ERR_INVALID, "bad signal %d", r->signal);
         else if (c->state == CTR_EXITED)
                 err_set(&e, ERR_PRECONDITION, "container %s has exited", r->container_id);
-        else if (kill(c->pid, r->signal) < 0 && errno != ESRCH)
-                err_make(&e, errno, "kill container %s", r->container_id);
+        else
+                (void)agent_ctr_signal(c, r->signal, &e);
         agent_reply_err(a, id, &e);
 }
 
@@ -577,6 +584,7 @@ static void ctr_exited(struct agent *a, struct ctr *c, int status)
                 ctr_read(a, c, &c->err_fd, CORRAL__AGENT__V1__STREAM_KIND__STDERR, true);
         c->state = CTR_EXITED;
         c->status = status;
+        c->oom_killed = agent_ctr_oom_killed(c);
         c->finished_ns = time_now_ns();
         for (size_t i = 0; i < c->n_waiters; i++)
                 answer_wait(a, c->waiters[i], c);
@@ -880,6 +888,9 @@ int agent_serve(int fd, bool reconnect, bool is_pid1)
                         a.host_away = false;
                 if (a.host_away)
                         timeout = (int)(a.away_until_ms - now);
+                int sig_t = agent_ctr_signals_due(&a, now);
+                if (sig_t >= 0 && (timeout < 0 || sig_t < timeout))
+                        timeout = sig_t;
                 pfd[n++] = (struct pollfd){.fd = sigchld_pipe[0], .events = POLLIN};
                 if (a.host_away)
                         outq_drop(&a); /* no one to take it */

@@ -65,6 +65,10 @@ mv "$out/vmlinux.tmp" "$out/vmlinux"
 
 # ---- modules, in dependency order.
 want="virtio virtio_ring virtio_mmio virtio_pci virtio_console virtio_net 9pnet 9pnet_virtio 9p fuse virtiofs overlay vsock vmw_vsock_virtio_transport"
+# Loaded on demand, when the guest kernel asks for them (request_module ->
+# /sbin/modprobe, which is corral-agent): what a privileged container or
+# one with CAP_NET_ADMIN may make (`brctl addbr`, `ip link add ... type veth`).
+ondemand="bridge veth dummy"
 declare -A path done
 while IFS= read -r f; do
   n=$(basename "$f"); n=${n%%.ko*}; n=${n//-/_}
@@ -91,24 +95,44 @@ for m in $want; do
   visit "$m"
 done
 
+boot=("${order[@]}")
+
 root=$work/root
-mkdir -p "$root/lib/modules" "$root/dev" "$root/proc" "$root/sys" "$root/tmp" "$root/run"
+mkdir -p "$root/lib/modules" "$root/dev" "$root/proc" "$root/sys" "$root/tmp" "$root/run" "$root/sbin"
 install -m 0755 "$agent" "$root/init"
-: >"$root/lib/modules/order"
-for m in "${order[@]}"; do
-  f=${path[$m]}
+ln -s /init "$root/sbin/modprobe"
+put_module() { # name
+  local f=${path[$1]}
+  [ -e "$root/lib/modules/$1.ko" ] && return 0
   case $f in
-    *.ko) cp "$f" "$root/lib/modules/$m.ko" ;;
-    *.ko.xz) xz -dc "$f" >"$root/lib/modules/$m.ko" ;;
-    *.ko.zst) zstd -qdc "$f" >"$root/lib/modules/$m.ko" ;;
-    *.ko.gz) gzip -dc "$f" >"$root/lib/modules/$m.ko" ;;
+    *.ko) cp "$f" "$root/lib/modules/$1.ko" ;;
+    *.ko.xz) xz -dc "$f" >"$root/lib/modules/$1.ko" ;;
+    *.ko.zst) zstd -qdc "$f" >"$root/lib/modules/$1.ko" ;;
+    *.ko.gz) gzip -dc "$f" >"$root/lib/modules/$1.ko" ;;
   esac
+}
+: >"$root/lib/modules/order"
+for m in "${boot[@]}"; do
+  put_module "$m"
   echo "$m.ko" >>"$root/lib/modules/order"
+done
+# <name>.deps: the modules to load for <name>, in order (itself last).
+for m in $ondemand; do
+  [ -n "${path[$m]:-}" ] || continue
+  order=()
+  unset done; declare -A done
+  for b in "${boot[@]}"; do done[$b]=1; done
+  visit "$m"
+  : >"$root/lib/modules/$m.deps"
+  for d in "${order[@]}"; do
+    put_module "$d"
+    echo "$d.ko" >>"$root/lib/modules/$m.deps"
+  done
 done
 # The kernel opens /dev/console for init before devtmpfs is mounted.
 (cd "$root" && mknod -m 600 dev/console c 5 1 2>/dev/null || true)
 (cd "$root" && find . -print0 | LC_ALL=C sort -z | cpio --null -o -H newc --owner 0:0 --quiet) | gzip -6 >"$out/initramfs.img.tmp"
 mv "$out/initramfs.img.tmp" "$out/initramfs.img"
 echo "$kver" >"$out/kernel-release"
-echo "guest image: kernel $kver, modules: ${order[*]}"
+echo "guest image: kernel $kver, modules: ${boot[*]}; on demand: $ondemand"
 echo "  $out/vmlinux ($(du -h "$out/vmlinux" | cut -f1)), $out/initramfs.img ($(du -h "$out/initramfs.img" | cut -f1))"
