@@ -505,6 +505,13 @@ static int set_mounts(struct rt_spec *s, const struct ctr_spec_in *in, struct er
                                        m->container_path);
                 if (m->recursive_read_only && check_rro(m, in->podx->vm, e) < 0)
                         return -1;
+                if (in->podx->vm &&
+                    m->propagation == RUNTIME__V1__MOUNT_PROPAGATION__PROPAGATION_BIDIRECTIONAL)
+                        return err_set(
+                                e, ERR_INVALID,
+                                "mount %s: bidirectional mount propagation is not possible in a VM pod: a "
+                                "mount made in the guest cannot appear on the host (HOST_TO_CONTAINER works)",
+                                m->container_path);
                 const char *prop = "rprivate";
                 if (m->propagation == RUNTIME__V1__MOUNT_PROPAGATION__PROPAGATION_BIDIRECTIONAL ||
                     m->propagation == RUNTIME__V1__MOUNT_PROPAGATION__PROPAGATION_HOST_TO_CONTAINER) {

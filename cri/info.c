@@ -47,12 +47,10 @@ static Runtime__V1__StatusResponse__InfoEntry *info_entry(const char *key, char 
 
 bool cri_rro_supported(bool vm)
 {
-        /* A VM's agent would apply "rro" in the guest (same runtime/), but
-         * the VM shim's rbind of the volume into the share sits in the
-         * host's mount namespace and keeps the volume's submounts busy
-         * there (critest cannot remove its tmpfs directory after the test):
-         * not until the VM shim gets a mount namespace of its own. */
-        return !vm && rt_host_features()->new_mount_api;
+        /* In a VM pod the agent applies "rro" in the guest (same runtime/,
+         * the guest kernel has mount_setattr), to the volume and to each of
+         * its submounts, which the VM shim shares one by one. */
+        return vm || rt_host_features()->new_mount_api;
 }
 
 /* Whether a handler can run on this host, and why not. */

@@ -8,6 +8,7 @@ capabilities; host namespaces refused before anything is made.
 Boots one VM for every test.
 Skips (77) with the reason when QEMU or the guest image is not available,
 as test_vm_pods.py. Run as root."""
+import json
 import os
 import shutil
 import subprocess
@@ -215,6 +216,51 @@ class VMConformance(unittest.TestCase):
         finally:
             subprocess.run(["umount", "-l", sub], capture_output=True)
             shutil.rmtree(host, ignore_errors=True)
+
+    def test_recursive_read_only_volume(self):
+        """KEP-3857 in the guest: a recursive read-only volume makes its
+        submounts read-only too (the agent applies it to each submount the
+        VM shim shares), and the handler says so in Status."""
+        host = tempfile.mkdtemp(prefix="vmrro-")
+        sub = os.path.join(host, "tmpfs")
+        os.mkdir(sub)
+        subprocess.run(["mount", "-t", "tmpfs", "none", sub], check=True)
+        try:
+            cid = self.start("rrovol", ["sleep", "1000"],
+                             mounts=[{"container_path": "/mnt", "host_path": host, "readonly": True,
+                                      "recursive_read_only": True}])
+            cp.wait_state(self.rt, cid, RUNNING, timeout=30)
+            code, _, err = self.exec(cid, ["touch", "/mnt/tmpfs/file"])
+            self.assertNotEqual(code, 0)
+            self.assertIn("Read-only file system", err)
+            self.assertFalse(os.path.exists(os.path.join(sub, "file")))
+            self.rt.StopContainer(api_pb2.StopContainerRequest(container_id=cid, timeout=0), timeout=30)
+            self.remove(cid)
+        finally:
+            subprocess.run(["umount", "-l", sub], capture_output=True)
+            shutil.rmtree(host, ignore_errors=True)
+        handlers = {h.name: h.features for h in self.rt.Status(api_pb2.StatusRequest()).runtime_handlers}
+        self.assertTrue(handlers["vm"].recursive_read_only_mounts)
+
+    def test_declared_unsupported(self):
+        """What a VM pod cannot do is declared in Status (verbose), and a
+        bidirectional volume is refused at CreateContainer, naming why."""
+        st = self.rt.Status(api_pb2.StatusRequest(verbose=True))
+        vm = [h for h in json.loads(st.info["runtimeHandlers"]) if h["name"] == "vm"][0]
+        declared = {u["feature"] for u in vm["unsupported"]}
+        self.assertEqual(declared, {"hostNetwork", "hostPID", "hostIPC", "mountPropagationBidirectional"})
+        self.assertTrue(all(u["reason"] for u in vm["unsupported"]))
+        host = tempfile.mkdtemp(prefix="vmbidi-")
+        try:
+            with self.assertRaises(grpc.RpcError) as cm:
+                self.create("bidi", ["true"], mounts=[{"container_path": "/mnt", "host_path": host,
+                                                       "propagation": api_pb2.PROPAGATION_BIDIRECTIONAL}])
+            self.assertEqual(cm.exception.code(), grpc.StatusCode.INVALID_ARGUMENT)
+            self.assertIn("bidirectional", cm.exception.details())
+        finally:
+            shutil.rmtree(host, ignore_errors=True)
+        names = {c.metadata.name for c in self.rt.ListContainers(api_pb2.ListContainersRequest()).containers}
+        self.assertNotIn("bidi", names)
 
     def test_net_admin(self):
         """critest's Privileged and adding-capability checks make a bridge
