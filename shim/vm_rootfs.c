@@ -8,8 +8,8 @@
  * The guest spec names them relative to the share (root.path) or under
  * /run/corral/shares/<tag>/ (mount sources). Namespaces that a namespace
  * pod joins (the pinned net, ipc, uts) are the guest's own: the VM is the
- * pod; a shared PID namespace is the guest's pod init (VM_GUEST_POD_PIDNS). Each mount made is listed for the undo, which detaches them before
- * removing only what was created here (never a recursive delete across a
+ * pod; a shared PID namespace is the guest's pod init (VM_GUEST_POD_PIDNS). Each mount made is listed for the
+ * undo, which detaches them before removing only what was created here (never a recursive delete across a
  * mount). */
 #include <errno.h>
 #include <fcntl.h>

@@ -124,11 +124,14 @@ long ws_parse(uint8_t *buf, size_t len, size_t max_len, bool require_mask, struc
 /* Append a frame; mask_key NULL = unmasked (server side). */
 void ws_put_frame(struct sbuf *b, uint8_t opcode, bool fin, const void *data, size_t len,
                   const uint8_t *mask_key);
+struct session;
+/* One server-side frame on the session's connection, under its write lock;
+ * nothing more once a close went out (*close_sent, which the caller keeps
+ * per WebSocket). -1 on a write error or after the close. */
+int ws_send_frame(struct session *s, bool *close_sent, uint8_t op, const void *data, size_t len);
+void ws_send_close(struct session *s, bool *close_sent, uint16_t code);
 /* Sec-WebSocket-Accept for a key: base64(sha1(key + GUID)). Caller frees. */
 char *ws_accept_key(const char *key);
-char *b64_encode(const void *data, size_t len);
-/* Decode standard base64 (padding optional); -1 on bad input. */
-int b64_decode(const char *s, size_t len, struct sbuf *out);
 
 /* ---------- protocol names ---------- */
 

@@ -77,7 +77,7 @@ int token_cache_put(struct token_cache *c, struct stream_request *req, char **to
                 return err_make(e, errno, "getrandom");
         }
         /* base64url without padding: 24 bytes -> 32 characters, URL-safe */
-        char *b = b64_encode(raw, sizeof(raw));
+        char *b = base64_encode(raw, sizeof(raw));
         for (char *p = b; *p; p++)
                 *p = *p == '+' ? '-' : *p == '/' ? '_' : *p;
 

@@ -109,48 +109,6 @@ void ws_put_frame(struct sbuf *b, uint8_t opcode, bool fin, const void *data, si
                         b->buf[at + i] ^= (char)mask_key[i & 3];
 }
 
-char *b64_encode(const void *data, size_t len)
-{
-        char *out = xmalloc(4 * ((len + 2) / 3) + 1);
-        EVP_EncodeBlock((unsigned char *)out, data, (int)len);
-        return out;
-}
-
-int b64_decode(const char *s, size_t len, struct sbuf *out)
-{
-        uint32_t acc = 0;
-        int bits = 0;
-        size_t i = 0;
-        for (; i < len; i++) {
-                unsigned char ch = (unsigned char)s[i];
-                int v;
-                if (ch >= 'A' && ch <= 'Z')
-                        v = ch - 'A';
-                else if (ch >= 'a' && ch <= 'z')
-                        v = ch - 'a' + 26;
-                else if (ch >= '0' && ch <= '9')
-                        v = ch - '0' + 52;
-                else if (ch == '+')
-                        v = 62;
-                else if (ch == '/')
-                        v = 63;
-                else if (ch == '=')
-                        break;
-                else
-                        return -1;
-                acc = acc << 6 | (uint32_t)v;
-                bits += 6;
-                if (bits >= 8) {
-                        bits -= 8;
-                        sbuf_putc(out, (char)(acc >> bits));
-                }
-        }
-        for (; i < len; i++)
-                if (s[i] != '=')
-                        return -1;
-        return 0;
-}
-
 char *ws_accept_key(const char *key)
 {
         static const char guid[] = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
@@ -159,5 +117,5 @@ char *ws_accept_key(const char *key)
         unsigned int mdlen = 0;
         if (!EVP_Digest(cat, strlen(cat), md, &mdlen, EVP_sha1(), NULL))
                 abort(); /* SHA-1 is always there in libcrypto */
-        return b64_encode(md, mdlen);
+        return base64_encode(md, mdlen);
 }

@@ -44,7 +44,7 @@ int stream_ws_dial(const char *url, const char *protocol, struct stream_ws_clien
         uint8_t nonce[16];
         if (getrandom(nonce, sizeof(nonce), 0) != (ssize_t)sizeof(nonce))
                 return err_make(e, errno, "getrandom");
-        cleanup_free char *key = b64_encode(nonce, sizeof(nonce));
+        cleanup_free char *key = base64_encode(nonce, sizeof(nonce));
         struct sbuf req = {0};
         bool v6 = strchr(host, ':') != NULL;
         sbuf_printf(&req,

@@ -37,23 +37,28 @@ struct ws_sess {
         unsigned ports_left;
 };
 
-static int send_frame(struct ws_sess *ws, uint8_t op, const void *data, size_t len)
+int ws_send_frame(struct session *s, bool *close_sent, uint8_t op, const void *data, size_t len)
 {
         struct sbuf b = {0};
         ws_put_frame(&b, op, true, data, len, NULL);
-        pthread_mutex_lock(&ws->s->c.wlock);
-        int r = ws->close_sent ? -1 : conn_write_locked(&ws->s->c, b.buf, b.len);
+        pthread_mutex_lock(&s->c.wlock);
+        int r = *close_sent ? -1 : conn_write_locked(&s->c, b.buf, b.len);
         if (op == WS_CLOSE)
-                ws->close_sent = true;
-        pthread_mutex_unlock(&ws->s->c.wlock);
+                *close_sent = true;
+        pthread_mutex_unlock(&s->c.wlock);
         sbuf_free(&b);
         return r;
 }
 
-static void send_close(struct ws_sess *ws, uint16_t code)
+void ws_send_close(struct session *s, bool *close_sent, uint16_t code)
 {
         uint8_t p[2] = {code >> 8, code & 0xff};
-        (void)send_frame(ws, WS_CLOSE, p, 2);
+        (void)ws_send_frame(s, close_sent, WS_CLOSE, p, 2);
+}
+
+static int send_frame(struct ws_sess *ws, uint8_t op, const void *data, size_t len)
+{
+        return ws_send_frame(ws->s, &ws->close_sent, op, data, len);
 }
 
 /* One message on channel ch: binary [ch]+data, or text '0'+ch + base64(data). */
@@ -63,7 +68,7 @@ static int send_channel(struct ws_sess *ws, unsigned ch, const void *data, size_
         int r;
         if (ws->s->base64) {
                 sbuf_putc(&m, (char)('0' + ch));
-                cleanup_free char *b = b64_encode(data, len);
+                cleanup_free char *b = base64_encode(data, len);
                 sbuf_puts(&m, b);
                 r = send_frame(ws, WS_TEXT, m.buf, m.len);
         } else {
@@ -111,17 +116,18 @@ static void exec_message(struct ws_sess *ws, const uint8_t *m, size_t len)
         unsigned ch;
         const uint8_t *d;
         size_t n;
-        struct sbuf dec = {0};
+        cleanup_free char *dec = NULL;
+        size_t dn = 0;
         if (ws->s->base64 && ws->msg_op == WS_TEXT) {
                 if (m[0] < '0' || m[0] > '9')
                         return;
                 ch = m[0] - '0';
-                if (b64_decode((const char *)m + 1, len - 1, &dec) < 0) {
+                if ((dec = base64_decode_n((const char *)m + 1, len - 1, &dn)) == NULL) {
                         log_debug("stream", "websocket: bad base64 message ignored");
                         return;
                 }
-                d = (const uint8_t *)dec.buf;
-                n = dec.len;
+                d = (const uint8_t *)dec;
+                n = dn;
         } else {
                 ch = m[0];
                 d = m + 1;
@@ -135,7 +141,6 @@ static void exec_message(struct ws_sess *ws, const uint8_t *m, size_t len)
         } else if (ch == CH_RESIZE) {
                 exec_run_resize(&ws->run, d, n);
         }
-        sbuf_free(&dec);
 }
 
 /* ---------- port-forward ---------- */
@@ -200,23 +205,24 @@ static void pf_message(struct ws_sess *ws, const uint8_t *m, size_t len)
 {
         if (len == 0)
                 return;
-        struct sbuf dec = {0};
+        cleanup_free char *dec = NULL;
+        size_t dn = 0;
         unsigned ch;
         const uint8_t *d;
         size_t n;
         if (ws->s->base64 && ws->msg_op == WS_TEXT) {
-                if (m[0] < '0' || m[0] > '9' || b64_decode((const char *)m + 1, len - 1, &dec) < 0)
+                if (m[0] < '0' || m[0] > '9' ||
+                    (dec = base64_decode_n((const char *)m + 1, len - 1, &dn)) == NULL)
                         return;
                 ch = m[0] - '0';
-                d = (const uint8_t *)dec.buf;
-                n = dec.len;
+                d = (const uint8_t *)dec;
+                n = dn;
         } else {
                 ch = m[0];
                 d = m + 1;
                 n = len - 1;
         }
         if (ch % 2 != 0 || ch / 2 >= ws->s->nports || n == 0) {
-                sbuf_free(&dec);
                 return; /* error channels are written by the server only */
         }
         struct ws_port *p = &ws->ports[ch / 2];
@@ -240,13 +246,11 @@ static void pf_message(struct ws_sess *ws, const uint8_t *m, size_t len)
                                 "and more than 4 MiB were waiting";
                         (void)send_channel(ws, ch + 1, msg, sizeof(msg) - 1);
                 }
-                sbuf_free(&dec);
                 return;
         }
         int fd = p->fd;
         pthread_mutex_unlock(&ws->lock);
         (void)sock_send_all(fd, d, n);
-        sbuf_free(&dec);
 }
 
 static int pf_start(struct ws_sess *ws)
@@ -410,14 +414,14 @@ void ws_session_run(struct session *s)
 
 done:
         if (protocol_error)
-                send_close(ws, 1002);
+                ws_send_close(ws->s, &ws->close_sent, 1002);
         if (ws->running) {
                 if (!atomic_load(&ws->finished))
                         exec_run_cancel(&ws->run);
                 exec_run_join(&ws->run);
         }
         pf_stop(ws);
-        send_close(ws, 1000);
+        ws_send_close(ws->s, &ws->close_sent, 1000);
         conn_linger(&s->c, true, protocol_error ? 200 : 2000);
         sbuf_free(&ws->msg);
         pthread_mutex_destroy(&ws->lock);

@@ -25,21 +25,7 @@ struct tunnel {
 
 static int send_frame(struct tunnel *t, uint8_t op, const void *data, size_t len)
 {
-        struct sbuf b = {0};
-        ws_put_frame(&b, op, true, data, len, NULL);
-        pthread_mutex_lock(&t->s->c.wlock);
-        int r = t->close_sent ? -1 : conn_write_locked(&t->s->c, b.buf, b.len);
-        if (op == WS_CLOSE)
-                t->close_sent = true;
-        pthread_mutex_unlock(&t->s->c.wlock);
-        sbuf_free(&b);
-        return r;
-}
-
-static void send_close(struct tunnel *t, uint16_t code)
-{
-        uint8_t p[2] = {code >> 8, code & 0xff};
-        (void)send_frame(t, WS_CLOSE, p, 2);
+        return ws_send_frame(t->s, &t->close_sent, op, data, len);
 }
 
 /* SPDY -> WebSocket, until the SPDY side has shut its end. */
@@ -55,7 +41,7 @@ static void *downstream(void *arg)
                         break;
         }
         free(buf);
-        send_close(t, 1000);
+        ws_send_close(t->s, &t->close_sent, 1000);
         conn_wake(&t->s->c); /* the upstream reader may wait for a client that waits for us */
         return NULL;
 }
@@ -82,7 +68,7 @@ static int upstream_frame(struct tunnel *t, const struct ws_frame *f)
         case WS_PONG:
                 return 0;
         case WS_CLOSE:
-                send_close(t, 1000);
+                ws_send_close(t->s, &t->close_sent, 1000);
                 return 1;
         default: /* text: not part of the tunnel */
                 return -1;
@@ -140,7 +126,7 @@ void ws_tunnel_run(struct session *s)
                         break;
         }
         if (protocol_error)
-                send_close(&t, 1002);
+                ws_send_close(t.s, &t.close_sent, 1002);
         /* The client is gone: the SPDY side sees EOF and ends its streams. */
         (void)shutdown(t.sp[1], SHUT_WR);
         if (stopped && t.inner.conn_ok)

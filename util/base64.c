@@ -28,7 +28,11 @@ char *base64_encode(const void *buf, size_t len)
 
 char *base64_decode(const char *s, size_t *n)
 {
-        size_t len = strlen(s);
+        return base64_decode_n(s, strlen(s), n);
+}
+
+char *base64_decode_n(const char *s, size_t len, size_t *n)
+{
         char *out = xmalloc(len / 4 * 3 + 4);
         uint32_t acc = 0;
         int bits = 0;

@@ -192,6 +192,8 @@ char *base64_encode(const void *buf, size_t len);
 /* The bytes of base64 text (NUL-terminated, *n excludes it); NULL when
  * malformed. */
 char *base64_decode(const char *s, size_t *n);
+/* The same for `len` bytes of text that need not be NUL-terminated. */
+char *base64_decode_n(const char *s, size_t len, size_t *n);
 
 /* ---------- files ---------- */
 

@@ -17,9 +17,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 if (n <= 0)
                         break;
                 if (f.len > 1 && f.opcode == WS_TEXT) {
-                        struct sbuf out = {0};
-                        (void)b64_decode((const char *)f.payload + 1, f.len - 1, &out);
-                        sbuf_free(&out);
+                        size_t dn;
+                        free(base64_decode_n((const char *)f.payload + 1, f.len - 1, &dn));
                 }
                 off += (size_t)n;
         }
