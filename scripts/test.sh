@@ -16,7 +16,7 @@ step() { echo; echo "=== $*"; }
 
 step "build (RelWithDebInfo, -Werror)"
 b="$src/build/test"
-cmake -S "$src" -B "$b" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null || exit 1
+cmake -S "$src" -B "$b" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCORRAL_WERROR=ON >/dev/null || exit 1
 cmake --build "$b" -j"$jobs" 2>&1 | grep -E "error:|warning:|Error [0-9]"; [ "${PIPESTATUS[0]}" = 0 ] || exit 1
 
 step "unit and integration tests"
@@ -36,7 +36,7 @@ esac
 
 step "unit tests under ASan + UBSan"
 a="$src/build/asan"
-cmake -S "$src" -B "$a" -DCMAKE_BUILD_TYPE=Debug -DCORRAL_SANITIZE=ON >/dev/null || exit 1
+cmake -S "$src" -B "$a" -DCMAKE_BUILD_TYPE=Debug -DCORRAL_SANITIZE=ON -DCORRAL_WERROR=ON >/dev/null || exit 1
 cmake --build "$a" -j"$jobs" 2>&1 | grep -E "error:|Error [0-9]"; [ "${PIPESTATUS[0]}" = 0 ] || exit 1
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
   ctest --test-dir "$a" --output-on-failure -j"$jobs" -L unit || fail=1
@@ -59,7 +59,7 @@ done <"$src/tests/valgrind-tests.txt"
 
 step "fuzzing (libFuzzer, ${FUZZ_SECONDS:=20} s per target)"
 f="$src/build/fuzz"
-CC=clang cmake -S "$src" -B "$f" -DCMAKE_BUILD_TYPE=Debug -DCORRAL_FUZZ=ON >/dev/null || exit 1
+CC=clang cmake -S "$src" -B "$f" -DCMAKE_BUILD_TYPE=Debug -DCORRAL_FUZZ=ON -DCORRAL_WERROR=ON >/dev/null || exit 1
 cmake --build "$f" -j"$jobs" 2>&1 | grep -E "error:|Error [0-9]"; [ "${PIPESTATUS[0]}" = 0 ] || exit 1
 # Seed corpora that a tool of ours writes (hostile tar shapes for the unpacker).
 [ -x "$f/bin/unpack_seeds" ] && mkdir -p "$f/corpus/fuzz_unpack" && "$f/bin/unpack_seeds" "$f/corpus/fuzz_unpack" >/dev/null
