@@ -82,7 +82,7 @@ int rt_resolve_user(const char *rootfs, const char *name, uint32_t *uid, uint32_
                 *n_groups = 0;
         }
 
-        uint32_t num;
+        uint32_t num = 0;
         bool numeric = parse_u32(name, &num);
         bool found = false;
         cleanup_free char *uname = NULL;
