@@ -75,6 +75,10 @@ sock="$dir/state/corral.sock"
   --listen "unix://$sock" --log-level debug >"$dir/corrald.log" 2>&1 &
 daemon=$!
 cleanup() {
+  # VM pods outlive corrald by design (their shims survive a restart): remove what
+  # critest left, through the CRI, before the daemon goes.
+  left=$("$tools/crictl" -r "unix://$sock" pods -q 2>/dev/null | wc -l)
+  [ "$left" = 0 ] || { echo "critest: removing $left pods left behind"; "$tools/crictl" -r "unix://$sock" rmp -af >/dev/null 2>&1; }
   kill "$daemon" 2>/dev/null
   wait "$daemon" 2>/dev/null
   # Anything critest left behind goes with the daemon's state.
