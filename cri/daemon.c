@@ -75,12 +75,13 @@ int cri_daemon_start(const struct cfg *cfg, const struct cri_daemon_opts *opts, 
                  d->has_kvm ? "yes" : "no");
         if (!d->has_sys_resource)
                 log_warn("daemon", "CAP_SYS_RESOURCE is missing: lower oom_score_adj values are clamped");
-        cleanup_free char *caps_missing = rt_caps_missing_string(rt_host_features());
+        char *caps_missing = rt_caps_missing_string(rt_host_features());
         if (caps_missing[0])
                 log_warn("daemon",
                          "capabilities not in our bounding set: %s; containers asking for them (ALL, "
                          "privileged) run without them",
                          caps_missing);
+        free(caps_missing);
         *out = d;
         return 0;
 fail:

@@ -282,13 +282,13 @@ static int mount_one(struct ctx *c, const struct rt_mount *m, int tree, struct e
         parse_options(m->options, &p);
         bool bind = is_bind(m, &p);
         const char *type = m->type;
+        struct stat st = {.st_mode = S_IFDIR};
+        cleanup_close int fd = -1;
 
         if (p.rro && !(p.flags & MS_RDONLY)) {
                 err_set(e, ERR_INVALID, "mount %s: rro needs ro", m->destination);
                 goto out;
         }
-        struct stat st = {.st_mode = S_IFDIR};
-        cleanup_close int fd = -1;
         if (bind && bind_source_stat(m, &st, e) < 0)
                 goto out;
         fd = open_or_create(c->rootfd, m->destination, !S_ISDIR(st.st_mode), e);
@@ -304,9 +304,8 @@ static int mount_one(struct ctx *c, const struct rt_mount *m, int tree, struct e
                                        e);
                 else
                         r = do_mount(m->source, c->rootfd, m->destination, NULL, bflags, NULL, e);
-                if (r < 0) {
+                if (r < 0)
                         goto out;
-                }
                 unsigned long rest = p.flags & ~(MS_BIND | MS_REC);
                 if (rest &&
                     do_mount(NULL, c->rootfd, m->destination, NULL, MS_BIND | MS_REMOUNT | rest, NULL, e) < 0)
