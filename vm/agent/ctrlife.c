@@ -59,39 +59,10 @@ int agent_pod_pidns(struct agent *a, const struct rt_spec *s, struct err *e)
 
 /* ---------- signals ---------- */
 
-/* The kernel drops a signal to the pid 1 of a PID namespace that has no
- * handler for it (SIGKILL and SIGSTOP from outside aside): true when `sig`
- * sent to `pid` now would be. */
-static bool sig_dropped(pid_t pid, int sig)
-{
-        if (sig == SIGKILL || sig == SIGSTOP)
-                return false;
-        char path[64];
-        snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
-        cleanup_free char *st = NULL;
-        if (file_read_all(path, &st, NULL, 1 << 16, NULL) < 0)
-                return false;
-        /* "NSpid:\t<pid>\t1": the innermost pid is the last. */
-        const char *l = strstr(st, "\nNSpid:");
-        if (!l)
-                return false;
-        size_t len = strcspn(l + 1, "\n");
-        const char *last = l + 1 + len;
-        while (last > l && last[-1] != '\t')
-                last--;
-        if (!(l + 1 + len - last == 1 && *last == '1'))
-                return false;
-        const char *cg = strstr(st, "\nSigCgt:");
-        if (!cg)
-                return false;
-        unsigned long long mask = strtoull(cg + strlen("\nSigCgt:"), NULL, 16);
-        return !(mask & (1ull << (sig - 1)));
-}
-
 int agent_ctr_signal(struct ctr *c, int sig, struct err *e)
 {
         if (c->state == CTR_RUNNING && agent_now_ms() - c->started_ms < SIG_DEFER_MS &&
-            sig_dropped(c->pid, sig)) {
+            rt_signal_dropped(c->pid, sig)) {
                 /* Its pid 1 may still be starting (critest stops `top` right
                  * after StartContainer): sent once it has a handler. */
                 c->pending_sig = sig;
@@ -113,7 +84,8 @@ int agent_ctr_signals_due(struct agent *a, int64_t now)
                         continue;
                 if (c->state != CTR_RUNNING) {
                         c->pending_sig = 0;
-                } else if (!sig_dropped(c->pid, c->pending_sig) || now - c->started_ms >= SIG_DEFER_MS) {
+                } else if (!rt_signal_dropped(c->pid, c->pending_sig) ||
+                           now - c->started_ms >= SIG_DEFER_MS) {
                         /* Past the window a pid 1 without a handler keeps
                          * ignoring it, as the kernel would have. */
                         (void)kill(c->pid, c->pending_sig);
