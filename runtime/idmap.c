@@ -45,16 +45,39 @@ int rt_userns_new(const struct rt_id_map *uid, size_t n_uid, const struct rt_id_
 {
         if (n_uid == 0 || n_gid == 0)
                 return err_set(e, ERR_INVALID, "a user namespace needs uid and gid mappings");
-        /* The child only holds the namespace while the maps are written. It
-         * shares our fd table (CLONE_FILES) instead of copying it, so none of
-         * the daemon's fds is duplicated into it, and it runs no code but
-         * pause(). */
-        pid_t pid = (pid_t)syscall(SYS_clone, CLONE_NEWUSER | CLONE_FILES | SIGCHLD, NULL, NULL, NULL, NULL);
-        if (pid < 0)
-                return err_make(e, errno, "create a user namespace");
+        /* The child only holds the namespace while the maps are written.
+         * A plain fork (valgrind runs nothing else) that keeps none of the
+         * daemon's fds (child_isolate) and runs no code but pause(). */
+        int ready[2];
+        if (pipe2(ready, O_CLOEXEC) < 0)
+                return err_make(e, errno, "pipe");
+        pid_t self = getpid();
+        pid_t pid = fork();
+        if (pid < 0) {
+                int er = errno;
+                close(ready[0]);
+                close(ready[1]);
+                return err_make(e, er, "fork");
+        }
         if (pid == 0) {
+                child_isolate(self, &ready[1], 1);
+                char c = unshare(CLONE_NEWUSER) < 0 ? (char)errno : 0;
+                if (write(ready[1], &c, 1) != 1 || c)
+                        _exit(1);
                 for (;;)
                         pause();
+        }
+        close(ready[1]);
+        char c = 0;
+        ssize_t n;
+        while ((n = read(ready[0], &c, 1)) < 0 && errno == EINTR)
+                ;
+        close(ready[0]);
+        if (n != 1 || c) {
+                kill(pid, SIGKILL);
+                while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
+                        ;
+                return err_make(e, n == 1 ? (unsigned char)c : ECHILD, "create a user namespace");
         }
         int fd = -1;
         char p[64];
@@ -238,14 +261,17 @@ void idmap_probe(int userns_fd, uid_t mapped_root, bool *overlay, bool *layers, 
             fsconfig(fsfd, FSCONFIG_CMD_CREATE, NULL, NULL, 0) == 0 &&
             (mfd = fsmount(fsfd, FSMOUNT_CLOEXEC, MOUNT_ATTR_RDONLY)) >= 0)
                 *overlay = setattr_idmap(mfd, userns_fd, false) == 0;
-        /* What containers use: overlay over idmapped layers. The child
-         * shares our fd table rather than copying it. */
-        pid_t pid = (pid_t)syscall(SYS_clone, CLONE_FILES | SIGCHLD, NULL, NULL, NULL, NULL);
-        if (pid == 0)
+        /* What containers use: overlay over idmapped layers, in a child
+         * (its own mount namespace) that keeps only the namespace's fd. */
+        pid_t self = getpid();
+        pid_t pid = fork();
+        if (pid == 0) {
+                child_isolate(self, &userns_fd, 1);
                 _exit(probe_layers_child(l1, l2, m, opts, userns_fd, mapped_root));
+        }
         int st = 0;
         if (pid < 0) {
-                *why = xasprintf("probe: clone: %s", strerror(errno));
+                *why = xasprintf("probe: fork: %s", strerror(errno));
                 goto out;
         }
         while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
