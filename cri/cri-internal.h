@@ -208,6 +208,10 @@ void cri_pod_extra_clear(struct cri_pod_extra *x);
 /* The pod's hostname: the config's, or the node's when it gives none or
  * the pod is on the host network. Caller frees. */
 char *cri_pod_hostname(const Runtime__V1__PodSandboxConfig *cfg, bool host_net);
+/* The pod's sysctls (namespaced ones only: InvalidArgument naming any
+ * other, or one that would change a namespace shared with the host). */
+int cri_pod_apply_sysctls(const struct cri_pod_extra *x, const Runtime__V1__LinuxPodSandboxConfig *lx,
+                          struct err *e);
 
 /* namespace_options.userns_options of a RunPodSandbox (pod_userns.c):
  * ERR_INVALID naming the cause for what is refused (a mode other than POD
