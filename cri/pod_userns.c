@@ -112,11 +112,11 @@ void cri_pod_userns_from_json(yajl_val v, struct cri_pod_extra *x)
 {
         const char *path[] = {"userns", NULL};
         yajl_val u = yajl_tree_get(v, path, yajl_t_array);
-        if (u == NULL || YAJL_GET_ARRAY(u)->len != 6)
+        if (u == NULL || !YAJL_IS_ARRAY(u) || u->u.array.len != 6)
                 return;
         x->userns = true;
         for (size_t i = 0; i < 6; i++) {
-                yajl_val n = YAJL_GET_ARRAY(u)->values[i];
+                yajl_val n = u->u.array.values[i];
                 uint32_t id = YAJL_IS_INTEGER(n) ? (uint32_t)YAJL_GET_INTEGER(n) : 0;
                 if (i < 3)
                         x->userns_uid[i] = id;
