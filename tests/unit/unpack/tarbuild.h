@@ -99,7 +99,8 @@ static inline void tb_raw_header(struct sbuf *b, const char *name, char type, si
         memcpy(h + 100, "0000644", 7);
         memcpy(h + 108, "0000000", 7);
         memcpy(h + 116, "0000000", 7);
-        snprintf((char *)h + 124, 12, "%011zo", size);
+        /* 11 octal digits: the ustar size field (callers stay far below 8 GiB). */
+        snprintf((char *)h + 124, 12, "%011llo", (unsigned long long)size & 077777777777ULL);
         memcpy(h + 136, "00000000001", 11);
         h[156] = (unsigned char)type;
         memcpy(h + 257,
