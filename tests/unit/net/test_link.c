@@ -44,10 +44,10 @@ static size_t make_frame(unsigned char *buf, const char *payload)
 }
 
 /* Read frames from fd until one carries `payload` (other traffic, e.g.
- * IPv6 neighbour discovery, is skipped). */
-static bool wait_frame(int fd, const char *payload)
+ * IPv6 neighbour discovery, is skipped), for up to `ms`. */
+static bool wait_frame(int fd, const char *payload, int ms)
 {
-        int64_t end = time_mono_ns() + 3000000000LL;
+        int64_t end = time_mono_ns() + (int64_t)ms * 1000000;
         while (time_mono_ns() < end) {
                 struct pollfd p = {fd, POLLIN, 0};
                 if (poll(&p, 1, 200) != 1)
@@ -82,18 +82,29 @@ static int frames_cross(const char *ns)
                 if (ps < 0 || bind(ps, (struct sockaddr *)&sll, sizeof(sll)) < 0)
                         _exit(12);
                 unsigned char f[128] = {0};
-                /* veth peer -> V0 ingress -> redirect -> tap */
+                /* veth peer -> V0 ingress -> redirect -> tap. A frame sent
+                 * while the new links still come up can be dropped (seen
+                 * once with other tests running beside this one): sent
+                 * again, up to 3 s in all; one must arrive. */
                 size_t n = make_frame(f, "corral-to-tap");
-                if (send(ps, f, n, 0) != (ssize_t)n)
-                        _exit(13);
-                if (!wait_frame(tap, "corral-to-tap"))
+                bool seen = false;
+                for (int i = 0; i < 6 && !seen; i++) {
+                        if (send(ps, f, n, 0) != (ssize_t)n)
+                                _exit(13);
+                        seen = wait_frame(tap, "corral-to-tap", 500);
+                }
+                if (!seen)
                         _exit(14);
                 /* tap (the "guest" sends) -> tap ingress -> redirect -> V0 -> peer */
                 memset(f, 0, sizeof(f));
                 n = make_frame(f, "corral-from-tap");
-                if (write(tap, f, n) != (ssize_t)n)
-                        _exit(15);
-                if (!wait_frame(ps, "corral-from-tap"))
+                seen = false;
+                for (int i = 0; i < 6 && !seen; i++) {
+                        if (write(tap, f, n) != (ssize_t)n)
+                                _exit(15);
+                        seen = wait_frame(ps, "corral-from-tap", 500);
+                }
+                if (!seen)
                         _exit(16);
                 _exit(0);
         }
