@@ -9,6 +9,8 @@ import sys
 import tempfile
 import time
 
+import grpc
+
 from corral_harness import Daemon, api_pb2
 
 try:
@@ -82,6 +84,28 @@ class Images:
     def stop(self):
         self.reg.stop()
         subprocess.run(["rm", "-rf", self.dir])
+
+
+def teardown_daemon(cls, timeout=30):
+    """A test class's daemon: its log when a test failed, every pod it left
+    stopped and removed through the CRI, then the daemon, mounts, state and
+    bridge gone."""
+    if getattr(cls, "_failed", False):
+        print("----- corrald log -----\n%s" % cls.d.read_log()[-30000:])
+    try:
+        if cls.d.channel:
+            for p in cls.d.runtime.ListPodSandbox(api_pb2.ListPodSandboxRequest()).items:
+                try:
+                    cls.d.runtime.StopPodSandbox(api_pb2.StopPodSandboxRequest(pod_sandbox_id=p.id), timeout=timeout)
+                    cls.d.runtime.RemovePodSandbox(api_pb2.RemovePodSandboxRequest(pod_sandbox_id=p.id),
+                                                   timeout=timeout)
+                except grpc.RpcError:
+                    pass
+    finally:
+        cls.d.stop()
+        unmount_under(cls.d.dir)
+        cls.d.cleanup()
+        delete_bridge(cls.bridge)
 
 
 def pod_config(name, log_dir, uid=None, namespace="default", attempt=0, labels=None, pid_mode=None):

@@ -61,21 +61,7 @@ class Base(unittest.TestCase):
 
     @classmethod
     def tearDownClass(cls):
-        if getattr(cls, "_failed", False):
-            print("----- corrald log -----\n%s" % cls.d.read_log()[-30000:])
-        try:
-            if cls.d.channel:
-                for p in cls.rt.ListPodSandbox(api_pb2.ListPodSandboxRequest()).items:
-                    try:
-                        cls.rt.StopPodSandbox(api_pb2.StopPodSandboxRequest(pod_sandbox_id=p.id), timeout=30)
-                        cls.rt.RemovePodSandbox(api_pb2.RemovePodSandboxRequest(pod_sandbox_id=p.id), timeout=30)
-                    except grpc.RpcError:
-                        pass
-        finally:
-            cls.d.stop()
-            cp.unmount_under(cls.d.dir)
-            cls.d.cleanup()
-            cp.delete_bridge(cls.bridge)
+        cp.teardown_daemon(cls, timeout=30)
 
     def run(self, result=None):
         r = super().run(result)

@@ -662,9 +662,7 @@ class CrictlVM(StreamingChecks, CrictlCase):
         if why:
             raise unittest.SkipTest(why)
         kernel, initrd, _ = guest
-        cls.config = {"cgroup_driver": "cgroupfs",
-                      "runtimes": {"vm": {"type": "vm", "vmm": "qemu", "kernel": kernel, "initrd": initrd,
-                                          "cpus": 1, "memory_mib": 256, "agent_timeout_seconds": 60}}}
+        cls.config = {"cgroup_driver": "cgroupfs", "runtimes": {"vm": vmp.vm_handler(kernel, initrd)}}
         super().setUpClass()
         cls._sleeper = None
 

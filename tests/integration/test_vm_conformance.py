@@ -40,9 +40,7 @@ class VMConformance(unittest.TestCase):
         if vmp._skip_reason:
             raise unittest.SkipTest(vmp._skip_reason)
         kernel, initrd, _ = vmp._guest
-        cls.d = Daemon({"cgroup_driver": "cgroupfs",
-                        "runtimes": {"vm": {"type": "vm", "vmm": "qemu", "kernel": kernel, "initrd": initrd,
-                                            "cpus": 1, "memory_mib": 256, "agent_timeout_seconds": 60}}})
+        cls.d = Daemon({"cgroup_driver": "cgroupfs", "runtimes": {"vm": vmp.vm_handler(kernel, initrd)}})
         cls.bridge = cp.cni_conflist(os.path.join(cls.d.dir, "cni"))
         cls.d.start()
         cls.rt = cls.d.runtime
@@ -62,21 +60,7 @@ class VMConformance(unittest.TestCase):
 
     @classmethod
     def tearDownClass(cls):
-        if getattr(cls, "_failed", False):
-            print("----- corrald log -----\n%s" % cls.d.read_log()[-20000:])
-        try:
-            if cls.d.channel:
-                for p in cls.rt.ListPodSandbox(api_pb2.ListPodSandboxRequest()).items:
-                    try:
-                        cls.rt.StopPodSandbox(api_pb2.StopPodSandboxRequest(pod_sandbox_id=p.id), timeout=60)
-                        cls.rt.RemovePodSandbox(api_pb2.RemovePodSandboxRequest(pod_sandbox_id=p.id), timeout=60)
-                    except grpc.RpcError:
-                        pass
-        finally:
-            cls.d.stop()
-            cp.unmount_under(cls.d.dir)
-            cls.d.cleanup()
-            cp.delete_bridge(cls.bridge)
+        cp.teardown_daemon(cls, timeout=60)
         print("VM boot (RunPodSandbox): %.2f s" % getattr(cls, "boot_s", 0))
 
     def run(self, result=None):

@@ -140,6 +140,13 @@ def mounts_under(path):
         return [l.split()[1] for l in f if l.split()[1].startswith(path + "/")]
 
 
+def vm_handler(kernel, initrd):
+    """The "vm" handler every VM test runs: QEMU, one vCPU, 256 MiB, and an
+    agent timeout that TCG on a busy machine can meet."""
+    return {"type": "vm", "vmm": "qemu", "kernel": kernel, "initrd": initrd,
+            "cpus": 1, "memory_mib": 256, "agent_timeout_seconds": 60}
+
+
 class VMPods(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
@@ -147,8 +154,7 @@ class VMPods(unittest.TestCase):
             raise unittest.SkipTest(_skip_reason)
         kernel, initrd, cls.release = _guest
         cls.config = {"cgroup_driver": "cgroupfs",
-                      "runtimes": {"vm": {"type": "vm", "vmm": "qemu", "kernel": kernel, "initrd": initrd,
-                                          "cpus": 1, "memory_mib": 256, "agent_timeout_seconds": 60},
+                      "runtimes": {"vm": vm_handler(kernel, initrd),
                                    "vm-nokernel": {"type": "vm", "vmm": "qemu",
                                                    "kernel": "/nonexistent/vmlinux", "initrd": initrd},
                                    # virtio-fs asked for, with no virtiofsd to run it
@@ -173,21 +179,7 @@ class VMPods(unittest.TestCase):
 
     @classmethod
     def tearDownClass(cls):
-        if getattr(cls, "_failed", False):
-            print("----- corrald log -----\n%s" % cls.d.read_log()[-20000:])
-        try:
-            if cls.d.channel:
-                for p in cls.rt.ListPodSandbox(api_pb2.ListPodSandboxRequest()).items:
-                    try:
-                        cls.rt.StopPodSandbox(api_pb2.StopPodSandboxRequest(pod_sandbox_id=p.id), timeout=60)
-                        cls.rt.RemovePodSandbox(api_pb2.RemovePodSandboxRequest(pod_sandbox_id=p.id), timeout=60)
-                    except grpc.RpcError:
-                        pass
-        finally:
-            cls.d.stop()
-            cp.unmount_under(cls.d.dir)
-            cls.d.cleanup()
-            cp.delete_bridge(cls.bridge)
+        cp.teardown_daemon(cls, timeout=60)
         for k, v in sorted(cls.timings.items()):
             print("timing %s: %s" % (k, v))
 
