@@ -243,6 +243,14 @@ struct net_link_stats {
         uint64_t rx_dropped, tx_dropped;
 };
 int net_link_stats(const char *netns, const char *ifname, struct net_link_stats *out, struct err *e);
+/* Every link of `netns` (NULL: ours) with its counters, from one RTM_GETLINK
+ * dump (link_counters.c). Caller frees *out. */
+struct net_link_counters {
+        char name[16];
+        bool loopback, up;
+        struct net_link_stats st;
+};
+int net_links_counters(const char *netns, struct net_link_counters **out, size_t *n, struct err *e);
 
 /* Kata's tcfilter model: an ingress qdisc on `a` and on `b` in `netns`, each
  * with a u32 match-all filter whose action is `mirred egress redirect` to

@@ -71,6 +71,11 @@ static char *dir_for(const char *c, const char *path)
         return NULL;
 }
 
+char *cg_v1_dir(const char *controller, const char *path)
+{
+        return dir_for(controller, path);
+}
+
 /* Copy cpuset.cpus/mems from the parent when empty: v1 refuses tasks in a
  * cpuset with no cpus. Walks down from the first level. */
 static int cpuset_init(const char *mount, const char *path, struct err *e)

@@ -69,6 +69,9 @@ extern const struct rt_cgroup_ops rt_cgroup_v2_ops;
 const struct rt_cgroup_ops *cg_ops(const char **root);
 /* An O_DIRECTORY fd of the v2 cgroup for CLONE_INTO_CGROUP, or -1 (v1). */
 int cg_v2_dirfd(const char *path, struct err *e);
+/* The v1 directory of `path` in the hierarchy holding `controller`, or NULL
+ * when none is mounted (cgroup_metrics.c). Caller frees. */
+char *cg_v1_dir(const char *controller, const char *path);
 
 /* Small file helpers for cgroup files: write a string / read a u64 / read
  * a "key value" line from a flat-keyed file. */

@@ -459,6 +459,46 @@ struct rt_cgroup_stats {
 };
 int rt_cgroup_stats(const char *path, struct rt_cgroup_stats *out, struct err *e);
 
+/* Everything the CRI metrics report of one cgroup (cgroup_metrics.c), each
+ * file read once. `have` says which groups could be read; a missing file
+ * leaves its figure 0. Limits of "max" are 0. */
+enum {
+        RT_CGM_CPU = 1,
+        RT_CGM_MEMORY = 2,
+        RT_CGM_PIDS = 4,
+        RT_CGM_IO = 8,
+};
+struct rt_cgm_io {
+        unsigned major, minor;
+        uint64_t read_bytes, write_bytes, reads, writes;
+};
+struct rt_cgroup_metrics {
+        unsigned have;
+        uint64_t cpu_usage_ns, cpu_user_ns, cpu_system_ns;
+        uint64_t cfs_periods, cfs_throttled_periods, cfs_throttled_ns;
+        uint64_t cpu_shares, cpu_quota_us, cpu_period_us;
+        uint64_t mem_usage, mem_max_usage, mem_working_set, mem_rss, mem_cache;
+        uint64_t mem_mapped_file, mem_swap, mem_kernel, mem_failcnt;
+        uint64_t mem_limit, mem_reservation, mem_swap_limit;
+        uint64_t oom_kills;
+        uint64_t processes, threads, threads_max;
+        struct rt_cgm_io *io; /* per block device */
+        size_t n_io;
+};
+int rt_cgroup_metrics(const char *path, struct rt_cgroup_metrics *out, struct err *e);
+void rt_cgroup_metrics_clear(struct rt_cgroup_metrics *m);
+/* The same from given directories (unit tests point them at a fake tree). */
+int rt_cgroup_metrics_v2(const char *dir, struct rt_cgroup_metrics *m, struct err *e);
+struct rt_cgm_v1_dirs {
+        char *cpu, *cpuacct, *memory, *pids, *blkio; /* NULL: not mounted */
+};
+int rt_cgroup_metrics_v1(const struct rt_cgm_v1_dirs *d, struct rt_cgroup_metrics *m, struct err *e);
+/* The parsers: a "key value" line, a line count, v2 io.stat, v1 blkio. */
+bool rt_cgm_key(const char *text, const char *key, uint64_t *out);
+size_t rt_cgm_count_lines(const char *text);
+void rt_cgm_parse_io_stat(const char *text, struct rt_cgroup_metrics *m);
+void rt_cgm_parse_blkio(const char *text, bool bytes, struct rt_cgroup_metrics *m);
+
 /* Number of OOM kills in this cgroup so far (v2 memory.events oom_kill;
  * v1 memory.oom_control oom_kill, counting under_oom as 1 on old kernels).
  * The shim reads it when the process exits: > 0 (and killed by SIGKILL)
