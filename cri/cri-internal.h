@@ -78,14 +78,15 @@ struct cri_handler {
 };
 
 /* Each service-area file exports a table ending in {NULL}. */
-extern const struct cri_handler cri_info_handlers[];       /* info.c */
-extern const struct cri_handler cri_event_handlers[];      /* events.c */
-extern const struct cri_handler cri_image_handlers[];      /* images.c */
-extern const struct cri_handler cri_pod_handlers[];        /* pods.c */
-extern const struct cri_handler cri_pod_status_handlers[]; /* pod_status.c */
-extern const struct cri_handler cri_container_handlers[];  /* containers.c */
-extern const struct cri_handler cri_stats_handlers[];      /* stats.c */
-extern const struct cri_handler cri_streaming_handlers[];  /* streaming.c */
+extern const struct cri_handler cri_info_handlers[];        /* info.c */
+extern const struct cri_handler cri_event_handlers[];       /* events.c */
+extern const struct cri_handler cri_image_handlers[];       /* images.c */
+extern const struct cri_handler cri_pod_handlers[];         /* pods.c */
+extern const struct cri_handler cri_pod_status_handlers[];  /* pod_status.c */
+extern const struct cri_handler cri_container_handlers[];   /* containers.c */
+extern const struct cri_handler cri_stats_handlers[];       /* stats.c */
+extern const struct cri_handler cri_streaming_handlers[];   /* streaming.c */
+extern const struct cri_handler cri_pod_metrics_handlers[]; /* pod_metrics.c */
 
 /* Start-up and shut-down of each area, called by daemon.c in this order
  * (and the reverse). Each init may leave its pointers NULL and log why
@@ -147,6 +148,13 @@ void cri_metrics_fini(struct cri_daemon *d);
 void cri_metrics_observe(struct cri_daemon *d, const struct cri_method *m, int code, int64_t ns);
 /* The Prometheus text exposition (caller frees). */
 char *cri_metrics_text(struct cri_daemon *d);
+
+/* ---------- CRI metrics (pod_metrics.c) ---------- */
+
+/* usage_nano_cores of object `id` (a container or pod) from its cumulative
+ * cpu_ns now, against a sample of the same object taken >= 1 s before;
+ * false while there is none yet. */
+bool cri_cpu_nano_cores(const char *id, uint64_t cpu_ns, uint64_t *out);
 
 /* ---------- network (network.c) ---------- */
 

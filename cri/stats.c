@@ -15,7 +15,7 @@ static Runtime__V1__UInt64Value *u64(uint64_t v)
         return x;
 }
 
-static void fill_cgroup(const char *cgroup_path, int64_t now, Runtime__V1__CpuUsage **cpu,
+static void fill_cgroup(const char *id, const char *cgroup_path, int64_t now, Runtime__V1__CpuUsage **cpu,
                         Runtime__V1__MemoryUsage **mem, uint64_t *pids)
 {
         *cpu = xmalloc(sizeof(**cpu));
@@ -36,6 +36,9 @@ static void fill_cgroup(const char *cgroup_path, int64_t now, Runtime__V1__CpuUs
                 return;
         }
         (*cpu)->usage_core_nano_seconds = u64(st.cpu_usage_ns);
+        uint64_t cores;
+        if (cri_cpu_nano_cores(id, st.cpu_usage_ns, &cores))
+                (*cpu)->usage_nano_cores = u64(cores);
         (*mem)->working_set_bytes = u64(st.memory_working_set);
         (*mem)->usage_bytes = u64(st.memory_usage);
         (*mem)->rss_bytes = u64(st.memory_rss);
@@ -64,12 +67,15 @@ static Runtime__V1__ContainerStats *ctr_stats(struct cri_daemon *d, const struct
         s->attributes = a;
         struct ctr_extra x;
         (void)ctr_extra_parse(c->extra_json, &x);
-        fill_cgroup(c->state == STORE_CTR_RUNNING ? x.cgroup : NULL, now, &s->cpu, &s->memory, NULL);
+        fill_cgroup(c->id, c->state == STORE_CTR_RUNNING ? x.cgroup : NULL, now, &s->cpu, &s->memory, NULL);
         uint64_t vcpu, vmem;
         if (c->state == STORE_CTR_RUNNING && !x.cgroup &&
             cri_vm_ctr_usage(d, c->pod_id, c->id, &vcpu, &vmem)) {
                 /* A container in a VM pod: its cgroup lives in the guest. */
                 s->cpu->usage_core_nano_seconds = u64(vcpu);
+                uint64_t cores;
+                if (cri_cpu_nano_cores(c->id, vcpu, &cores))
+                        s->cpu->usage_nano_cores = u64(cores);
                 s->memory->working_set_bytes = u64(vmem);
         }
         ctr_extra_clear(&x);
@@ -250,8 +256,8 @@ static Runtime__V1__PodSandboxStats *pod_stats(struct cri_daemon *d, const struc
         cleanup_err struct err e = ERR_INIT;
         bool have_x = cri_pod_extra_parse(p->extra_json, &x, &e) == 0;
         uint64_t pids = 0;
-        fill_cgroup(have_x && p->state == STORE_POD_READY && x.cgroup && *x.cgroup ? x.cgroup : NULL, now,
-                    &l->cpu, &l->memory, &pids);
+        fill_cgroup(p->id, have_x && p->state == STORE_POD_READY && x.cgroup && *x.cgroup ? x.cgroup : NULL,
+                    now, &l->cpu, &l->memory, &pids);
         l->process = xmalloc(sizeof(*l->process));
         runtime__v1__process_usage__init(l->process);
         l->process->timestamp = now;
