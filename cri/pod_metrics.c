@@ -339,9 +339,24 @@ static Runtime__V1__ContainerMetrics *ctr_metrics(const struct pass *ps, const s
                 struct shim_vm_stats st;
                 err_clear(&e);
                 if (shim_vm_stats(vm, c->id, &st, &e) == 0) {
-                        put(&l, M_CPU_USAGE, "total", st.cpu_ns / NS_PER_S);
-                        put(&l, M_MEM_WORKING_SET, NULL, st.memory);
-                        put(&l, M_THREADS, NULL, st.pids);
+                        struct rt_cgroup_metrics m = {
+                                .have = RT_CGM_CPU | RT_CGM_MEMORY | RT_CGM_PIDS,
+                                .cpu_usage_ns = st.cpu_ns,
+                                .cpu_user_ns = st.cpu_user_ns,
+                                .cpu_system_ns = st.cpu_system_ns,
+                                .mem_usage = st.mem_usage,
+                                .mem_max_usage = st.mem_max_usage,
+                                .mem_working_set = st.memory,
+                                .mem_rss = st.mem_rss,
+                                .mem_cache = st.mem_cache,
+                                .mem_mapped_file = st.mem_mapped_file,
+                                .mem_failcnt = st.mem_failcnt,
+                                .mem_limit = st.mem_limit,
+                                .oom_kills = st.oom_kills,
+                                .processes = st.processes,
+                                .threads = st.threads ? st.threads : st.pids,
+                        };
+                        put_cgroup(&l, &m, true);
                         ok = true;
                 } else {
                         log_debug("cri", "metrics vm container=%s error=\"%s\"", c->id, e.msg);

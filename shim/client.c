@@ -349,6 +349,12 @@ int shim_vm_stats(struct shim_conn *c, const char *ctr_id, struct shim_vm_stats 
                 out->memory_total = (uint64_t)get_i64(&m, PF_MEM_TOTAL);
                 out->memory_available = (uint64_t)get_i64(&m, PF_MEM_AVAIL);
                 out->pids = (uint32_t)get_i64(&m, PF_PIDS);
+                uint64_t *cgm[] = {&out->cpu_user_ns,   &out->cpu_system_ns, &out->mem_usage,
+                                   &out->mem_rss,       &out->mem_cache,     &out->mem_mapped_file,
+                                   &out->mem_max_usage, &out->mem_failcnt,   &out->mem_limit,
+                                   &out->oom_kills,     &out->processes,     &out->threads};
+                for (size_t i = 0; i < ARRAY_SIZE(cgm); i++)
+                        *cgm[i] = (uint64_t)get_i64(&m, (uint16_t)(PF_VM_CGM + i));
         }
         proto_msg_clear(&m);
         return r;

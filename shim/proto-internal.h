@@ -84,6 +84,9 @@ enum proto_tag {
         PF_UID = 47,        /* the started process's identity (shim_state.has_user) */
         PF_GID = 48,
         PF_GROUPS = 49, /* "g1,g2,..." */
+        /* OP_VM_STATS of a container: its guest cgroup's other figures, in
+         * the order of struct shim_vm_stats (120 + index). */
+        PF_VM_CGM = 120,
 };
 
 struct proto_hdr {

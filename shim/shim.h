@@ -262,6 +262,10 @@ int shim_vm_info(struct shim_conn *c, struct shim_vm_info *out, struct err *e);
 struct shim_vm_stats {
         uint64_t cpu_ns, memory, memory_total, memory_available;
         uint32_t pids;
+        /* A container's other cgroup figures in the guest (the CRI metrics);
+         * 0 from an older shim or agent. */
+        uint64_t cpu_user_ns, cpu_system_ns, mem_usage, mem_rss, mem_cache, mem_mapped_file, mem_max_usage,
+                mem_failcnt, mem_limit, oom_kills, processes, threads;
 };
 /* ctr_id NULL: the whole guest. */
 int shim_vm_stats(struct shim_conn *c, const char *ctr_id, struct shim_vm_stats *out, struct err *e);

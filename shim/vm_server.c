@@ -565,6 +565,11 @@ static int do_stats(struct vshim *s, const struct proto_msg *req, struct sbuf *b
         proto_put_i64(b, PF_MEM_TOTAL, (int64_t)st.memory_total);
         proto_put_i64(b, PF_MEM_AVAIL, (int64_t)st.memory_available);
         proto_put_i64(b, PF_PIDS, st.pids);
+        const uint64_t cgm[] = {st.cpu_user_ns, st.cpu_system_ns,   st.mem_usage,     st.mem_rss,
+                                st.mem_cache,   st.mem_mapped_file, st.mem_max_usage, st.mem_failcnt,
+                                st.mem_limit,   st.oom_kills,       st.processes,     st.threads};
+        for (size_t i = 0; i < ARRAY_SIZE(cgm); i++)
+                proto_put_i64(b, (uint16_t)(PF_VM_CGM + i), (int64_t)cgm[i]);
         return 0;
 }
 

@@ -554,6 +554,18 @@ int vm_agent_stats(struct vm_agent *a, const char *id, int timeout_ms, struct vm
         out->memory_total = st->memory_total;
         out->memory_available = st->memory_available;
         out->pids = st->pids;
+        out->cpu_user_ns = st->cpu_user_ns;
+        out->cpu_system_ns = st->cpu_system_ns;
+        out->mem_usage = st->mem_usage;
+        out->mem_rss = st->mem_rss;
+        out->mem_cache = st->mem_cache;
+        out->mem_mapped_file = st->mem_mapped_file;
+        out->mem_max_usage = st->mem_max_usage;
+        out->mem_failcnt = st->mem_failcnt;
+        out->mem_limit = st->mem_limit;
+        out->oom_kills = st->oom_kills;
+        out->processes = st->processes;
+        out->threads = st->threads;
         frame_free(r);
         return 0;
 }

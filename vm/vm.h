@@ -234,6 +234,9 @@ int vm_agent_exec(struct vm_agent *a, const char *id, char *const *args, int tim
 struct vm_agent_stats {
         uint64_t cpu_usage_ns, memory_usage, memory_total, memory_available;
         uint32_t pids;
+        /* A container's other cgroup figures (0 from an older agent). */
+        uint64_t cpu_user_ns, cpu_system_ns, mem_usage, mem_rss, mem_cache, mem_mapped_file, mem_max_usage,
+                mem_failcnt, mem_limit, oom_kills, processes, threads;
 };
 int vm_agent_stats(struct vm_agent *a, const char *id, int timeout_ms, struct vm_agent_stats *out,
                    struct err *e);

@@ -645,16 +645,29 @@ static void do_stats(struct agent *a, uint64_t id, const char *cid)
         Corral__Agent__V1__StatsResponse s = CORRAL__AGENT__V1__STATS_RESPONSE__INIT;
         if (cid && *cid) {
                 struct ctr *c = agent_ctr_find(a, cid);
-                struct rt_cgroup_stats cs;
+                struct rt_cgroup_metrics cs = {0};
                 if (!c) {
                         err_set(&e, ERR_NOT_FOUND, "container %s not found", cid);
                 } else if (!c->spec->cgroup_path) {
                         err_set(&e, ERR_PRECONDITION, "container %s has no cgroup", cid);
-                } else if (rt_cgroup_stats(c->spec->cgroup_path, &cs, &e) == 0) {
+                } else if (rt_cgroup_metrics(c->spec->cgroup_path, &cs, &e) == 0) {
                         s.cpu_usage_ns = cs.cpu_usage_ns;
-                        s.memory_usage = cs.memory_working_set;
-                        s.pids = (uint32_t)cs.pids_current;
+                        s.memory_usage = cs.mem_working_set;
+                        s.pids = (uint32_t)cs.threads;
+                        s.cpu_user_ns = cs.cpu_user_ns;
+                        s.cpu_system_ns = cs.cpu_system_ns;
+                        s.mem_usage = cs.mem_usage;
+                        s.mem_rss = cs.mem_rss;
+                        s.mem_cache = cs.mem_cache;
+                        s.mem_mapped_file = cs.mem_mapped_file;
+                        s.mem_max_usage = cs.mem_max_usage;
+                        s.mem_failcnt = cs.mem_failcnt;
+                        s.mem_limit = cs.mem_limit;
+                        s.oom_kills = cs.oom_kills;
+                        s.processes = cs.processes;
+                        s.threads = cs.threads;
                 }
+                rt_cgroup_metrics_clear(&cs);
         } else {
                 cleanup_free char *mi = NULL, *st = NULL;
                 if (file_read_all("/proc/meminfo", &mi, NULL, 0, &e) == 0) {
