@@ -106,22 +106,43 @@ void rt_cgm_parse_blkio(const char *text, bool bytes, struct rt_cgroup_metrics *
         }
 }
 
-/* Reads dir/file into a buffer the caller frees; NULL when missing. */
-static char *slurp(const char *dir, const char *file)
+/* Reads file `name` of the directory open at dfd into a buffer the caller
+ * frees; NULL when missing. Relative to a dirfd, so that the long cgroup
+ * path is walked once per directory, not once per file. */
+static char *slurp(int dfd, const char *name)
 {
-        if (dir == NULL)
+        if (dfd < 0)
                 return NULL;
-        cleanup_free char *p = path_join(dir, file);
-        char *s = NULL;
-        size_t len;
-        if (file_read_all(p, &s, &len, 1 << 20, NULL) < 0)
+        cleanup_close int fd = openat(dfd, name, O_RDONLY | O_CLOEXEC);
+        if (fd < 0)
                 return NULL;
-        return s;
+        size_t cap = 4096, len = 0;
+        char *buf = xmalloc(cap);
+        for (;;) {
+                ssize_t n = read(fd, buf + len, cap - len - 1);
+                if (n < 0 && errno == EINTR)
+                        continue;
+                if (n < 0) {
+                        free(buf);
+                        return NULL;
+                }
+                if (n == 0)
+                        break;
+                len += (size_t)n;
+                if (cap - len - 1 == 0) {
+                        if (cap >= (1u << 20))
+                                break;
+                        cap *= 2;
+                        buf = xrealloc(buf, cap);
+                }
+        }
+        buf[len] = '\0';
+        return buf;
 }
 
-static bool read_u64(const char *dir, const char *file, uint64_t *out)
+static bool read_u64(int dfd, const char *name, uint64_t *out)
 {
-        cleanup_free char *s = slurp(dir, file);
+        cleanup_free char *s = slurp(dfd, name);
         if (s == NULL)
                 return false;
         if (strncmp(s, "max", 3) == 0)
@@ -131,16 +152,22 @@ static bool read_u64(const char *dir, const char *file, uint64_t *out)
         return true;
 }
 
+static int open_dir(const char *dir)
+{
+        return dir ? open(dir, O_PATH | O_DIRECTORY | O_CLOEXEC) : -1;
+}
+
 /* A limit of "max" or the v1 page-rounded LONG_MAX means none: 0. */
 static uint64_t limit_or_0(uint64_t v)
 {
         return v >= (UINT64_C(1) << 62) ? 0 : v;
 }
 
-int rt_cgroup_metrics_v2(const char *dir, struct rt_cgroup_metrics *m, struct err *e)
+int rt_cgroup_metrics_v2(const char *path, struct rt_cgroup_metrics *m, struct err *e)
 {
-        if (access(dir, F_OK) < 0)
-                return err_make(e, errno, "cgroup %s", dir);
+        cleanup_close int dir = open_dir(path);
+        if (dir < 0)
+                return err_make(e, errno, "cgroup %s", path);
         cleanup_free char *cpu = slurp(dir, "cpu.stat");
         uint64_t v = 0;
         if (cpu) {
@@ -221,12 +248,12 @@ int rt_cgroup_metrics_v2(const char *dir, struct rt_cgroup_metrics *m, struct er
         return 0;
 }
 
-int rt_cgroup_metrics_v1(const struct rt_cgm_v1_dirs *d, struct rt_cgroup_metrics *m, struct err *e)
+struct v1_fds {
+        int cpu, cpuacct, memory, pids, blkio; /* -1: not mounted */
+};
+
+static void v1_read(const struct v1_fds *d, struct rt_cgroup_metrics *m)
 {
-        if (d->memory == NULL)
-                return err_set(e, ERR_UNIMPLEMENTED, "cgroup v1 memory controller is not mounted");
-        if (access(d->memory, F_OK) < 0)
-                return err_make(e, errno, "cgroup %s", d->memory);
         uint64_t v = 0;
         if (read_u64(d->cpuacct, "cpuacct.usage", &m->cpu_usage_ns)) {
                 m->have |= RT_CGM_CPU;
@@ -288,7 +315,7 @@ int rt_cgroup_metrics_v1(const struct rt_cgm_v1_dirs *d, struct rt_cgroup_metric
                 m->have |= RT_CGM_PIDS;
         if (read_u64(d->pids, "pids.max", &v))
                 m->threads_max = limit_or_0(v);
-        cleanup_free char *procs = slurp(d->pids ? d->pids : d->memory, "cgroup.procs");
+        cleanup_free char *procs = slurp(d->pids >= 0 ? d->pids : d->memory, "cgroup.procs");
         if (procs)
                 m->processes = rt_cgm_count_lines(procs);
         if (!(m->have & RT_CGM_PIDS)) {
@@ -307,6 +334,34 @@ int rt_cgroup_metrics_v1(const struct rt_cgm_v1_dirs *d, struct rt_cgroup_metric
                 rt_cgm_parse_blkio(ib, true, m);
                 rt_cgm_parse_blkio(is, false, m);
         }
+}
+
+static void close_fd(int fd)
+{
+        if (fd >= 0)
+                close(fd);
+}
+
+int rt_cgroup_metrics_v1(const struct rt_cgm_v1_dirs *dirs, struct rt_cgroup_metrics *m, struct err *e)
+{
+        if (dirs->memory == NULL)
+                return err_set(e, ERR_UNIMPLEMENTED, "cgroup v1 memory controller is not mounted");
+        struct v1_fds d = {.memory = open_dir(dirs->memory)};
+        if (d.memory < 0)
+                return err_make(e, errno, "cgroup %s", dirs->memory);
+        d.cpu = open_dir(dirs->cpu);
+        /* cpu and cpuacct are co-mounted on most hosts: one directory. */
+        bool same = dirs->cpu && dirs->cpuacct && strcmp(dirs->cpu, dirs->cpuacct) == 0;
+        d.cpuacct = same ? d.cpu : open_dir(dirs->cpuacct);
+        d.pids = open_dir(dirs->pids);
+        d.blkio = open_dir(dirs->blkio);
+        v1_read(&d, m);
+        close_fd(d.memory);
+        close_fd(d.cpu);
+        if (!same)
+                close_fd(d.cpuacct);
+        close_fd(d.pids);
+        close_fd(d.blkio);
         return 0;
 }
 
