@@ -78,15 +78,14 @@ struct cri_handler {
 };
 
 /* Each service-area file exports a table ending in {NULL}. */
-extern const struct cri_handler cri_info_handlers[];        /* info.c */
-extern const struct cri_handler cri_event_handlers[];       /* events.c */
-extern const struct cri_handler cri_image_handlers[];       /* images.c */
-extern const struct cri_handler cri_pod_handlers[];         /* pods.c */
-extern const struct cri_handler cri_pod_status_handlers[];  /* pod_status.c */
-extern const struct cri_handler cri_container_handlers[];   /* containers.c */
-extern const struct cri_handler cri_stats_handlers[];       /* stats.c */
-extern const struct cri_handler cri_streaming_handlers[];   /* streaming.c */
-extern const struct cri_handler cri_pod_metrics_handlers[]; /* pod_metrics.c */
+extern const struct cri_handler cri_info_handlers[];       /* info.c */
+extern const struct cri_handler cri_event_handlers[];      /* events.c */
+extern const struct cri_handler cri_image_handlers[];      /* images.c */
+extern const struct cri_handler cri_pod_handlers[];        /* pods.c */
+extern const struct cri_handler cri_pod_status_handlers[]; /* pod_status.c */
+extern const struct cri_handler cri_container_handlers[];  /* containers.c */
+extern const struct cri_handler cri_stats_handlers[];      /* stats.c */
+extern const struct cri_handler cri_streaming_handlers[];  /* streaming.c */
 
 /* Start-up and shut-down of each area, called by daemon.c in this order
  * (and the reverse). Each init may leave its pointers NULL and log why
@@ -151,6 +150,8 @@ char *cri_metrics_text(struct cri_daemon *d);
 
 /* ---------- CRI metrics (pod_metrics.c) ---------- */
 
+/* ListMetricDescriptors, ListPodSandboxMetrics, StreamPodSandboxMetrics. */
+extern const struct cri_handler cri_pod_metrics_handlers[];
 /* usage_nano_cores of object `id` (a container or pod) from its cumulative
  * cpu_ns now, against a sample of the same object taken >= 1 s before;
  * false while there is none yet. */
