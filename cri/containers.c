@@ -17,6 +17,7 @@
 #include <limits.h>
 #include <signal.h>
 #include <string.h>
+#include <sys/mount.h>
 #include <time.h>
 #include <yajl/yajl_tree.h>
 
@@ -800,8 +801,13 @@ static int remove_locked(struct cri_daemon *d, struct store_container *c, struct
                 ctr_extra_clear(&x);
                 return err_wrap(e, "remove container %s: snapshot", c->id);
         }
-        if (x.bundle)
+        if (x.bundle) {
+                /* An OCI container's shim mounts the rootfs there and unmounts it
+                 * when it ends; one that was killed from outside could not. */
+                cleanup_free char *rootfs = path_join(x.bundle, "rootfs");
+                (void)umount2(rootfs, MNT_DETACH);
                 (void)rm_rf(x.bundle, NULL);
+        }
         if (x.state_dir)
                 (void)rm_rf(x.state_dir, NULL);
         ctr_extra_clear(&x);

@@ -10,6 +10,8 @@ const struct cri_handler_ops *cri_handler_of(const struct cfg_runtime *rt)
         switch (rt->type) {
         case CFG_RUNTIME_VM:
                 return &cri_handler_vm;
+        case CFG_RUNTIME_OCI:
+                return &cri_handler_oci;
         default:
                 return &cri_handler_ns;
         }
@@ -19,6 +21,8 @@ const struct cri_handler_ops *cri_handler_of_pod(const struct cri_pod_extra *x)
 {
         if (x->vm)
                 return &cri_handler_vm;
+        if (x->oci_runtime)
+                return &cri_handler_oci;
         return &cri_handler_ns;
 }
 

@@ -70,8 +70,6 @@ int cri_ns_shim_create(const struct cri_pod_extra *x, struct cri_ctr_create *c, 
                        const char *runtime_root, struct err *e)
 {
         (void)x;
-        (void)runtime_path; /* the oci handler type (not yet) */
-        (void)runtime_root;
         cleanup_free char *shim_path = cri_shim_binary();
         struct shim_opts so = {
                 .id = c->id,
@@ -82,6 +80,8 @@ int cri_ns_shim_create(const struct cri_pod_extra *x, struct cri_ctr_create *c, 
                 .stdin_once = c->stdin_once,
                 .tty = c->tty,
                 .shim_path = shim_path,
+                .runtime_path = runtime_path,
+                .runtime_root = runtime_root,
         };
         struct shim_info si;
         int64_t t0 = time_mono_ns();
