@@ -82,9 +82,9 @@ static void add_gid(uint32_t *v, size_t *n, uint32_t g)
         v[(*n)++] = g;
 }
 
-static int put_process(struct sbuf *b, const struct rt_spec *s, const char *rootfs, struct err *e)
+static int put_process(struct sbuf *b, const struct rt_spec *s, const struct rt_process *p,
+                       const char *rootfs, struct err *e)
 {
-        const struct rt_process *p = &s->process;
         uint32_t uid = p->uid, gid = p->gid;
         cleanup_free uint32_t *extra = NULL;
         size_t n_extra = 0;
@@ -435,7 +435,7 @@ char *rt_spec_to_oci(const struct rt_spec *s, const char *rootfs, struct err *e)
         put_key(&b, &first, "ociVersion");
         json_quote(&b, "1.0.2");
         put_key(&b, &first, "process");
-        if (put_process(&b, s, rootfs, e) < 0) {
+        if (put_process(&b, s, &s->process, rootfs, e) < 0) {
                 sbuf_free(&b);
                 return NULL;
         }
@@ -452,6 +452,37 @@ char *rt_spec_to_oci(const struct rt_spec *s, const char *rootfs, struct err *e)
         put_key(&b, &first, "linux");
         put_linux(&b, s);
         sbuf_puts(&b, "}\n");
+        return sbuf_steal(&b);
+}
+
+char *rt_spec_to_oci_process(const struct rt_spec *s, const char *rootfs, char *const *args, char *const *env,
+                             struct err *e)
+{
+        /* The container's process with other arguments: its user, caps and
+         * cwd; its environment with `env` over it (a key given again wins). */
+        struct rt_process p = s->process;
+        p.args = (char **)args;
+        p.tty = false;
+        p.has_oom_score_adj = false;
+        cleanup_strv char **merged = NULL;
+        for (size_t i = 0; s->process.env && s->process.env[i]; i++) {
+                const char *eq = strchr(s->process.env[i], '=');
+                size_t kl = eq ? (size_t)(eq - s->process.env[i]) : strlen(s->process.env[i]);
+                bool over = false;
+                for (size_t k = 0; env && env[k] && !over; k++)
+                        over = strncmp(env[k], s->process.env[i], kl) == 0 && env[k][kl] == '=';
+                if (!over)
+                        strv_push(&merged, s->process.env[i]);
+        }
+        for (size_t k = 0; env && env[k]; k++)
+                strv_push(&merged, env[k]);
+        p.env = merged;
+        struct sbuf b = {0};
+        if (put_process(&b, s, &p, rootfs, e) < 0) {
+                sbuf_free(&b);
+                return NULL;
+        }
+        sbuf_putc(&b, '\n');
         return sbuf_steal(&b);
 }
 

@@ -290,6 +290,11 @@ int rt_spec_validate(const struct rt_spec *s, struct err *e);
  * `rootfs` (mounted already: rt_rootfs_mount); the user name is resolved
  * against it. Caller frees. */
 char *rt_spec_to_oci(const struct rt_spec *s, const char *rootfs, struct err *e);
+/* The OCI process (`RUNTIME exec --process`) of a command run in that
+ * container: its user, capabilities and cwd, `args`, its env with `env`
+ * over it. Caller frees. */
+char *rt_spec_to_oci_process(const struct rt_spec *s, const char *rootfs, char *const *args, char *const *env,
+                             struct err *e);
 /* Mount the spec's overlay rootfs at s->root.path on the caller's side (an
  * OCI runtime takes a complete rootfs); nothing for a complete one. */
 int rt_rootfs_mount(const struct rt_spec *s, struct err *e);

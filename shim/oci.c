@@ -287,6 +287,38 @@ int shim_oci_start(struct shim *s, struct err *e)
         return wait_exit(pid, "start", s, e);
 }
 
+int shim_oci_exec(struct shim *s, char *const *args, char *const *env, const struct rt_stdio *stdio,
+                  pid_t *pid, char **pidfile, struct err *e)
+{
+        static unsigned seq;
+        cleanup_free char *json = rt_spec_to_oci_process(s->spec, s->spec->root.path, args, env, e);
+        if (json == NULL)
+                return err_wrap(e, "OCI process");
+        unsigned n = ++seq;
+        cleanup_free char *name = xasprintf("exec-%u.json", n);
+        cleanup_free char *proc = path_join(s->opts->state_dir, name);
+        if (file_write_atomic(proc, json, strlen(json), 0600, e) < 0)
+                return -1;
+        cleanup_free char *pname = xasprintf("exec-%u.pid", n);
+        *pidfile = path_join(s->opts->state_dir, pname);
+        cleanup_strv char **argv = runtime_argv(s, "exec");
+        strv_push(&argv, "--process");
+        strv_push(&argv, proc);
+        strv_push(&argv, "--pid-file");
+        strv_push(&argv, *pidfile);
+        strv_push(&argv, s->opts->id);
+        const int fds[3] = {stdio->in, stdio->out, stdio->err};
+        *pid = spawn(s, argv, fds, e);
+        if (*pid < 0) {
+                (void)unlink(proc);
+                free(steal_ptr(pidfile));
+                return -1;
+        }
+        /* The runtime has read it by the time it runs the command; a
+         * leftover goes with the state dir. */
+        return 0;
+}
+
 void shim_oci_delete(struct shim *s)
 {
         if (s->oci_created) {

@@ -128,6 +128,11 @@ int shim_oci_create(struct shim *s, const int child[3], struct err *e);
 int shim_oci_start(struct shim *s, struct err *e);
 /* `delete --force` (kills a created container) and the rootfs unmounted; idempotent. */
 void shim_oci_delete(struct shim *s);
+/* `exec --process` of args (env over the container's) with stdio; *pid is
+ * the runtime's (its exit status is the command's), *pidfile (caller frees)
+ * where it writes the command's own pid. */
+int shim_oci_exec(struct shim *s, char *const *args, char *const *env, const struct rt_stdio *stdio, pid_t *pid,
+                  char **pidfile, struct err *e);
 
 /* ---------- server.c ---------- */
 

@@ -140,6 +140,24 @@ class OciBase(unittest.TestCase):
         self.assertEqual(r.stdout, "streamed\n")
         self.assertEqual(r.returncode, 5, r.stderr)
 
+    def test_exec_timeout_kills_the_command(self):
+        cid = self.start_ctr("slowexec", ["sleep", "600"], envs=[api_pb2.KeyValue(key="GREETING", value=b"hi")])
+        cp.wait_state(self.rt, cid, RUNNING)
+        with self.assertRaises(grpc.RpcError) as cm:
+            self.rt.ExecSync(api_pb2.ExecSyncRequest(container_id=cid, cmd=["sleep", "31"], timeout=1), timeout=20)
+        self.assertEqual(cm.exception.code(), grpc.StatusCode.DEADLINE_EXCEEDED, cm.exception.details())
+        deadline = time.time() + 5
+        while True:
+            ps = self.rt.ExecSync(api_pb2.ExecSyncRequest(container_id=cid, cmd=["ps", "-o", "args"], timeout=10))
+            if b"sleep 31" not in ps.stdout or time.time() > deadline:
+                break
+            time.sleep(0.1)
+        self.assertNotIn(b"sleep 31", ps.stdout)
+        # the container's environment and user
+        r = self.rt.ExecSync(api_pb2.ExecSyncRequest(container_id=cid, cmd=["sh", "-c", "echo $GREETING $(id -u)"],
+                                                     timeout=10))
+        self.assertEqual(r.stdout, b"hi 0\n")
+
     def test_attach(self):
         cid = self.start_ctr("ticker", ["sh", "-c", "i=0; while true; do echo tick $i; i=$((i+1)); sleep 0.2; done"])
         p = subprocess.Popen([CORRALCTL, "--endpoint",
