@@ -2,14 +2,16 @@
  * and lookups. */
 #include <errno.h>
 #include <stddef.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "config/config-internal.h"
 
 static const char *const log_level_names[] = {"error", "warn", "info", "debug", "trace", NULL};
 static const char *const log_format_names[] = {"logfmt", "json", NULL};
 static const char *const cgroup_driver_names[] = {"auto", "cgroupfs", "systemd", NULL};
-static const char *const runtime_type_names[] = {"namespace", "vm", NULL};
+static const char *const runtime_type_names[] = {"namespace", "vm", "oci", NULL};
 static const char *const vmm_names[] = {"qemu", "cloud-hypervisor", NULL};
 static const char *const share_names[] = {"auto", "9p", "virtiofs", NULL};
 
@@ -88,6 +90,7 @@ const struct cfg_field cfg_runtime_fields[] = {
         RFN("agent_timeout_seconds", agent_timeout_seconds, 1, 3600),
         {.key = "share", .type = FT_ENUM, .off = offsetof(struct cfg_runtime, share), .names = share_names},
         RF("virtiofsd_path", FT_STR, virtiofsd_path),
+        RF("runtime_path", FT_STR, runtime_path),
         {0},
 };
 
@@ -111,6 +114,22 @@ const struct cfg_field cfg_top_fields[] = {
 
 /* ---------- entries ---------- */
 
+/* A binary on PATH (the sbin directories too: runc is in /usr/sbin), or NULL. */
+static char *find_in_path(const char *name)
+{
+        const char *path = getenv("PATH");
+        cleanup_free char *dirs = xasprintf("%s:/usr/local/sbin:/usr/sbin:/sbin",
+                                            path && *path ? path : "/usr/local/bin:/usr/bin:/bin");
+        char *save = NULL;
+        for (char *d = strtok_r(dirs, ":", &save); d; d = strtok_r(NULL, ":", &save)) {
+                char *p = path_join(d, name);
+                if (*d == '/' && access(p, X_OK) == 0)
+                        return p;
+                free(p);
+        }
+        return NULL;
+}
+
 void cfg_runtime_init(struct cfg_runtime *rt, const char *name)
 {
         memset(rt, 0, sizeof(*rt));
@@ -125,6 +144,7 @@ void cfg_runtime_init(struct cfg_runtime *rt, const char *name)
         rt->agent_timeout_seconds = 30;
         rt->share = CFG_SHARE_AUTO;
         rt->virtiofsd_path = xstrdup("");
+        rt->runtime_path = xstrdup("");
 }
 
 void cfg_runtime_clear(struct cfg_runtime *rt)
@@ -134,6 +154,7 @@ void cfg_runtime_clear(struct cfg_runtime *rt)
         free(rt->kernel);
         free(rt->initrd);
         free(rt->virtiofsd_path);
+        free(rt->runtime_path);
         memset(rt, 0, sizeof(*rt));
 }
 
@@ -211,6 +232,17 @@ void cfg_init_defaults(struct cfg *c)
         vm->kernel = derive(c->root, "vm/vmlinux");
         free(vm->initrd);
         vm->initrd = derive(c->root, "vm/initramfs.img");
+        /* The OCI runtimes a node has: RuntimeClass handlers "runc" and "crun". */
+        static const char *const oci[] = {"runc", "crun"};
+        for (size_t i = 0; i < ARRAY_SIZE(oci); i++) {
+                char *bin = find_in_path(oci[i]);
+                if (bin == NULL)
+                        continue;
+                struct cfg_runtime *rt = cfg_runtime_get_or_add(c, oci[i]);
+                rt->type = CFG_RUNTIME_OCI;
+                free(rt->runtime_path);
+                rt->runtime_path = bin;
+        }
         c->default_runtime = xstrdup("");
 
         c->metrics.address = xstrdup("");
@@ -418,15 +450,31 @@ static int validate(const struct cfg *c, char *const *set, const char *what, str
                                        "%s: the default handler \"\" must be of type \"namespace\" "
                                        "(name a vm handler in default_runtime instead)",
                                        tk);
-                if (rt->type == CFG_RUNTIME_NAMESPACE) {
+                cleanup_free char *rk = rt_key(rt, "runtime_path");
+                if (rt->type != CFG_RUNTIME_OCI && was_set(set, rk))
+                        return invalid(e, what, "%s is set but %s is \"%s\" (oci only)", rk, tk,
+                                       runtime_type_names[rt->type]);
+                if (rt->type == CFG_RUNTIME_NAMESPACE || rt->type == CFG_RUNTIME_OCI) {
                         for (size_t j = 0; j < ARRAY_SIZE(vm_only); j++) {
                                 cleanup_free char *k = rt_key(rt, vm_only[j]);
                                 if (was_set(set, k))
-                                        return invalid(e, what, "%s is set but %s is \"namespace\" (vm only)",
-                                                       k, tk);
+                                        return invalid(e, what, "%s is set but %s is \"%s\" (vm only)", k, tk,
+                                                       runtime_type_names[rt->type]);
                         }
+                }
+                if (rt->type == CFG_RUNTIME_OCI) {
+                        if (!*rt->runtime_path)
+                                return invalid(e, what, "%s: an oci handler needs the OCI runtime binary",
+                                               rk);
+                        if (check_abs(rk, rt->runtime_path, false, what, e) < 0)
+                                return -1;
+                        if (access(rt->runtime_path, X_OK) != 0)
+                                return invalid(e, what, "%s: %s: %s (install it, or fix the path)", rk,
+                                               rt->runtime_path, strerror(errno));
                         continue;
                 }
+                if (rt->type == CFG_RUNTIME_NAMESPACE)
+                        continue;
                 cleanup_free char *kk = rt_key(rt, "kernel");
                 cleanup_free char *ik = rt_key(rt, "initrd");
                 cleanup_free char *pk = rt_key(rt, "vmm_path");

@@ -27,7 +27,7 @@
 
 enum cfg_log_format { CFG_LOG_LOGFMT = 0, CFG_LOG_JSON = 1 };
 enum cfg_cgroup_driver { CFG_CGROUP_AUTO = 0, CFG_CGROUP_CGROUPFS = 1, CFG_CGROUP_SYSTEMD = 2 };
-enum cfg_runtime_type { CFG_RUNTIME_NAMESPACE = 0, CFG_RUNTIME_VM = 1 };
+enum cfg_runtime_type { CFG_RUNTIME_NAMESPACE = 0, CFG_RUNTIME_VM = 1, CFG_RUNTIME_OCI = 2 };
 enum cfg_vmm { CFG_VMM_QEMU = 0, CFG_VMM_CLOUD_HYPERVISOR = 1 };
 /* = enum vm_share_type */
 enum cfg_share { CFG_SHARE_AUTO = 0, CFG_SHARE_9P = 1, CFG_SHARE_VIRTIOFS = 2 };
@@ -53,6 +53,7 @@ struct cfg_runtime {
         uint32_t agent_timeout_seconds;
         int share;            /* enum cfg_share: how container files reach the guest */
         char *virtiofsd_path; /* "" = /usr/libexec/virtiofsd, /usr/lib/qemu/virtiofsd, PATH */
+        char *runtime_path;   /* oci handlers: the OCI runtime binary (absolute) */
 };
 
 struct cfg {

@@ -1,9 +1,13 @@
 /* config/emit.c: the effective configuration as JSON, in the same shape
  * as the file (Status verbose shows it; loading it back is a no-op). */
+#include <string.h>
+
 #include "config/config-internal.h"
 
 static void emit_object(struct sbuf *b, const struct cfg_field *fields, const void *base,
                         const struct cfg *c);
+static void emit_object_except(struct sbuf *b, const struct cfg_field *fields, const void *base,
+                               const struct cfg *c, const char *skip);
 
 static void emit_strv(struct sbuf *b, char *const *v)
 {
@@ -66,27 +70,44 @@ static void emit_value(struct sbuf *b, const struct cfg_field *f, const void *ba
                         json_quote(b, c->runtimes[i].name);
                         sbuf_putc(b, ':');
                         /* namespace handlers carry no VM settings */
-                        if (c->runtimes[i].type == CFG_RUNTIME_NAMESPACE)
+                        if (c->runtimes[i].type == CFG_RUNTIME_NAMESPACE) {
                                 sbuf_puts(b, "{\"type\":\"namespace\"}");
-                        else
-                                emit_object(b, f->sub, &c->runtimes[i], c);
+                        } else if (c->runtimes[i].type == CFG_RUNTIME_OCI) {
+                                /* oci handlers carry only their binary */
+                                sbuf_puts(b, "{\"type\":\"oci\",\"runtime_path\":");
+                                json_quote(b, c->runtimes[i].runtime_path);
+                                sbuf_putc(b, '}');
+                        } else {
+                                /* vm handlers: every key but the oci one */
+                                emit_object_except(b, f->sub, &c->runtimes[i], c, "runtime_path");
+                        }
                 }
                 sbuf_putc(b, '}');
                 break;
         }
 }
 
-static void emit_object(struct sbuf *b, const struct cfg_field *fields, const void *base, const struct cfg *c)
+static void emit_object_except(struct sbuf *b, const struct cfg_field *fields, const void *base,
+                               const struct cfg *c, const char *skip)
 {
         sbuf_putc(b, '{');
+        bool first = true;
         for (const struct cfg_field *f = fields; f->key; f++) {
-                if (f != fields)
+                if (skip && strcmp(f->key, skip) == 0)
+                        continue;
+                if (!first)
                         sbuf_putc(b, ',');
+                first = false;
                 json_quote(b, f->key);
                 sbuf_putc(b, ':');
                 emit_value(b, f, base, c);
         }
         sbuf_putc(b, '}');
+}
+
+static void emit_object(struct sbuf *b, const struct cfg_field *fields, const void *base, const struct cfg *c)
+{
+        emit_object_except(b, fields, base, c, NULL);
 }
 
 void cfg_to_json(const struct cfg *c, struct sbuf *out)

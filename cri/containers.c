@@ -17,11 +17,13 @@
 #include <limits.h>
 #include <signal.h>
 #include <string.h>
+#include <sys/mount.h>
 #include <time.h>
 #include <yajl/yajl_tree.h>
 
 #include "config/config.h"
 #include "cri/ctr-internal.h"
+#include "cri/handler-internal.h"
 #include "image/image.h"
 #include "runtime/runtime.h"
 #include "shim/shim.h"
@@ -419,7 +421,7 @@ static int create_locked(struct cri_daemon *d, const Runtime__V1__CreateContaine
         struct img_config ic = {0};
         struct rt_spec *spec = NULL;
         struct snap_mount *mnt = NULL;
-        cleanup_free char *log_path = NULL, *shim_path = NULL, *spec_path = NULL;
+        cleanup_free char *log_path = NULL, *spec_path = NULL;
         cleanup_free char *cdir = path_join(d->cfg->root, "containers");
         cleanup_free char *sdir = path_join(d->cfg->state, "containers");
         struct create_ctx c = {0};
@@ -501,43 +503,31 @@ static int create_locked(struct cri_daemon *d, const Runtime__V1__CreateContaine
                         goto out;
         }
 
-        /* 4. the shim creates the process (in a VM pod: the pod's shim, in the guest) */
-        if (px.vm) {
-                /* The cgroup is the guest's: nothing to remove on the host. */
-                free(c.x.cgroup);
-                c.x.cgroup = NULL;
-                c.shim = true;
-                if (cri_vm_container_create(&px, c.rec.id, spec, c.x.state_dir, log_path, cfg->stdin,
-                                            cfg->stdin_once, e) < 0) {
-                        err_wrap(e, "create container %s", cfg->metadata->name);
-                        goto out;
-                }
-                goto ready;
-        }
-        shim_path = cri_shim_binary();
-        struct shim_opts so = {
+        /* 4. the handler creates the process: a shim (in a VM pod: the pod's shim, in the guest) */
+        struct cri_ctr_create cc = {
                 .id = c.rec.id,
+                .spec = spec,
                 .bundle = c.x.bundle,
                 .state_dir = c.x.state_dir,
                 .log_path = log_path,
                 .stdin_open = cfg->stdin,
                 .stdin_once = cfg->stdin_once,
                 .tty = cfg->tty,
-                .shim_path = shim_path,
+                .host_cgroup = true,
         };
-        struct shim_info si;
-        int64_t t0 = time_mono_ns();
-        c.shim = true; /* a shim may exist even when spawn fails late */
-        if (shim_spawn(&so, &si, e) < 0) {
+        c.shim = true; /* a shim may exist even when create fails late */
+        int cr = cri_handler_of_pod(&px)->container_create(d, pod, &px, &cc, e);
+        if (!cc.host_cgroup) {
+                /* The cgroup is not on the host (a VM's guest): nothing to remove here. */
+                free(c.x.cgroup);
+                c.x.cgroup = NULL;
+        }
+        if (cr < 0) {
                 err_wrap(e, "create container %s", cfg->metadata->name);
                 goto out;
         }
-        log_debug("cri", "shim spawned container=%s shim_pid=%d pid=%d ms=%.3f", c.rec.id, (int)si.shim_pid,
-                  (int)si.pid, (double)(time_mono_ns() - t0) / 1e6);
-
-        c.x.shim_pid = si.shim_pid;
-        c.rec.pid = si.pid;
-ready:
+        c.x.shim_pid = cc.shim_pid;
+        c.rec.pid = cc.pid;
         /* 5. ready */
         c.x.ready = true;
         free(c.rec.extra_json);
@@ -811,8 +801,13 @@ static int remove_locked(struct cri_daemon *d, struct store_container *c, struct
                 ctr_extra_clear(&x);
                 return err_wrap(e, "remove container %s: snapshot", c->id);
         }
-        if (x.bundle)
+        if (x.bundle) {
+                /* An OCI container's shim mounts the rootfs there and unmounts it
+                 * when it ends; one that was killed from outside could not. */
+                cleanup_free char *rootfs = path_join(x.bundle, "rootfs");
+                (void)umount2(rootfs, MNT_DETACH);
                 (void)rm_rf(x.bundle, NULL);
+        }
         if (x.state_dir)
                 (void)rm_rf(x.state_dir, NULL);
         ctr_extra_clear(&x);

@@ -210,6 +210,8 @@ struct cri_pod_extra {
         bool vm;
         char *vm_dir;    /* <state>/vm/<id prefix>: vm.json, the shim's socket, the share */
         int vm_shim_pid; /* the per-VM corral-shim */
+        /* OCI-handler pods (handler_oci.c): the runtime binary, NULL for other types */
+        char *oci_runtime;
 };
 int cri_pod_extra_parse(const char *json, struct cri_pod_extra *out, struct err *e);
 void cri_pod_extra_clear(struct cri_pod_extra *x);
@@ -239,10 +241,6 @@ void cri_pod_userns_from_json(struct yajl_val_s *v, struct cri_pod_extra *x);
 /* Write the pod record with `x` as its private state. */
 int cri_pod_save_extra(struct cri_daemon *d, struct store_pod *p, const struct cri_pod_extra *x,
                        struct err *e);
-
-/* Recursive read-only mounts (KEP-3857) on a namespace (vm false) or VM
- * handler: advertised in Status, required by CreateContainer (info.c). */
-bool cri_rro_supported(bool vm);
 
 /* ---------- VM pods (vm_pods.c) ---------- */
 
@@ -278,10 +276,8 @@ char *cri_vm_pod_info(const struct cri_pod_extra *x, const char *vmm);
 int cri_vm_container_create(const struct cri_pod_extra *x, const char *id, const struct rt_spec *spec,
                             const char *state_dir, const char *log_path, bool stdin_open, bool stdin_once,
                             struct err *e);
-bool cri_pod_is_vm(struct cri_daemon *d, const char *pod_id);
 /* A running VM container's cpu and memory, from the agent (its cgroup is in the guest). */
-bool cri_vm_ctr_usage(struct cri_daemon *d, const char *pod_id, const char *ctr_id, uint64_t *cpu_ns,
-                      uint64_t *memory);
+bool cri_vm_ctr_usage(const struct cri_pod_extra *x, const char *ctr_id, uint64_t *cpu_ns, uint64_t *memory);
 /* The corral-shim next to our binary (caller frees). */
 char *cri_shim_binary(void);
 

@@ -11,10 +11,10 @@
 #include <unistd.h>
 
 #include "cri/ctr-internal.h"
+#include "cri/handler-internal.h"
 #include "image/image.h"
 #include "runtime/runtime.h"
 #include "snapshot/snapshot.h"
-#include "vm/vm.h"
 
 #define DEFAULT_PATH "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
@@ -470,7 +470,7 @@ static int check_host_propagation(const Runtime__V1__Mount *m, bool need_shared,
 
 /* KEP-3857 recursive read-only: only on a read-only, private volume (as
  * kubelet and containerd require), and where the handler applies it. */
-static int check_rro(const Runtime__V1__Mount *m, bool vm, struct err *e)
+static int check_rro(const Runtime__V1__Mount *m, const struct cri_handler_ops *h, struct err *e)
 {
         if (!m->readonly)
                 return err_set(e, ERR_INVALID, "mount %s: recursive_read_only needs readonly",
@@ -478,7 +478,7 @@ static int check_rro(const Runtime__V1__Mount *m, bool vm, struct err *e)
         if (m->propagation != RUNTIME__V1__MOUNT_PROPAGATION__PROPAGATION_PRIVATE)
                 return err_set(e, ERR_INVALID, "mount %s: recursive_read_only needs propagation PRIVATE",
                                m->container_path);
-        if (!cri_rro_supported(vm))
+        if (!h->rro())
                 return err_set(
                         e, ERR_INVALID,
                         "mount %s: recursive read-only mounts are not supported by this runtime handler",
@@ -503,15 +503,11 @@ static int set_mounts(struct rt_spec *s, const struct ctr_spec_in *in, struct er
                 if (m->image && m->image->image && *m->image->image)
                         return err_set(e, ERR_INVALID, "mount %s: image volumes are not supported",
                                        m->container_path);
-                if (m->recursive_read_only && check_rro(m, in->podx->vm, e) < 0)
+                const struct cri_handler_ops *h = cri_handler_of_pod(in->podx);
+                if (m->recursive_read_only && check_rro(m, h, e) < 0)
                         return -1;
-                if (in->podx->vm &&
-                    m->propagation == RUNTIME__V1__MOUNT_PROPAGATION__PROPAGATION_BIDIRECTIONAL)
-                        return err_set(
-                                e, ERR_INVALID,
-                                "mount %s: bidirectional mount propagation is not possible in a VM pod: a "
-                                "mount made in the guest cannot appear on the host (HOST_TO_CONTAINER works)",
-                                m->container_path);
+                if (h->check_mount && h->check_mount(m, e) < 0)
+                        return -1;
                 const char *prop = "rprivate";
                 if (m->propagation == RUNTIME__V1__MOUNT_PROPAGATION__PROPAGATION_BIDIRECTIONAL ||
                     m->propagation == RUNTIME__V1__MOUNT_PROPAGATION__PROPAGATION_HOST_TO_CONTAINER) {
@@ -599,31 +595,6 @@ static void ns_join(struct rt_spec *s, enum rt_ns_type t, const char *path)
         s->namespaces[t].path = xstrdup(path);
 }
 
-/* A VM pod's containers: the guest is the pod, so its network, IPC and UTS
- * namespaces are the pod's (the pod's sysctls are set there, its containers
- * share them); a shared PID namespace is the guest's pod init. The host's
- * are out of reach (RunPodSandbox refuses them for the pod). */
-static int vm_namespaces(struct rt_spec *s, const Runtime__V1__NamespaceOption *no, bool shared_pid,
-                         struct err *e)
-{
-        s->namespaces[RT_NS_NET].mode = RT_NS_HOST;
-        s->namespaces[RT_NS_IPC].mode = RT_NS_HOST;
-        s->namespaces[RT_NS_UTS].mode = RT_NS_HOST;
-        Runtime__V1__NamespaceMode pid = no ? no->pid : RUNTIME__V1__NAMESPACE_MODE__POD;
-        if (pid == RUNTIME__V1__NAMESPACE_MODE__NODE || (no && no->ipc == RUNTIME__V1__NAMESPACE_MODE__NODE))
-                return err_set(e, ERR_INVALID,
-                               "the host's %s namespace is not possible in a VM pod (its containers run on "
-                               "the pod's own guest kernel)",
-                               pid == RUNTIME__V1__NAMESPACE_MODE__NODE ? "PID" : "IPC");
-        if (pid == RUNTIME__V1__NAMESPACE_MODE__TARGET)
-                return err_set(e, ERR_INVALID, "pid namespace TARGET is not supported in a VM pod");
-        if (pid == RUNTIME__V1__NAMESPACE_MODE__POD && shared_pid)
-                ns_join(s, RT_NS_PID, VM_GUEST_POD_PIDNS);
-        else
-                s->namespaces[RT_NS_PID].mode = RT_NS_NEW;
-        return 0;
-}
-
 static int set_namespaces(struct rt_spec *s, const struct ctr_spec_in *in, struct err *e)
 {
         const struct cri_pod_extra *x = in->podx;
@@ -643,8 +614,9 @@ static int set_namespaces(struct rt_spec *s, const struct ctr_spec_in *in, struc
                 s->n_uid_mappings = s->n_gid_mappings = 1;
         }
         s->namespaces[RT_NS_CGROUP].mode = rt_cgroup_mode() == RT_CGROUP_V2_UNIFIED ? RT_NS_NEW : RT_NS_HOST;
-        if (x->vm)
-                return vm_namespaces(s, no, x->shared_pid, e);
+        const struct cri_handler_ops *h = cri_handler_of_pod(x);
+        if (h->spec_namespaces)
+                return h->spec_namespaces(s, no, x, e);
         cleanup_free char *net = x->ns_dir ? path_join(x->ns_dir, "net") : NULL;
         cleanup_free char *ipc = x->ns_dir ? path_join(x->ns_dir, "ipc") : NULL;
         cleanup_free char *uts = x->ns_dir ? path_join(x->ns_dir, "uts") : NULL;

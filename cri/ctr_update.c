@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "cri/ctr-internal.h"
+#include "cri/handler-internal.h"
 #include "runtime/runtime.h"
 #include "shim/shim.h"
 
@@ -43,7 +44,7 @@ int ctr_update_resources(struct cri_daemon *d, struct cri_call *call, const Prot
         if (ctr_connect(&c, &sc, e) == 0) {
                 r = shim_update_resources(sc, json, e);
                 shim_close(sc);
-        } else if (cri_pod_is_vm(d, c.pod_id)) {
+        } else if (!cri_handler_of_pod_id(d, c.pod_id)->host_process) {
                 /* Its cgroup is in the guest: nothing on the host to fall back to. */
                 err_wrap(e, "the VM pod's shim");
         } else {

@@ -3,8 +3,8 @@
 #include <string.h>
 
 #include "config/config.h"
-#include "vm/vm.h"
 #include "cri/cri-internal.h"
+#include "cri/handler-internal.h"
 #include "runtime/runtime.h"
 #include "store/store.h"
 
@@ -45,68 +45,47 @@ static Runtime__V1__StatusResponse__InfoEntry *info_entry(const char *key, char 
         return kv;
 }
 
-bool cri_rro_supported(bool vm)
-{
-        /* In a VM pod the agent applies "rro" in the guest (same runtime/,
-         * the guest kernel has mount_setattr), to the volume and to each of
-         * its submounts, which the VM shim shares one by one. */
-        return vm || rt_host_features()->new_mount_api;
-}
-
 /* Whether a handler can run on this host, and why not. */
 static bool handler_usable(const struct cri_daemon *d, const struct cfg_runtime *rt, const char **why)
 {
+        const struct cri_handler_ops *h = cri_handler_of(rt);
         *why = "";
-        if (rt->type != CFG_RUNTIME_VM)
-                return true;
         /* The reason stays valid for the reply: kept per handler until the next Status. */
         static __thread char buf[1024];
-        char *not = cri_vm_handler_unusable(d, rt);
+        char *not = h->unusable(d, rt);
         if (not ) {
                 snprintf(buf, sizeof(buf), "%s", not );
                 free(not );
                 *why = buf;
                 return false;
         }
-        char *note = cri_vm_handler_note(d);
-        snprintf(buf, sizeof(buf), "%s", note);
-        free(note);
-        *why = buf;
+        char *note = h->note ? h->note(d, rt) : NULL;
+        if (note) {
+                snprintf(buf, sizeof(buf), "%s", note);
+                free(note);
+                *why = buf;
+        }
         return true;
 }
 
-/* What a VM pod cannot do, by design, with the reason; Status verbose lists
- * it per handler ("unsupported") so that an operator, and a conformance run,
- * can tell a declared limit from a bug. RunPodSandbox and CreateContainer
- * refuse each of them with InvalidArgument before anything is made. */
-static const struct {
-        const char *feature;
-        const char *reason;
-} vm_unsupported[] = {
-        {"hostNetwork", "the containers run on the guest's kernel, which cannot use the host's network "
-                        "namespace (port-forward into such a pod neither)"},
-        {"hostPID", "the guest's kernel cannot see the host's processes"},
-        {"hostIPC", "the guest's kernel cannot share the host's IPC objects"},
-        {"mountPropagationBidirectional",
-         "a mount made in the guest cannot appear on the host: volumes reach the guest as a virtio-fs or 9p "
-         "share (host-to-container propagation works)"},
-};
-
-static void unsupported_json(struct sbuf *b, const struct cfg_runtime *rt)
+/* What a handler cannot do, by design, with the reason ("unsupported"),
+ * so that an operator, and a conformance run, can tell a declared limit
+ * from a bug. */
+static void unsupported_json(struct sbuf *b, const struct cri_handler_ops *h)
 {
         sbuf_puts(b, ",\"unsupported\":[");
-        for (size_t k = 0; rt->type == CFG_RUNTIME_VM && k < ARRAY_SIZE(vm_unsupported); k++) {
+        for (size_t k = 0; h->unsupported[k].feature; k++) {
                 sbuf_printf(b, "%s{\"feature\":", k ? "," : "");
-                json_quote(b, vm_unsupported[k].feature);
+                json_quote(b, h->unsupported[k].feature);
                 sbuf_puts(b, ",\"reason\":");
-                json_quote(b, vm_unsupported[k].reason);
+                json_quote(b, h->unsupported[k].reason);
                 sbuf_putc(b, '}');
         }
         sbuf_putc(b, ']');
 }
 
-/* Status verbose: per handler whether it can run here and why not; for VM
- * handlers the share type AUTO picks and why a VMM or share cannot run.
+/* Status verbose: per handler whether it can run here and why not, and
+ * what its type adds (a VM handler's share type and VMM).
  * Only for verbose Status: kubelet's periodic Status need not pay for it. */
 static char *handlers_json(const struct cri_daemon *d)
 {
@@ -115,40 +94,22 @@ static char *handlers_json(const struct cri_daemon *d)
         sbuf_putc(&hb, '[');
         for (size_t i = 0; i < cfg->n_runtimes; i++) {
                 const struct cfg_runtime *rt = &cfg->runtimes[i];
+                const struct cri_handler_ops *h = cri_handler_of(rt);
                 const char *why;
                 bool ok = handler_usable(d, rt, &why);
                 sbuf_printf(&hb, "%s{\"name\":", i ? "," : "");
                 json_quote(&hb, rt->name);
-                sbuf_printf(&hb, ",\"type\":\"%s\",\"usable\":%s,\"reason\":",
-                            rt->type == CFG_RUNTIME_VM ? "vm" : "namespace", ok ? "true" : "false");
+                sbuf_printf(&hb, ",\"type\":\"%s\",\"usable\":%s,\"reason\":", h->type,
+                            ok ? "true" : "false");
                 json_quote(&hb, why);
-                const struct rt_features *f = rt_host_features();
-                bool userns = rt->type == CFG_RUNTIME_NAMESPACE && f->userns_pods;
+                const char *uwhy = "";
+                bool userns = h->userns(&uwhy);
                 sbuf_printf(&hb,
                             ",\"userNamespaces\":%s,\"userNamespacesReason\":", userns ? "true" : "false");
-                json_quote(
-                        &hb,
-                        rt->type == CFG_RUNTIME_VM
-                                ? "a VM pod runs its own guest kernel: the VM isolates it, not a host user "
-                                  "namespace (KEP-127 user namespaces are not supported)"
-                        : userns ? ""
-                                 : f->userns_pods_why);
-                unsupported_json(&hb, rt);
-                if (rt->type == CFG_RUNTIME_VM) {
-                        enum vm_share_type t = vm_share_resolve(
-                                (enum vm_vmm)rt->vmm, (enum vm_share_type)rt->share, rt->virtiofsd_path);
-                        const char *swhy = vm_share_unavailable_reason(
-                                (enum vm_vmm)rt->vmm, (enum vm_share_type)rt->share, rt->virtiofsd_path);
-                        cleanup_free char *fsd = vm_virtiofsd_binary(rt->virtiofsd_path);
-                        sbuf_printf(&hb, ",\"share\":\"%s\",\"shareReason\":",
-                                    t == VM_SHARE_VIRTIOFS ? "virtiofs" : "9p");
-                        json_quote(&hb, swhy ? swhy : "");
-                        sbuf_puts(&hb, ",\"virtiofsd\":");
-                        json_quote(&hb, fsd ? fsd : "");
-                        const char *vwhy = vm_vmm_unavailable_reason((enum vm_vmm)rt->vmm, rt->vmm_path);
-                        sbuf_puts(&hb, ",\"vmmReason\":");
-                        json_quote(&hb, vwhy ? vwhy : "");
-                }
+                json_quote(&hb, uwhy ? uwhy : "");
+                unsupported_json(&hb, h);
+                if (h->status_json)
+                        h->status_json(d, rt, &hb);
                 sbuf_putc(&hb, '}');
         }
         sbuf_putc(&hb, ']');
@@ -239,11 +200,9 @@ static int status(struct cri_daemon *d, struct cri_call *call, const ProtobufCMe
                 h->name = xstrdup(rt->name);
                 h->features = xmalloc(sizeof(*h->features));
                 runtime__v1__runtime_handler_features__init(h->features);
-                h->features->recursive_read_only_mounts =
-                        cri_rro_supported(rt->type != CFG_RUNTIME_NAMESPACE);
-                /* A VM pod is its own kernel: no host user namespace for it. */
-                h->features->user_namespaces =
-                        rt->type == CFG_RUNTIME_NAMESPACE && rt_host_features()->userns_pods;
+                const struct cri_handler_ops *ops = cri_handler_of(rt);
+                h->features->recursive_read_only_mounts = ops->rro();
+                h->features->user_namespaces = ops->userns(NULL);
                 r->runtime_handlers[i] = h;
         }
         r->features = xmalloc(sizeof(*r->features));

@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "cri/ctr-internal.h"
+#include "cri/handler-internal.h"
 #include "net/net.h"
 #include "runtime/runtime.h"
 #include "shim/shim.h"
@@ -258,7 +259,7 @@ static void put_cgroup(struct mlist *l, const struct rt_cgroup_metrics *m, bool 
         }
 }
 
-static void put_links(struct mlist *l, const char *netns, bool vm)
+static void put_links(struct mlist *l, const char *netns, bool guest)
 {
         struct net_link_counters *v = NULL;
         size_t n = 0;
@@ -269,9 +270,9 @@ static void put_links(struct mlist *l, const char *netns, bool vm)
         }
         for (size_t i = 0; i < n; i++) {
                 const struct net_link_counters *c = &v[i];
-                /* A VM's tap carries the same frames as the veth it is
+                /* A guest's tap carries the same frames as the veth it is
                  * redirected to: counted once, on the veth. */
-                if (c->loopback || (vm && strncmp(c->name, "tap", 3) == 0))
+                if (c->loopback || (guest && strncmp(c->name, "tap", 3) == 0))
                         continue;
                 put(l, M_NET_RX_BYTES, c->name, c->st.rx_bytes);
                 put(l, M_NET_RX_PACKETS, c->name, c->st.rx_packets);
@@ -389,6 +390,7 @@ static Runtime__V1__PodSandboxMetrics *pod_metrics(const struct pass *ps, const 
                 cri_pod_extra_clear(&x);
                 return NULL;
         }
+        const struct cri_handler_ops *ops = cri_handler_of_pod(&x);
         Runtime__V1__PodSandboxMetrics *pm = xmalloc(sizeof(*pm));
         runtime__v1__pod_sandbox_metrics__init(pm);
         pm->pod_sandbox_id = xstrdup(p->id);
@@ -414,21 +416,21 @@ static Runtime__V1__PodSandboxMetrics *pod_metrics(const struct pass *ps, const 
         }
         if (!x.host_net && x.ns_dir) {
                 cleanup_free char *netns = path_join(x.ns_dir, "net");
-                put_links(&l, netns, x.vm);
+                put_links(&l, netns, ops->guest_conn != NULL);
         }
         pm->metrics = l.v;
         pm->n_metrics = l.n;
 
         struct shim_conn *vm = NULL;
-        if (x.vm && x.vm_dir && shim_connect(x.vm_dir, &vm, &e) < 0) {
-                log_debug("cri", "metrics pod=%s vm error=\"%s\"", p->id, e.msg);
+        if (ops->guest_conn && ops->guest_conn(&x, &vm, &e) < 0) {
+                log_debug("cri", "metrics pod=%s guest error=\"%s\"", p->id, e.msg);
                 vm = NULL;
         }
         for (size_t i = 0; i < n_ctrs; i++) {
                 const struct store_container *c = &ctrs[i];
                 if (strcmp(c->pod_id, p->id) != 0 || c->state != STORE_CTR_RUNNING)
                         continue;
-                Runtime__V1__ContainerMetrics *cm = ctr_metrics(ps, p, c, x.vm ? vm : NULL);
+                Runtime__V1__ContainerMetrics *cm = ctr_metrics(ps, p, c, vm);
                 if (cm == NULL)
                         continue;
                 pm->container_metrics =

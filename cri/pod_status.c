@@ -6,6 +6,7 @@
 
 #include "config/config.h"
 #include "cri/cri-internal.h"
+#include "cri/handler-internal.h"
 #include "store/store.h"
 
 static char **ips_of(const struct store_pod *p)
@@ -22,16 +23,18 @@ static char **ips_of(const struct store_pod *p)
         return out;
 }
 
-/* A READY VM pod whose VM died (or whose shim is gone) is NOTREADY now:
- * nothing runs in it any more. The network stays until StopPodSandbox. */
-static void vm_refresh(struct cri_daemon *d, struct store_pod *p)
+/* A READY pod that died by itself (a VM pod whose VM died, or whose shim
+ * is gone) is NOTREADY now: nothing runs in it any more. The network stays
+ * until StopPodSandbox. */
+static void pod_refresh(struct cri_daemon *d, struct store_pod *p)
 {
         if (p->state != STORE_POD_READY)
                 return;
         struct cri_pod_extra x = {0};
         cleanup_err struct err e = ERR_INIT;
         cleanup_free char *reason = NULL;
-        if (cri_pod_extra_parse(p->extra_json, &x, &e) < 0 || !x.vm || !cri_vm_pod_dead(&x, &reason)) {
+        if (cri_pod_extra_parse(p->extra_json, &x, &e) < 0 || !cri_handler_of_pod(&x)->sandbox_dead ||
+            !cri_handler_of_pod(&x)->sandbox_dead(&x, &reason)) {
                 cri_pod_extra_clear(&x);
                 return;
         }
@@ -115,7 +118,7 @@ static int pod_status(struct cri_daemon *d, struct cri_call *call, const Protobu
         struct store_pod p = {0};
         if (cri_pod_resolve(d, rq->pod_sandbox_id, &p, e) < 0)
                 return -1;
-        vm_refresh(d, &p);
+        pod_refresh(d, &p);
         Runtime__V1__PodSandboxStatusResponse *r = xmalloc(sizeof(*r));
         runtime__v1__pod_sandbox_status_response__init(r);
         r->status = build_status(&p);
@@ -136,11 +139,10 @@ static int pod_status(struct cri_daemon *d, struct cri_call *call, const Protobu
                 json_quote(&b, x.cgroup);
                 sbuf_printf(&b, ",\"podInitPid\":%d,\"cniAttached\":%s", x.pod_init_pid,
                             x.net_setup ? "true" : "false");
-                if (x.vm) {
-                        const struct cfg_runtime *rt = cfg_runtime_find(d->cfg, p.runtime_handler);
-                        cleanup_free char *vi = cri_vm_pod_info(
-                                &x, rt && rt->vmm == CFG_VMM_CLOUD_HYPERVISOR ? "cloud-hypervisor" : "qemu");
-                        sbuf_printf(&b, ",\"vm\":%s", vi);
+                const struct cri_handler_ops *h = cri_handler_of_pod(&x);
+                if (h->sandbox_info) {
+                        cleanup_free char *hi = h->sandbox_info(d, &p, &x);
+                        sbuf_printf(&b, ",\"%s\":%s", h->info_key, hi);
                 }
                 sbuf_putc(&b, '}');
                 cri_pod_extra_clear(&x);
@@ -197,7 +199,7 @@ static int collect(struct cri_daemon *d, const Runtime__V1__PodSandboxFilter *f,
         Runtime__V1__PodSandbox **items = xcalloc(n ? n : 1, sizeof(*items));
         size_t k = 0;
         for (size_t i = 0; i < n; i++) {
-                vm_refresh(d, &pods[i]);
+                pod_refresh(d, &pods[i]);
                 if (pod_matches(&pods[i], f))
                         items[k++] = build_item(&pods[i]);
         }

@@ -10,6 +10,7 @@
 
 #include "config/config.h"
 #include "cri/cri-internal.h"
+#include "cri/handler-internal.h"
 #include "runtime/runtime.h"
 
 static const char *mode_name(Runtime__V1__NamespaceMode m)
@@ -69,11 +70,10 @@ int cri_pod_userns(const Runtime__V1__PodSandboxConfig *cfg, const struct cfg_ru
         if (u->mode != RUNTIME__V1__NAMESPACE_MODE__POD)
                 return err_set(e, ERR_INVALID, "user namespace mode %s is not supported (only POD or NODE)",
                                mode_name(u->mode));
-        if (rt->type == CFG_RUNTIME_VM)
+        if (cri_handler_of(rt)->no_userns)
                 return err_set(e, ERR_INVALID,
-                               "user namespace mode POD is not supported by runtime handler \"%s\": a VM pod "
-                               "runs its own kernel and is isolated by the VM",
-                               rt->name);
+                               "user namespace mode POD is not supported by runtime handler \"%s\": %s",
+                               rt->name, cri_handler_of(rt)->no_userns);
         const char *shared = no->network == RUNTIME__V1__NAMESPACE_MODE__NODE ? "network"
                              : no->pid == RUNTIME__V1__NAMESPACE_MODE__NODE   ? "PID"
                              : no->ipc == RUNTIME__V1__NAMESPACE_MODE__NODE   ? "IPC"

@@ -24,6 +24,7 @@
 #include "config/config.h"
 #include "cri/cri-internal.h"
 #include "cri/ctr-internal.h"
+#include "cri/handler-internal.h"
 #include "net/net.h"
 #include "runtime/runtime.h"
 #include "store/store.h"
@@ -133,6 +134,13 @@ static char *extra_to_json(const struct cri_pod_extra *x)
                 json_quote(&b, x->vm_dir);
                 sbuf_printf(&b, ",\"vm_shim_pid\":%d}", x->vm_shim_pid);
         }
+        if (x->oci_runtime) {
+                /* Only OCI-handler pods: the runtime binary stays the pod's for its life. */
+                b.len--;
+                sbuf_puts(&b, ",\"oci_runtime\":");
+                json_quote(&b, x->oci_runtime);
+                sbuf_putc(&b, '}');
+        }
         return sbuf_steal(&b);
 }
 
@@ -160,6 +168,7 @@ int cri_pod_extra_parse(const char *json, struct cri_pod_extra *out, struct err 
         out->vm_dir = xstrdup(json_get_str(v, "vm_dir"));
         if (json_get_int(v, "vm_shim_pid", &pid))
                 out->vm_shim_pid = (int)pid;
+        out->oci_runtime = xstrdup(json_get_str(v, "oci_runtime"));
         yajl_tree_free(v);
         return 0;
 }
@@ -170,6 +179,7 @@ void cri_pod_extra_clear(struct cri_pod_extra *x)
         free(x->pod_dir);
         free(x->cgroup);
         free(x->vm_dir);
+        free(x->oci_runtime);
         memset(x, 0, sizeof(*x));
 }
 
@@ -269,18 +279,6 @@ static bool dir_is_empty(const char *path)
         return true;
 }
 
-/* The pod's /dev/shm: one tmpfs its containers share (kubelet's 64 MiB default),
- * as the pause container's is in other runtimes. */
-static int shm_mount(const struct cri_pod_extra *x, struct err *e)
-{
-        cleanup_free char *shm = path_join(x->pod_dir, "shm");
-        if (mkdir(shm, 0755) < 0 && errno != EEXIST)
-                return err_make(e, errno, "mkdir %s", shm);
-        if (mount("shm", shm, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, "mode=1777,size=65536k") < 0)
-                return err_make(e, errno, "mount the pod's /dev/shm on %s", shm);
-        return 0;
-}
-
 static void shm_unmount(const struct cri_pod_extra *x)
 {
         if (x->pod_dir == NULL)
@@ -296,16 +294,10 @@ static int teardown(struct cri_daemon *d, const struct store_pod *p, struct cri_
 {
         int ret = 0;
         cleanup_err struct err e2 = ERR_INIT;
-        if (x->vm && cri_vm_sandbox_stop(d, p, x, &e2) < 0) {
+        if (cri_handler_of_pod(x)->sandbox_stop(d, p, x, &e2) < 0) {
                 /* Keep going: the network and namespaces still go; kubelet retries the rest. */
-                ret = err_set(e, e2.kind, "stop the VM of pod %s: %s", p->id, e2.msg);
+                ret = err_set(e, e2.kind, "stop pod %s: %s", p->id, e2.msg);
                 err_clear(&e2);
-        }
-        if (x->pod_init_pid > 0) {
-                if (rt_pod_init_kill(x->pod_init_pid, &e2) < 0)
-                        log_warn("pod", "kill pod init id=%s pid=%d: %s", p->id, x->pod_init_pid, e2.msg);
-                err_clear(&e2);
-                x->pod_init_pid = 0;
         }
         if (net_hostport_del(NULL, p->id, &e2) < 0) {
                 ret = err_set(e, e2.kind, "remove hostPorts of pod %s: %s", p->id, e2.msg);
@@ -369,13 +361,8 @@ static int create_pod(struct cri_daemon *d, const struct cfg_runtime *rt,
         x.host_ipc = nso && nso->ipc == RUNTIME__V1__NAMESPACE_MODE__NODE;
         x.host_pid = nso && nso->pid == RUNTIME__V1__NAMESPACE_MODE__NODE;
         x.shared_pid = nso && nso->pid == RUNTIME__V1__NAMESPACE_MODE__POD;
-        if (rt->type == CFG_RUNTIME_VM) {
-                /* The guest is the pod: only the network namespace (with the tap)
-                 * is on the host; a shared PID namespace is the guest's pod init. */
-                x.vm = true;
-                x.vm_dir = xasprintf("%s/vm/%.16s", d->cfg->state, p.id);
-                x.host_ipc = x.host_pid = false;
-        }
+        const struct cri_handler_ops *h = cri_handler_of(rt);
+        int flags = h->sandbox_init(d, rt, &p, &x);
         if (cri_pod_userns(cfg, rt, &x, e) < 0)
                 goto fail_record;
         if (*p.cgroup_parent)
@@ -389,9 +376,6 @@ static int create_pod(struct cri_daemon *d, const struct cfg_runtime *rt,
 
         if (mkdir_p(x.pod_dir, 0755, e) < 0)
                 goto fail;
-        int flags = (x.host_net ? 0 : CLONE_NEWNET | CLONE_NEWUTS) | (x.host_ipc ? 0 : CLONE_NEWIPC);
-        if (x.vm)
-                flags = CLONE_NEWNET;
         hostname = cri_pod_hostname(cfg, x.host_net);
         if (x.userns) {
                 /* The pod's net, ipc and uts are made inside it (and it is pinned with them). */
@@ -472,14 +456,6 @@ static int create_pod(struct cri_daemon *d, const struct cfg_runtime *rt,
                 err_wrap(e, "pod files");
                 goto fail;
         }
-        if (x.vm) {
-                /* Sysctls are set in the guest by its agent; /dev/shm and a shared
-                 * PID namespace would be the guest's too: not yet. */
-                if (cri_vm_sandbox_start(d, rt, &p, &x, nsp.net, &res, pf.hostname, lx, e) < 0)
-                        goto fail;
-        }
-        if (!x.vm && !x.host_ipc && shm_mount(&x, e) < 0)
-                goto fail;
         if (!*p.cgroup_parent) {
                 /* A pod cgroup corral chose: made now, sized by the pod's totals. */
                 struct rt_resources res = {0};
@@ -495,17 +471,11 @@ static int create_pod(struct cri_daemon *d, const struct cfg_runtime *rt,
                         goto fail;
                 }
         }
-        if (!x.vm && cri_pod_apply_sysctls(&x, lx, e) < 0)
+        /* The handler's part: /dev/shm, sysctls and the pod init, or the VM. */
+        const struct cri_sandbox_start st = {
+                .rt = rt, .netns = nsp.net, .res = &res, .hostname = pf.hostname, .lx = lx};
+        if (h->sandbox_start(d, &p, &x, &st, e) < 0)
                 goto fail;
-        if (!x.vm && x.shared_pid) {
-                pid_t init = 0;
-                cleanup_free char *name = xasprintf("pod-%.12s", p.id);
-                if (rt_pod_init_spawn(name, &init, e) < 0) {
-                        err_wrap(e, "start the pod's init for its shared PID namespace");
-                        goto fail;
-                }
-                x.pod_init_pid = (int)init;
-        }
 
         p.state = STORE_POD_READY;
         p.netns_path = nsp.net;
@@ -583,26 +553,9 @@ static int run_pod(struct cri_daemon *d, struct cri_call *call, const ProtobufCM
         /* Refused before anything is made or any handler checked. */
         if (cri_pod_userns(cfg, rt, NULL, e) < 0)
                 return err_wrap(e, "RunPodSandbox %s/%s", md->namespace_, md->name);
-        if (rt->type == CFG_RUNTIME_VM) {
-                /* The pod's containers run on the guest's kernel: the host's
-                 * namespaces are out of their reach. Refused before anything
-                 * is made, rather than quietly given the guest's own. */
-                const Runtime__V1__NamespaceOption *nso = ns_options(cfg);
-                const char *host_ns = !nso                                                ? NULL
-                                      : nso->network == RUNTIME__V1__NAMESPACE_MODE__NODE ? "network"
-                                      : nso->pid == RUNTIME__V1__NAMESPACE_MODE__NODE     ? "PID"
-                                      : nso->ipc == RUNTIME__V1__NAMESPACE_MODE__NODE     ? "IPC"
-                                                                                          : NULL;
-                if (host_ns)
-                        return err_set(
-                                e, ERR_INVALID,
-                                "RunPodSandbox %s/%s: the host's %s namespace is not possible for a VM "
-                                "pod (runtime handler \"%s\": its containers run on the pod's own "
-                                "guest kernel, which cannot share the host's namespaces)",
-                                md->namespace_, md->name, host_ns, rt->name);
-                if (cri_vm_handler_check(d, rt, e) < 0)
-                        return err_wrap(e, "RunPodSandbox %s/%s", md->namespace_, md->name);
-        }
+        const struct cri_handler_ops *h = cri_handler_of(rt);
+        if (h->sandbox_check && h->sandbox_check(d, rt, cfg, e) < 0)
+                return err_wrap(e, "RunPodSandbox %s/%s", md->namespace_, md->name);
 
         /* kubelet retries after its own timeout with the same metadata: wait
          * for an attempt still in progress, then hand back the same pod. */
@@ -715,7 +668,8 @@ static int remove_locked(struct cri_daemon *d, struct store_pod *p, struct err *
 {
         /* A VM pod turns NOTREADY when its VM dies, before anything is torn
          * down: stop it again (every step is idempotent). */
-        if ((p->state != STORE_POD_NOTREADY || cri_pod_is_vm(d, p->id)) && stop_locked(d, p, e) < 0)
+        if ((p->state != STORE_POD_NOTREADY || cri_handler_of_pod_id(d, p->id)->stop_again_on_remove) &&
+            stop_locked(d, p, e) < 0)
                 return -1;
         if (cri_containers_remove_pod(d, p->id, e) < 0)
                 return err_wrap(e, "remove the containers of pod %s", p->id);

@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "cri/ctr-internal.h"
+#include "cri/handler-internal.h"
 #include "net/net.h"
 #include "runtime/runtime.h"
 #include "snapshot/snapshot.h"
@@ -46,6 +47,23 @@ static void fill_cgroup(const char *id, const char *cgroup_path, int64_t now, Ru
                 *pids = st.pids_current;
 }
 
+/* The usage of a container whose cgroup is not on the host, from its handler. */
+static bool guest_usage(struct cri_daemon *d, const struct store_container *c, uint64_t *cpu, uint64_t *mem)
+{
+        struct store_pod p = {0};
+        struct cri_pod_extra x = {0};
+        cleanup_err struct err e = ERR_INIT;
+        bool ok = false;
+        if (store_pod_get(d->store, c->pod_id, &p, &e) == 0 &&
+            cri_pod_extra_parse(p.extra_json, &x, &e) == 0) {
+                const struct cri_handler_ops *h = cri_handler_of_pod(&x);
+                ok = h->container_usage && h->container_usage(d, &x, c->id, cpu, mem);
+        }
+        cri_pod_extra_clear(&x);
+        store_pod_clear(&p);
+        return ok;
+}
+
 static Runtime__V1__ContainerStats *ctr_stats(struct cri_daemon *d, const struct store_container *c)
 {
         int64_t now = time_now_ns();
@@ -69,8 +87,7 @@ static Runtime__V1__ContainerStats *ctr_stats(struct cri_daemon *d, const struct
         (void)ctr_extra_parse(c->extra_json, &x);
         fill_cgroup(c->id, c->state == STORE_CTR_RUNNING ? x.cgroup : NULL, now, &s->cpu, &s->memory, NULL);
         uint64_t vcpu, vmem;
-        if (c->state == STORE_CTR_RUNNING && !x.cgroup &&
-            cri_vm_ctr_usage(d, c->pod_id, c->id, &vcpu, &vmem)) {
+        if (c->state == STORE_CTR_RUNNING && !x.cgroup && guest_usage(d, c, &vcpu, &vmem)) {
                 /* A container in a VM pod: its cgroup lives in the guest. */
                 s->cpu->usage_core_nano_seconds = u64(vcpu);
                 uint64_t cores;

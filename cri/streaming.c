@@ -27,6 +27,7 @@
 
 #include "config/config.h"
 #include "cri/ctr-internal.h"
+#include "cri/handler-internal.h"
 #include "net/net.h"
 #include "shim/shim.h"
 #include "store/store.h"
@@ -79,7 +80,7 @@ static int running_container(struct cri_daemon *d, const char *id, const char *w
                                ctr_state_name(c->state), what);
         /* A VM pod's container has no host pid: its process is in the guest. */
         if (ctr_extra_parse(c->extra_json, x) < 0 || x->state_dir == NULL || x->bundle == NULL ||
-            (c->pid <= 0 && !cri_pod_is_vm(d, c->pod_id)))
+            (c->pid <= 0 && cri_handler_of_pod_id(d, c->pod_id)->host_process))
                 return err_set(e, ERR_INTERNAL, "container %s has no shim state", c->id);
         return 0;
 }
@@ -142,73 +143,16 @@ static int wait_helper(pid_t pid, int cancel_fd, int *status)
         return 0;
 }
 
-/* The VM directory of the container's pod when it is a VM pod: 1 (with
- * *vm_dir), 0 when not (or the container is unknown: the usual path says so). */
-static int vm_pod_dir(struct cri_daemon *d, const char *ctr_id, char **vm_dir, struct err *e)
+/* The private state of the container's pod: its handler serves the session. */
+static int container_pod(struct cri_daemon *d, const char *ctr_id, struct cri_pod_extra *x, struct err *e)
 {
         struct store_container c = {0};
         struct store_pod p = {0};
-        struct cri_pod_extra x = {0};
-        cleanup_err struct err re = ERR_INIT;
-        int r = 0;
-        *vm_dir = NULL;
-        if (ctr_resolve(d, ctr_id, &c, &re) < 0 || store_pod_get(d->store, c.pod_id, &p, &re) < 0 ||
-            cri_pod_extra_parse(p.extra_json, &x, &re) < 0 || !x.vm)
-                goto out;
-        if (!x.vm_dir) {
-                r = err_set(e, ERR_INTERNAL, "VM pod %s has no VM state", c.pod_id);
-                goto out;
-        }
-        *vm_dir = steal_ptr(&x.vm_dir);
-        r = 1;
-out:
-        cri_pod_extra_clear(&x);
+        memset(x, 0, sizeof(*x));
+        int r = ctr_resolve(d, ctr_id, &c, e);
+        if (r == 0 && (r = store_pod_get(d->store, c.pod_id, &p, e)) == 0)
+                r = cri_pod_extra_parse(p.extra_json, x, e);
         store_pod_clear(&p);
-        store_ctr_clear(&c);
-        return r;
-}
-
-/* Exec in a VM pod's container: through the VM shim and the agent. */
-static int exec_vm(struct streaming *s, const char *vm_dir, const struct stream_exec_req *req,
-                   struct stream_io *io, int *exit_code, struct err *e)
-{
-        struct store_container c = {0};
-        cleanup_close int fd = -1; /* before any goto (clang) */
-        int r = -1;
-        if (ctr_resolve(s->d, req->container_id, &c, e) < 0)
-                return -1;
-        ctr_refresh(s->d, &c);
-        if (c.state != STORE_CTR_RUNNING) {
-                err_set(e, ERR_PRECONDITION, "container %s is %s, not running: cannot exec in it", c.id,
-                        ctr_state_name(c.state));
-                goto out;
-        }
-        int64_t t0 = time_mono_ns();
-        if (shim_vm_exec_connect(vm_dir, c.id, req->cmd, req->tty, &fd, e) < 0) {
-                err_wrap(e, "exec %s in container %s", req->cmd[0], c.id);
-                goto out;
-        }
-        /* Sizes come on the session's reader thread: through a pipe to the relay. */
-        int rp[2] = {-1, -1};
-        struct exec_resize rz = {.fd = -1};
-        if (req->tty && pipe2(rp, O_CLOEXEC | O_NONBLOCK) == 0) {
-                rz.fd = rp[1];
-                stream_io_set_resize(io, exec_on_resize, &rz);
-        }
-        r = shim_vm_exec_relay(fd, io->stdin_fd, io->stdout_fd, req->tty ? -1 : io->stderr_fd, rp[0],
-                               io->cancel_fd, exit_code, e);
-        if (rz.fd >= 0)
-                stream_io_set_resize(io, NULL, NULL);
-        close_fd(&rp[0]);
-        close_fd(&rz.fd);
-        if (r < 0) {
-                err_wrap(e, "exec %s in container %s", req->cmd[0], c.id);
-                goto out;
-        }
-        log_debug("cri", "exec done container=%s (VM) cmd=%s exit=%d ms=%.3f", c.id, req->cmd[0], *exit_code,
-                  (double)(time_mono_ns() - t0) / 1e6);
-        r = 0;
-out:
         store_ctr_clear(&c);
         return r;
 }
@@ -217,12 +161,21 @@ static int be_exec(void *data, const struct stream_exec_req *req, struct stream_
                    struct err *e)
 {
         struct streaming *s = data;
-        {
-                cleanup_free char *vm_dir = NULL;
-                int vm = vm_pod_dir(s->d, req->container_id, &vm_dir, e);
-                if (vm != 0)
-                        return vm < 0 ? -1 : exec_vm(s, vm_dir, req, io, exit_code, e);
-        }
+        struct cri_pod_extra px;
+        if (container_pod(s->d, req->container_id, &px, e) < 0)
+                return -1;
+        int r = cri_handler_of_pod(&px)->exec(s->d, &px, req, io, exit_code, e);
+        cri_pod_extra_clear(&px);
+        return r;
+}
+
+/* Exec in a namespace or OCI container: a `corral-shim exec` helper joins it. */
+int cri_ns_exec(struct cri_daemon *d, const struct cri_pod_extra *px, const struct stream_exec_req *req,
+                struct stream_io *io, int *exit_code, struct err *e)
+{
+        (void)px;
+        struct streaming *s = &g_streaming;
+        (void)d;
         struct store_container c = {0};
         struct ctr_extra x;
         /* Before any goto: clang refuses jumps into a cleanup variable's scope. */
@@ -405,7 +358,6 @@ static int be_portforward(void *data, const char *pod_id, uint16_t port, int *fd
         *fd_out = -1;
         struct store_pod p = {0};
         struct cri_pod_extra x = {0};
-        cleanup_free char *netns = NULL; /* before any goto (clang) */
         int r = -1;
         if (store_pod_get(s->d->store, pod_id, &p, e) < 0) {
                 err_wrap(e, "port-forward to pod %s", pod_id);
@@ -417,17 +369,21 @@ static int be_portforward(void *data, const char *pod_id, uint16_t port, int *fd
         }
         if (cri_pod_extra_parse(p.extra_json, &x, e) < 0)
                 goto out;
-        if (x.vm) {
-                /* The pod's ports are in its guest: the VM shim relays through the agent. */
-                if (!x.vm_dir)
-                        err_set(e, ERR_INTERNAL, "VM pod %s has no VM state", pod_id);
-                else if (shim_vm_portforward(x.vm_dir, port, 30000, fd_out, e) == 0)
-                        r = 0;
-                else
-                        err_wrap(e, "port-forward to port %u in VM pod %s", (unsigned)port, pod_id);
-                goto out;
-        }
-        netns = x.host_net || x.ns_dir == NULL ? NULL : path_join(x.ns_dir, "net");
+        r = cri_handler_of_pod(&x)->port_forward(s->d, pod_id, &x, port, fd_out, e);
+out:
+        cri_pod_extra_clear(&x);
+        store_pod_clear(&p);
+        return r;
+}
+
+/* A socket made inside the pod's network namespace, connected to its loopback. */
+int cri_ns_port_forward(struct cri_daemon *d, const char *pod_id, const struct cri_pod_extra *px,
+                        uint16_t port, int *fd_out, struct err *e)
+{
+        (void)d;
+        *fd_out = -1;
+        cleanup_free char *netns = px->host_net || px->ns_dir == NULL ? NULL : path_join(px->ns_dir, "net");
+        int r = -1;
         /* Try IPv4 then IPv6 loopback, as kubelet's runtimes do for "localhost". */
         static const int fams[] = {AF_INET, AF_INET6};
         int saved_errno = ECONNREFUSED;
@@ -469,8 +425,6 @@ static int be_portforward(void *data, const char *pod_id, uint16_t port, int *fd
         }
         err_make(e, saved_errno, "port-forward to port %u in pod %s", (unsigned)port, pod_id);
 out:
-        cri_pod_extra_clear(&x);
-        store_pod_clear(&p);
         return r;
 }
 
@@ -498,10 +452,11 @@ static int exec_rpc(struct cri_daemon *d, struct cri_call *call, const ProtobufC
                 return -1;
         if (rq->n_cmd == 0 || rq->cmd[0] == NULL || rq->cmd[0][0] == '\0')
                 return err_set(e, ERR_INVALID, "Exec in container %s: no command given", rq->container_id);
-        cleanup_free char *vm_dir = NULL;
-        int vm = vm_pod_dir(d, rq->container_id, &vm_dir, e);
-        if (vm < 0)
+        struct cri_pod_extra px;
+        if (container_pod(d, rq->container_id, &px, e) < 0)
                 return -1;
+        bool host_process = cri_handler_of_pod(&px)->host_process;
+        cri_pod_extra_clear(&px);
         if (rq->tty && rq->stderr)
                 return err_set(e, ERR_INVALID, "Exec in container %s: tty and stderr cannot both be set",
                                rq->container_id);
@@ -511,7 +466,7 @@ static int exec_rpc(struct cri_daemon *d, struct cri_call *call, const ProtobufC
                                rq->container_id);
         struct store_container c = {0};
         int r;
-        if (vm) {
+        if (!host_process) {
                 /* No host-side process state: running is what counts. */
                 r = ctr_resolve(d, rq->container_id, &c, e);
                 if (r == 0) {

@@ -410,18 +410,14 @@ int cri_vm_container_create(const struct cri_pod_extra *x, const char *id, const
         return r;
 }
 
-bool cri_vm_ctr_usage(struct cri_daemon *d, const char *pod_id, const char *ctr_id, uint64_t *cpu_ns,
-                      uint64_t *memory)
+bool cri_vm_ctr_usage(const struct cri_pod_extra *x, const char *ctr_id, uint64_t *cpu_ns, uint64_t *memory)
 {
-        struct store_pod p = {0};
-        struct cri_pod_extra x = {0};
         cleanup_err struct err e = ERR_INIT;
         bool ok = false;
-        if (store_pod_get(d->store, pod_id, &p, &e) == 0 && cri_pod_extra_parse(p.extra_json, &x, &e) == 0 &&
-            x.vm && x.vm_dir) {
+        if (x->vm && x->vm_dir) {
                 struct shim_conn *sc = NULL;
                 struct shim_vm_stats st;
-                if (shim_connect(x.vm_dir, &sc, &e) == 0 && shim_vm_stats(sc, ctr_id, &st, &e) == 0) {
+                if (shim_connect(x->vm_dir, &sc, &e) == 0 && shim_vm_stats(sc, ctr_id, &st, &e) == 0) {
                         *cpu_ns = st.cpu_ns;
                         *memory = st.memory;
                         ok = true;
@@ -430,20 +426,5 @@ bool cri_vm_ctr_usage(struct cri_daemon *d, const char *pod_id, const char *ctr_
                 }
                 shim_close(sc);
         }
-        cri_pod_extra_clear(&x);
-        store_pod_clear(&p);
         return ok;
-}
-
-bool cri_pod_is_vm(struct cri_daemon *d, const char *pod_id)
-{
-        struct store_pod p = {0};
-        cleanup_err struct err e = ERR_INIT;
-        if (store_pod_get(d->store, pod_id, &p, &e) < 0)
-                return false;
-        struct cri_pod_extra x = {0};
-        bool vm = cri_pod_extra_parse(p.extra_json, &x, &e) == 0 && x.vm;
-        cri_pod_extra_clear(&x);
-        store_pod_clear(&p);
-        return vm;
 }

@@ -85,6 +85,8 @@ int cg_rmdir_retry(const char *dir, int timeout_ms, struct err *e);
 
 /* Parse a name ("CAP_SYS_ADMIN", "sys_admin") or number; -1 if unknown. */
 int caps_parse(const char *name);
+/* RLIMIT_NOFILE -> "RLIMIT_NOFILE", NULL when unknown (spec_json.c). */
+const char *rlimit_name(int res);
 bool caps_has(char *const *set, int cap);
 /* Apply in the child: bounding drop, keep caps across setuid done by the
  * caller around user switching, then eff/perm/inh and ambient. */
@@ -187,6 +189,8 @@ bool jv_u64(struct yajl_val_s *v, uint64_t *out);
 bool jv_i64(struct yajl_val_s *v, int64_t *out);
 char **jv_strv(struct yajl_val_s *v);
 void seccomp_to_json(struct sbuf *b, const struct rt_seccomp *s);
+/* The same as an OCI config's linux.seccomp: errno values only where OCI takes them. */
+void seccomp_to_oci_json(struct sbuf *b, const struct rt_seccomp *s);
 struct rt_seccomp *seccomp_from_val(struct yajl_val_s *v, struct err *e);
 /* FNV-1a 64 over the canonical JSON: the cache key of compiled filters. */
 uint64_t seccomp_hash(const struct rt_seccomp *s);

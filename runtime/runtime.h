@@ -284,6 +284,21 @@ struct rt_spec *rt_spec_read_file(const char *path, struct err *e);
  * paths, capability names). ERR_INVALID with the cause. */
 int rt_spec_validate(const struct rt_spec *s, struct err *e);
 
+/* ---------- OCI runtime bundles (oci.c) ---------- */
+
+/* The spec as an OCI runtime-spec config.json for runc or crun, with root
+ * `rootfs` (mounted already: rt_rootfs_mount); the user name is resolved
+ * against it. Caller frees. */
+char *rt_spec_to_oci(const struct rt_spec *s, const char *rootfs, struct err *e);
+/* The OCI process (`RUNTIME exec --process`) of a command run in that
+ * container: its user, capabilities and cwd, `args`, its env with `env`
+ * over it. Caller frees. */
+char *rt_spec_to_oci_process(const struct rt_spec *s, const char *rootfs, char *const *args, char *const *env,
+                             struct err *e);
+/* Mount the spec's overlay rootfs at s->root.path on the caller's side (an
+ * OCI runtime takes a complete rootfs); nothing for a complete one. */
+int rt_rootfs_mount(const struct rt_spec *s, struct err *e);
+
 /* Resolve a user name (or a numeric string) against <rootfs>/etc/passwd and
  * <rootfs>/etc/group, without following symlinks out of rootfs. *groups gets
  * the supplementary gids (caller frees), may be NULL. ERR_NOT_FOUND when the

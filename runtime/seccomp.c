@@ -546,6 +546,51 @@ void seccomp_to_json(struct sbuf *b, const struct rt_seccomp *s)
         sbuf_puts(b, "]}");
 }
 
+void seccomp_to_oci_json(struct sbuf *b, const struct rt_seccomp *s)
+{
+        sbuf_puts(b, "{\"defaultAction\":");
+        json_quote(b, action_names[s->default_action]);
+        if (s->default_action == RT_SECCOMP_ERRNO && s->default_errno)
+                sbuf_printf(b, ",\"defaultErrnoRet\":%u", s->default_errno);
+        if (s->architectures && s->architectures[0]) {
+                sbuf_puts(b, ",\"architectures\":[");
+                for (size_t i = 0; s->architectures[i]; i++) {
+                        if (i)
+                                sbuf_putc(b, ',');
+                        json_quote(b, s->architectures[i]);
+                }
+                sbuf_putc(b, ']');
+        }
+        sbuf_puts(b, ",\"syscalls\":[");
+        size_t n = 0;
+        for (size_t i = 0; i < s->n_rules; i++) {
+                const struct rt_seccomp_rule *r = &s->rules[i];
+                if (!r->names || !r->names[0])
+                        continue;
+                sbuf_puts(b, n++ ? ",{\"names\":[" : "{\"names\":[");
+                for (size_t k = 0; r->names[k]; k++) {
+                        if (k)
+                                sbuf_putc(b, ',');
+                        json_quote(b, r->names[k]);
+                }
+                sbuf_puts(b, "],\"action\":");
+                json_quote(b, action_names[r->action]);
+                if (r->action == RT_SECCOMP_ERRNO)
+                        sbuf_printf(b, ",\"errnoRet\":%u", r->errno_ret ? r->errno_ret : EPERM);
+                if (r->n_args) {
+                        sbuf_puts(b, ",\"args\":[");
+                        for (size_t k = 0; k < r->n_args; k++)
+                                sbuf_printf(
+                                        b, "%s{\"index\":%u,\"value\":%llu,\"valueTwo\":%llu,\"op\":\"%s\"}",
+                                        k ? "," : "", r->args[k].index, (unsigned long long)r->args[k].value,
+                                        (unsigned long long)r->args[k].value_two, op_names[r->args[k].op]);
+                        sbuf_putc(b, ']');
+                }
+                sbuf_putc(b, '}');
+        }
+        sbuf_puts(b, "]}");
+}
+
 struct rt_seccomp *seccomp_from_val(yajl_val v, struct err *e)
 {
         if (!YAJL_IS_OBJECT(v)) {

@@ -237,7 +237,7 @@ static const struct {
         {"RLIMIT_STACK", RLIMIT_STACK},
 };
 
-static const char *rlimit_name(int res)
+const char *rlimit_name(int res)
 {
         for (size_t i = 0; i < ARRAY_SIZE(rlimit_names); i++)
                 if (rlimit_names[i].res == res)

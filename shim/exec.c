@@ -1,10 +1,12 @@
-/* exec_sync: run a process in the container with rt_exec, collect stdout and
+/* exec_sync: run a process in the container with rt_exec (or, for a
+ * container an OCI runtime created, `RUNTIME exec`), collect stdout and
  * stderr, reply when it exits. A timeout kills it (SIGKILL) and the reply is
  * ERR_DEADLINE with the output collected so far. */
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <stddef.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/timerfd.h>
@@ -30,7 +32,21 @@ struct exec_proc {
         int64_t timeout_ms;
         bool timed_out;
         bool truncated;
+        char *pidfile; /* OCI runtime: where it wrote the command's pid (pid is the runtime's) */
 };
+
+/* SIGKILL the command; under an OCI runtime the command itself too (the
+ * runtime is only its parent). */
+static void exec_kill(struct exec_proc *x)
+{
+        if (x->pidfile) {
+                cleanup_free char *txt = NULL;
+                int inner = file_read_all(x->pidfile, &txt, NULL, 64, NULL) == 0 ? atoi(txt) : 0;
+                if (inner > 0)
+                        (void)kill(inner, SIGKILL);
+        }
+        (void)kill(x->pid, SIGKILL);
+}
 
 /* false at EOF or error (the pipe is closed then). */
 static bool pipe_read(struct shim *s, struct exec_pipe *p)
@@ -65,7 +81,7 @@ static void on_timer(struct shim *s, struct watch *w, uint32_t events)
         struct exec_proc *x = container_of(w, struct exec_proc, timer);
         shim_watch_close(s, &x->timer);
         x->timed_out = true;
-        (void)kill(x->pid, SIGKILL);
+        exec_kill(x);
 }
 
 static void exec_free(struct shim *s, struct exec_proc *x)
@@ -81,6 +97,14 @@ static void exec_free(struct shim *s, struct exec_proc *x)
         shim_watch_close(s, &x->timer);
         sbuf_free(&x->out.buf);
         sbuf_free(&x->err.buf);
+        if (x->pidfile) {
+                /* and the process file next to it (oci.c names both) */
+                size_t n = strlen(x->pidfile);
+                cleanup_free char *json = xasprintf("%.*sjson", (int)(n - 3), x->pidfile);
+                (void)unlink(x->pidfile);
+                (void)unlink(json);
+                free(x->pidfile);
+        }
         free(x);
 }
 
@@ -169,9 +193,15 @@ int shim_exec_begin(struct shim *s, struct ctl_conn *conn, const struct proto_ms
         proc.env = env;
         struct rt_stdio stdio = {.in = -1, .out = po[1], .err = pe[1]};
         pid_t pid = -1;
-        shim_fork_window_open();
-        int r = rt_exec(s->pid, s->spec, &proc, &stdio, &pid, e);
-        shim_fork_window_close();
+        cleanup_free char *pidfile = NULL;
+        int r;
+        if (s->opts->runtime_path) {
+                r = shim_oci_exec(s, args, env, &stdio, &pid, &pidfile, e);
+        } else {
+                shim_fork_window_open();
+                r = rt_exec(s->pid, s->spec, &proc, &stdio, &pid, e);
+                shim_fork_window_close();
+        }
         close(po[1]);
         close(pe[1]);
         if (r < 0) {
@@ -184,6 +214,7 @@ int shim_exec_begin(struct shim *s, struct ctl_conn *conn, const struct proto_ms
         x->conn = conn;
         x->pid = pid;
         x->timeout_ms = timeout_ms;
+        x->pidfile = steal_ptr(&pidfile);
         x->out.owner = x->err.owner = x;
         x->out.w.fd = po[0];
         x->err.w.fd = pe[0];
@@ -201,7 +232,7 @@ int shim_exec_begin(struct shim *s, struct ctl_conn *conn, const struct proto_ms
                 if (x->timer.fd < 0 || timerfd_settime(x->timer.fd, 0, &its, NULL) < 0 ||
                     shim_watch_add(s, &x->timer, EPOLLIN) < 0) {
                         /* No timer means no timeout: refuse rather than hang. */
-                        (void)kill(pid, SIGKILL);
+                        exec_kill(x);
                         x->conn = NULL;
                         return err_make(e, errno, "exec timer");
                 }
@@ -215,7 +246,7 @@ void shim_exec_abandon(struct shim *s, struct ctl_conn *conn)
         for (struct exec_proc *x = s->execs; x; x = x->next) {
                 if (x->conn == conn) {
                         x->conn = NULL;
-                        (void)kill(x->pid, SIGKILL);
+                        exec_kill(x);
                 }
         }
 }
@@ -223,7 +254,7 @@ void shim_exec_abandon(struct shim *s, struct ctl_conn *conn)
 void shim_exec_cleanup(struct shim *s)
 {
         while (s->execs) {
-                (void)kill(s->execs->pid, SIGKILL);
+                exec_kill(s->execs);
                 exec_free(s, s->execs);
         }
 }

@@ -169,10 +169,10 @@ static void on_wait_timer(struct shim *s, struct watch *w, uint32_t events)
 
 static int do_start(struct shim *s, struct sbuf *out, struct err *e)
 {
-        if (s->status != SHIM_CREATED || s->ctr == NULL)
+        if (s->status != SHIM_CREATED || (s->ctr == NULL && !s->oci_created))
                 return err_set(e, ERR_PRECONDITION, "container %s is %s, not created", s->opts->id,
                                s->status == SHIM_RUNNING ? "running" : "exited");
-        if (rt_container_start(s->ctr, e) < 0)
+        if ((s->ctr ? rt_container_start(s->ctr, e) : shim_oci_start(s, e)) < 0)
                 return err_wrap(e, "start %s", s->opts->id);
         s->started_ns = time_now_ns();
         /* Not yet reaped (only our loop reaps it), so even a process that
@@ -310,8 +310,10 @@ static void discard_created(struct shim *s)
 {
         if (s->status != SHIM_CREATED)
                 return;
-        /* rt_container_free kills, reaps and removes the cgroup itself. */
+        /* rt_container_free kills, reaps and removes the cgroup itself;
+         * an OCI runtime's delete --force kills. */
         rt_container_free(steal_ptr(&s->ctr));
+        shim_oci_delete(s);
         free(steal_ptr(&s->cgroup));
         shim_exit_record(s, SIGKILL); /* a wait status: killed by SIGKILL */
 }
@@ -550,7 +552,9 @@ static int setup(struct shim *s, struct err *e)
 
         int child[3];
         int r = shim_io_setup(s, child, e);
-        if (r == 0) {
+        if (r == 0 && s->opts->runtime_path) {
+                r = shim_oci_create(s, child, e);
+        } else if (r == 0) {
                 struct rt_stdio stdio = {.in = child[0], .out = child[1], .err = child[2]};
                 shim_fork_window_open();
                 r = rt_container_create(s->spec, &stdio, &s->ctr, e);
@@ -562,9 +566,13 @@ static int setup(struct shim *s, struct err *e)
         if (r < 0)
                 return -1;
         s->created_ns = time_now_ns();
-        s->pid = rt_container_pid(s->ctr);
         s->status = SHIM_CREATED;
-        const char *cg = rt_container_cgroup(s->ctr);
+        cleanup_free char *oci_cg = NULL;
+        if (s->ctr)
+                s->pid = rt_container_pid(s->ctr);
+        else if (s->spec->cgroup_path)
+                (void)rt_cgroup_resolve(s->spec->cgroup_path, &oci_cg, NULL);
+        const char *cg = s->ctr ? rt_container_cgroup(s->ctr) : oci_cg;
         if (cg) {
                 s->cgroup = xstrdup(cg);
                 if (rt_cgroup_oom_kills(s->cgroup, &s->oom_base, NULL) < 0)
@@ -656,6 +664,7 @@ static void teardown(struct shim *s)
                 conn_close(s, s->conns);
         shim_watch_close(s, &s->ctl);
         unlink_sockets(s);
+        shim_oci_delete(s);
         if (s->cgroup) {
                 cleanup_err struct err e = ERR_INIT;
                 if (rt_cgroup_remove(s->cgroup, 2000, &e) < 0)

@@ -120,6 +120,20 @@ bool shim_exec_reaped(struct shim *s, pid_t pid, int status);
 void shim_exec_abandon(struct shim *s, struct ctl_conn *conn);
 void shim_exec_cleanup(struct shim *s);
 
+/* ---------- oci.c: an OCI runtime binary creates the container ---------- */
+
+/* config.json, the rootfs mounted, `create` with child[] as stdio (or a
+ * console socket for a tty: the pty master goes to s->pty/out/in); s->pid. */
+int shim_oci_create(struct shim *s, const int child[3], struct err *e);
+int shim_oci_start(struct shim *s, struct err *e);
+/* `delete --force` (kills a created container) and the rootfs unmounted; idempotent. */
+void shim_oci_delete(struct shim *s);
+/* `exec --process` of args (env over the container's) with stdio; *pid is
+ * the runtime's (its exit status is the command's), *pidfile (caller frees)
+ * where it writes the command's own pid. */
+int shim_oci_exec(struct shim *s, char *const *args, char *const *env, const struct rt_stdio *stdio, pid_t *pid,
+                  char **pidfile, struct err *e);
+
 /* ---------- server.c ---------- */
 
 struct ctl_conn {
@@ -152,7 +166,9 @@ struct shim {
         struct watch attach; /* listening attach socket */
 
         struct rt_spec *spec;
-        struct rt_container *ctr;
+        struct rt_container *ctr; /* NULL with an OCI runtime */
+        bool oci_created;         /* the OCI runtime holds state for it (delete due) */
+        bool oci_mounted;         /* the rootfs overlay is mounted by us */
         char *cgroup;      /* owned copy of the container's cgroup, or NULL */
         uint64_t oom_base; /* OOM kills in the cgroup before start */
         pid_t pid;

@@ -42,6 +42,10 @@ struct shim_opts {
         const char *shim_path; /* the corral-shim binary */
         int64_t timeout_ms;    /* how long shim_spawn waits for "created"; 0 = 60 s */
         const char *mode;      /* NULL: a container shim; "vm": a per-VM shim (bundle holds vm.json) */
+        /* An OCI runtime binary (runc, crun) creates the container instead of
+         * runtime/; its state goes under runtime_root (its --root). */
+        const char *runtime_path;
+        const char *runtime_root;
 };
 
 struct shim_info {

@@ -42,6 +42,12 @@ static char **build_argv(const struct shim_opts *o)
                 strv_push(&v, "--stdin-once");
         if (o->tty)
                 strv_push(&v, "--tty");
+        if (o->runtime_path && *o->runtime_path) {
+                strv_push(&v, "--runtime");
+                strv_push(&v, o->runtime_path);
+                strv_push(&v, "--runtime-root");
+                strv_push(&v, o->runtime_root);
+        }
         strv_push(&v, "--report-fd");
         strv_push(&v, "3");
         return v;

@@ -17,7 +17,7 @@ static void usage(FILE *f)
 {
         fprintf(f,
                 "usage: corral-shim --id ID --bundle DIR --state DIR [--log PATH] [--stdin] [--stdin-once]\n"
-                "                   [--tty] [--report-fd N] [--debug-log PATH] [--log-level LEVEL]\n"
+                "                   [--tty] [--runtime PATH --runtime-root DIR] [--report-fd N] [--debug-log PATH] [--log-level LEVEL]\n"
                 "       corral-shim vm --id POD --bundle DIR --state DIR [--report-fd N] [--debug-log PATH]\n"
                 "       corral-shim exec --bundle DIR --pid PID [--tty] [--resize-fd N] [--report-fd N]\n"
                 "                   [--cwd DIR] [--env K=V]... -- CMD [ARG]...\n");
@@ -90,6 +90,8 @@ int main(int argc, char **argv)
                 {"stdin", no_argument, NULL, 'I'},
                 {"stdin-once", no_argument, NULL, 'O'},
                 {"tty", no_argument, NULL, 't'},
+                {"runtime", required_argument, NULL, 'R'},
+                {"runtime-root", required_argument, NULL, 'T'},
                 {"report-fd", required_argument, NULL, 'r'},
                 {"debug-log", required_argument, NULL, 'd'},
                 {"log-level", required_argument, NULL, 'L'},
@@ -132,6 +134,12 @@ int main(int argc, char **argv)
                 case 't':
                         o.tty = true;
                         break;
+                case 'R':
+                        o.runtime_path = optarg;
+                        break;
+                case 'T':
+                        o.runtime_root = optarg;
+                        break;
                 case 'r':
                         report_fd = atoi(optarg);
                         break;
@@ -158,7 +166,7 @@ int main(int argc, char **argv)
                         return 2;
                 }
         }
-        if (!o.id || !o.bundle || !o.state_dir) {
+        if (!o.id || !o.bundle || !o.state_dir || (o.runtime_path && !o.runtime_root)) {
                 usage(stderr);
                 return 2;
         }

@@ -5,7 +5,7 @@
 # 127.0.0.1:5000 that ../shared/tools/critest-images.sh fills.
 #
 # Usage: tests/critest/run.sh BUILD_DIR [HANDLER...]   (HANDLER "" = the default;
-# default list: "" vm). Prints "critest <handler>: N passed, N failed, N skipped"
+# default list: "" vm, then crun and runc where corrald finds them). Prints "critest <handler>: N passed, N failed, N skipped"
 # per handler; exits 1 on any failure, 77 when cri-tools are not there.
 # Extra ginkgo arguments: CRITEST_ARGS (e.g. -ginkgo.focus='Idempotence').
 # CRITEST_NET (default 78): the bridge crt<N> and subnet 10.<N>.0.0/16, so that
@@ -16,7 +16,13 @@ src=$(cd "$here/../.." && pwd)
 build=$(cd "${1:?usage: run.sh BUILD_DIR [HANDLER...]}" && pwd)
 shift
 handlers=("$@")
-[ $# -gt 0 ] || handlers=("" vm)
+if [ $# -eq 0 ]; then
+  handlers=("" vm)
+  # corrald configures the OCI handlers "crun" and "runc" when the binaries are there.
+  for r in crun runc; do
+    if command -v "$r" >/dev/null || [ -x "/usr/sbin/$r" ]; then handlers+=("$r"); fi
+  done
+fi
 shared=${CORRAL_SHARED_DIR:-$src/../shared}
 skip_re=${CRITEST_SKIP:-'digest|Windows|MaskedPaths'}
 

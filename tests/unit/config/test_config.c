@@ -2,6 +2,7 @@
  * cfg_to_json round-trips; each kind of error names the key path and the
  * file; root-derived paths follow root; lookups. */
 #include <string.h>
+#include <unistd.h>
 #include <yajl/yajl_tree.h>
 
 #include "config/config.h"
@@ -18,6 +19,26 @@ static char *write_file(const char *name, const char *text)
                 abort();
         }
         return path;
+}
+
+/* The default OCI handlers: "runc" and "crun" where the binaries are
+ * (the host's /usr/sbin/runc and /usr/bin/crun here), type oci with their path. */
+static size_t oci_defaults(const struct cfg *c)
+{
+        size_t n = 0;
+        const char *names[] = {"runc", "crun"};
+        for (size_t i = 0; i < 2; i++) {
+                const struct cfg_runtime *rt = cfg_runtime_find(c, names[i]);
+                if (rt == NULL || rt->type != CFG_RUNTIME_OCI)
+                        continue;
+                CHECK(rt->runtime_path && rt->runtime_path[0] == '/' && access(rt->runtime_path, X_OK) == 0);
+                n++;
+        }
+        if (access("/usr/sbin/runc", X_OK) == 0)
+                CHECK(cfg_runtime_find(c, "runc") != NULL);
+        if (access("/usr/bin/crun", X_OK) == 0)
+                CHECK(cfg_runtime_find(c, "crun") != NULL);
+        return n;
 }
 
 static void check_defaults(const struct cfg *c)
@@ -44,7 +65,7 @@ static void check_defaults(const struct cfg *c)
         CHECK(c->image.max_concurrent_downloads == 3);
         CHECK(c->image.pull_progress_timeout_seconds == 300);
         CHECK(c->image.gc_on_remove);
-        CHECK(c->n_runtimes == 2);
+        CHECK(c->n_runtimes == 2 + oci_defaults(c));
         CHECK_STR(c->default_runtime, "");
         CHECK_STR(c->metrics.address, "");
         const struct cfg_runtime *d = cfg_runtime_find(c, NULL);
@@ -116,7 +137,8 @@ static const char full[] =
         "    \"kata-like\": {\"type\": \"vm\", \"kernel\": \"/boot/guest\", \"initrd\": "
         "\"/boot/guest.img\", \"share\": \"9p\",\n"
         "                  \"virtiofsd_path\": \"/usr/lib/qemu/virtiofsd\"},\n"
-        "    \"runc-like\": {\"type\": \"namespace\"}\n"
+        "    \"runc-like\": {\"type\": \"namespace\"},\n"
+        "    \"youki-like\": {\"type\": \"oci\", \"runtime_path\": \"/bin/true\"}\n"
         "  },\n"
         "  \"default_runtime\": \"vm\",\n"
         "  \"metrics\": {\"address\": \"127.0.0.1:9090\"}\n"
@@ -158,7 +180,11 @@ static void check_full(const struct cfg *c)
         CHECK(c->image.max_concurrent_downloads == 8);
         CHECK(c->image.pull_progress_timeout_seconds == 0);
         CHECK(!c->image.gc_on_remove);
-        CHECK(c->n_runtimes == 4);
+        CHECK(c->n_runtimes == 5 + oci_defaults(c));
+        const struct cfg_runtime *oci = cfg_runtime_find(c, "youki-like");
+        CHECK(oci && oci->type == CFG_RUNTIME_OCI);
+        if (oci)
+                CHECK_STR(oci->runtime_path, "/bin/true");
         const struct cfg_runtime *vm = cfg_runtime_find(c, NULL); /* default_runtime = vm */
         CHECK(vm && strcmp(vm->name, "vm") == 0);
         if (vm) {
@@ -284,6 +310,17 @@ static void test_errors(void)
                "runtimes.vm.share: cloud-hypervisor has no 9p");
         EXPECT("{\"runtimes\": {\"vm\": {\"virtiofsd_path\": \"virtiofsd\"}}}", "runtimes.vm.virtiofsd_path");
         EXPECT("{\"runtimes\": {\"x\": {\"share\": \"9p\"}}}", "runtimes.x.share is set");
+        /* oci handlers: the binary is required, must exist, and is theirs alone */
+        EXPECT("{\"runtimes\": {\"o\": {\"type\": \"oci\"}}}", "runtimes.o.runtime_path",
+               "needs the OCI runtime binary");
+        EXPECT("{\"runtimes\": {\"o\": {\"type\": \"oci\", \"runtime_path\": \"/nonexistent/crun\"}}}",
+               "runtimes.o.runtime_path", "/nonexistent/crun");
+        EXPECT("{\"runtimes\": {\"o\": {\"type\": \"oci\", \"runtime_path\": \"crun\"}}}",
+               "runtimes.o.runtime_path");
+        EXPECT("{\"runtimes\": {\"vm\": {\"runtime_path\": \"/bin/true\"}}}",
+               "runtimes.vm.runtime_path is set", "(oci only)");
+        EXPECT("{\"runtimes\": {\"o\": {\"type\": \"oci\", \"runtime_path\": \"/bin/true\", \"cpus\": 2}}}",
+               "runtimes.o.cpus is set", "(vm only)");
         EXPECT("{\"image\": {\"gc_on_remvoe\": true}}", "image.gc_on_remvoe",
                "did you mean \"gc_on_remove\"");
         /* wrong types */
