@@ -15,7 +15,7 @@
 #include <sys/wait.h>
 #include <yajl/yajl_tree.h>
 
-#include "net/cni-internal.h"
+#include "net/native-internal.h"
 
 extern char **environ;
 
@@ -28,6 +28,7 @@ struct net_cni {
         char *cache_dir;
         char *cni_path; /* bin dirs joined with ':' for CNI_PATH */
         int timeout_ms;
+        bool native;
 };
 
 struct net_cni *net_cni_new(const struct net_cni_opts *o, struct err *e)
@@ -38,6 +39,7 @@ struct net_cni *net_cni_new(const struct net_cni_opts *o, struct err *e)
         c->bin_dirs = strv_dup(o && o->bin_dirs ? o->bin_dirs : default_bins);
         c->cache_dir = xstrdup(o && o->cache_dir ? o->cache_dir : "/var/lib/corral/cni");
         c->timeout_ms = o && o->timeout_ms > 0 ? o->timeout_ms : 60000;
+        c->native = o && o->native;
         struct sbuf b = {0};
         for (size_t i = 0; c->bin_dirs[i]; i++) {
                 if (i)
@@ -626,7 +628,7 @@ int net_cni_add(struct net_cni *c, const struct net_cni_args *a, struct net_cni_
         struct cni_conf *conf = NULL;
         cleanup_free char *args = NULL, *rc_json = NULL, *result = NULL;
         yajl_val rc = NULL;
-        int ret = -1;
+        int ret = -1, done = 0;
 
         memset(out, 0, sizeof(*out));
         if (check_pod_id(a->pod_id, e) < 0)
@@ -648,7 +650,13 @@ int net_cni_add(struct net_cni *c, const struct net_cni_args *a, struct net_cni_
                 goto out;
 
         struct call k = {"ADD", a->pod_id, a->netns, a->ifname ? a->ifname : "eth0", args, conf->name};
-        if (run_chain(c, &k, conf, rc, NULL, &result, e) < 0) {
+        done = c->native ? native_add(conf, a, k.ifname, &result, e) : 0;
+        if (done < 0) { /* it left nothing behind */
+                cleanup_free char *path = cache_path(c, a->pod_id);
+                (void)unlink(path);
+                goto out;
+        }
+        if (!done && run_chain(c, &k, conf, rc, NULL, &result, e) < 0) {
                 /* The spec: a failed ADD is followed by DEL. Nothing stays. */
                 struct call d = k;
                 d.cmd = "DEL";
@@ -676,7 +684,8 @@ int net_cni_add(struct net_cni *c, const struct net_cni_args *a, struct net_cni_
 undo : {
         struct call d = k;
         d.cmd = "DEL";
-        if (run_chain(c, &d, conf, rc, result, NULL, NULL) == 0) {
+        if (done ? native_del(conf, a, a->netns, k.ifname, result, NULL) > 0
+                 : run_chain(c, &d, conf, rc, result, NULL, NULL) == 0) {
                 cleanup_free char *path = cache_path(c, a->pod_id);
                 (void)unlink(path);
         }
@@ -725,7 +734,8 @@ int net_cni_del(struct net_cni *c, const struct net_cni_args *a, struct err *e)
         const char *ifname = a->ifname ? a->ifname : k.ifname ? k.ifname : "eth0";
         struct call call = {"DEL",  a->pod_id, live_netns(a->netns ? a->netns : k.netns),
                             ifname, args,      conf->name};
-        if (run_chain(c, &call, conf, rc, k.result, NULL, e) < 0) {
+        int done = c->native ? native_del(conf, a, call.netns, ifname, k.result, e) : 0;
+        if (done < 0 || (!done && run_chain(c, &call, conf, rc, k.result, NULL, e) < 0)) {
                 /* The cache stays so a retry can finish the job. */
                 goto out;
         }
