@@ -192,7 +192,8 @@ int nft_batch_send(struct nft_batch *bt, const char *what, struct err *e)
 {
         nftnl_batch_end(mnl_nlmsg_batch_current(bt->b), bt->seq++);
         mnl_nlmsg_batch_next(bt->b);
-        cleanup_nl struct mnl_socket *s = nl_open(NULL, NETLINK_NETFILTER, e);
+        cleanup_nl struct mnl_socket *own = bt->sock ? NULL : nl_open(NULL, NETLINK_NETFILTER, e);
+        struct mnl_socket *s = bt->sock ? bt->sock : own;
         if (!s)
                 return err_wrap(e, "%s", what);
         int one = 1;
@@ -359,7 +360,8 @@ static void batch_table_and_chains(struct nft_batch *bt, const char *table)
         }
 }
 
-int nft_masq_add(const char *pod_id, uint32_t pod_be, uint32_t net_be, int prefix, struct err *e)
+int nft_masq_add(const char *pod_id, uint32_t pod_be, uint32_t net_be, int prefix, const char *ipt_chain,
+                 struct err *e)
 {
         const char *table = NET_HOSTPORT_TABLE;
         uint32_t mask = prefix <= 0 ? 0 : htonl(0xffffffffu << (32 - prefix)), zero = 0;
@@ -378,6 +380,23 @@ int nft_masq_add(const char *pod_id, uint32_t pod_be, uint32_t net_be, int prefi
         add_cmp(r, NFT_CMP_NEQ, &mcast, 4);
         nftnl_rule_add_expr(r, nftnl_expr_alloc("masq"));
         nft_batch_rule(&bt, NFT_MSG_NEWRULE, NLM_F_APPEND | NLM_F_CREATE, r);
+        if (ipt_chain) {
+                struct nftnl_table *t = nftnl_table_alloc();
+                nftnl_table_set_u32(t, NFTNL_TABLE_FAMILY, NFPROTO_IPV4);
+                nftnl_table_set_str(t, NFTNL_TABLE_NAME, "nat");
+                nftnl_table_nlmsg_build_payload(
+                        nft_batch_hdr_family(&bt, NFPROTO_IPV4, NFT_MSG_NEWTABLE, NLM_F_CREATE), t);
+                nftnl_table_free(t);
+                nft_batch_next(&bt);
+                struct nftnl_chain *c = nftnl_chain_alloc();
+                nftnl_chain_set_u32(c, NFTNL_CHAIN_FAMILY, NFPROTO_IPV4);
+                nftnl_chain_set_str(c, NFTNL_CHAIN_TABLE, "nat");
+                nftnl_chain_set_str(c, NFTNL_CHAIN_NAME, ipt_chain);
+                nftnl_chain_nlmsg_build_payload(
+                        nft_batch_hdr_family(&bt, NFPROTO_IPV4, NFT_MSG_NEWCHAIN, NLM_F_CREATE), c);
+                nftnl_chain_free(c);
+                nft_batch_next(&bt);
+        }
         int ret = nft_batch_send(&bt, "add masquerade rule", e);
         nft_batch_free(&bt);
         if (ret < 0)
@@ -497,6 +516,12 @@ out:
 int net_hostport_list(const char *table, const char *pod_id, struct net_hostport_rule **out, size_t *n,
                       struct err *e)
 {
+        return nft_rules_of_pod(NULL, table, pod_id, out, n, e);
+}
+
+int nft_rules_of_pod(struct mnl_socket *sock, const char *table, const char *pod_id,
+                     struct net_hostport_rule **out, size_t *n, struct err *e)
+{
         char buf[4096];
         struct list_q q = {pod_id, NULL, 0};
         struct err ie = ERR_INIT;
@@ -504,7 +529,8 @@ int net_hostport_list(const char *table, const char *pod_id, struct net_hostport
         table = tname(table);
         *out = NULL;
         *n = 0;
-        cleanup_nl struct mnl_socket *s = nl_open(NULL, NETLINK_NETFILTER, e);
+        cleanup_nl struct mnl_socket *own = sock ? NULL : nl_open(NULL, NETLINK_NETFILTER, e);
+        struct mnl_socket *s = sock ? sock : own;
         if (!s)
                 return -1;
         struct nlmsghdr *nlh = nftnl_nlmsg_build_hdr(buf, NFT_MSG_GETRULE, NFPROTO_INET, NLM_F_DUMP, 0);

@@ -7,7 +7,6 @@
 #include <libnftnl/chain.h>
 #include <libnftnl/expr.h>
 #include <libnftnl/rule.h>
-#include <libnftnl/table.h>
 #include <linux/netfilter.h>
 #include <linux/netfilter/nf_tables.h>
 #include <openssl/evp.h>
@@ -29,65 +28,15 @@ static void ipt_chain_name(const char *net_name, const char *pod_id, char out[29
                 snprintf(out + 4 + 2 * i, 3, "%02x", md[i]);
 }
 
-static void batch_ipt_chain(struct nft_batch *bt, uint16_t type, const char *name)
-{
-        struct nftnl_chain *c = nftnl_chain_alloc();
-        nftnl_chain_set_u32(c, NFTNL_CHAIN_FAMILY, NFPROTO_IPV4);
-        nftnl_chain_set_str(c, NFTNL_CHAIN_TABLE, "nat");
-        nftnl_chain_set_str(c, NFTNL_CHAIN_NAME, name);
-        nftnl_chain_nlmsg_build_payload(
-                nft_batch_hdr_family(bt, NFPROTO_IPV4, type, type == NFT_MSG_NEWCHAIN ? NLM_F_CREATE : 0), c);
-        nftnl_chain_free(c);
-        nft_batch_next(bt);
-}
-
-/* The bridge plugin's DEL (1.1 with iptables 1.8.9) fails when the pod's
- * CNI-* chain is missing, so a pod made here leaves that chain, empty,
- * in iptables' nat table: the plugins can then delete the pod. */
-static int ipt_marker_add(const char *net_name, const char *pod_id, struct err *e)
-{
-        char chain[29];
-        ipt_chain_name(net_name, pod_id, chain);
-        struct nft_batch bt = {0};
-        nft_batch_init(&bt, 8192);
-        struct nftnl_table *t = nftnl_table_alloc();
-        nftnl_table_set_u32(t, NFTNL_TABLE_FAMILY, NFPROTO_IPV4);
-        nftnl_table_set_str(t, NFTNL_TABLE_NAME, "nat");
-        nftnl_table_nlmsg_build_payload(
-                nft_batch_hdr_family(&bt, NFPROTO_IPV4, NFT_MSG_NEWTABLE, NLM_F_CREATE), t);
-        nftnl_table_free(t);
-        nft_batch_next(&bt);
-        batch_ipt_chain(&bt, NFT_MSG_NEWCHAIN, chain);
-        int ret = nft_batch_send(&bt, "add the ipMasq chain for the plugins", e);
-        nft_batch_free(&bt);
-        return ret;
-}
-
-static int ipt_marker_del(const char *net_name, const char *pod_id, struct err *e)
-{
-        char chain[29];
-        struct err ie = ERR_INIT;
-        ipt_chain_name(net_name, pod_id, chain);
-        struct nft_batch bt = {0};
-        nft_batch_init(&bt, 8192);
-        batch_ipt_chain(&bt, NFT_MSG_DELCHAIN, chain);
-        int ret = nft_batch_send(&bt, "remove the ipMasq chain for the plugins", &ie);
-        nft_batch_free(&bt);
-        if (ret < 0 && ie.errnum == ENOENT) {
-                err_clear(&ie);
-                return 0;
-        }
-        if (ret < 0)
-                err_move(e, &ie);
-        return ret;
-}
-
 int native_masq_add(const char *net_name, const char *pod_id, const struct native_ip *ip, struct err *e)
 {
+        char chain[29];
         uint32_t net = htonl(ip->addr & native_mask(ip->prefix)), pod = htonl(ip->addr);
-        if (nft_masq_add(pod_id, pod, net, ip->prefix, e) < 0)
-                return -1;
-        return ipt_marker_add(net_name, pod_id, e);
+        /* The bridge plugin's DEL (1.1 with iptables 1.8.9) fails when the
+         * pod's CNI-* chain is missing: an empty one lets the plugins
+         * delete a pod made here. */
+        ipt_chain_name(net_name, pod_id, chain);
+        return nft_masq_add(pod_id, pod, net, ip->prefix, chain, e);
 }
 
 struct ipt_jump {
@@ -153,70 +102,144 @@ static struct nftnl_rule *ipt_rule(const char *chain)
         return r;
 }
 
-static int ipt_del(const uint32_t *ips, size_t n_ips, struct err *e)
+static void batch_ipt_rule_del(struct nft_batch *bt, const char *chain, uint64_t handle)
+{
+        struct nftnl_rule *r = ipt_rule(chain);
+        if (handle) /* without a handle: the whole chain is flushed */
+                nftnl_rule_set_u64(r, NFTNL_RULE_HANDLE, handle);
+        nftnl_rule_nlmsg_build_payload(nft_batch_hdr_family(bt, NFPROTO_IPV4, NFT_MSG_DELRULE, 0), r);
+        nftnl_rule_free(r);
+        nft_batch_next(bt);
+}
+
+static void batch_ipt_chain_del(struct nft_batch *bt, const char *name)
+{
+        struct nftnl_chain *c = nftnl_chain_alloc();
+        nftnl_chain_set_u32(c, NFTNL_CHAIN_FAMILY, NFPROTO_IPV4);
+        nftnl_chain_set_str(c, NFTNL_CHAIN_TABLE, "nat");
+        nftnl_chain_set_str(c, NFTNL_CHAIN_NAME, name);
+        nftnl_chain_nlmsg_build_payload(nft_batch_hdr_family(bt, NFPROTO_IPV4, NFT_MSG_DELCHAIN, 0), c);
+        nftnl_chain_free(c);
+        nft_batch_next(bt);
+}
+
+/* The POSTROUTING rules of table ip nat that match one of the pod's
+ * addresses and jump to a CNI-* chain. No table or chain: none. */
+static int ipt_jumps(struct mnl_socket *s, struct ipt_q *q, struct err *e)
 {
         char buf[4096];
         struct err ie = ERR_INIT;
-        struct ipt_q q = {ips, n_ips, NULL, 0};
-        cleanup_nl struct mnl_socket *s = nl_open(NULL, NETLINK_NETFILTER, e);
-        if (!s)
-                return -1;
         struct nlmsghdr *nlh = nftnl_nlmsg_build_hdr(buf, NFT_MSG_GETRULE, NFPROTO_IPV4, NLM_F_DUMP, 0);
         struct nftnl_rule *r = ipt_rule("POSTROUTING");
         nftnl_rule_nlmsg_build_payload(nlh, r);
         nftnl_rule_free(r);
-        if (nl_talk(s, nlh, rule_cb, &q, "list ip nat POSTROUTING", &ie) < 0) {
-                free(q.v);
-                if (ie.errnum == ENOENT) { /* no iptables nat table or chain */
+        if (nl_talk(s, nlh, rule_cb, q, "list ip nat POSTROUTING", &ie) < 0) {
+                if (ie.errnum == ENOENT) {
                         err_clear(&ie);
                         return 0;
                 }
                 err_move(e, &ie);
                 return -1;
         }
-        if (q.n == 0)
-                return 0;
-        struct nft_batch bt = {0};
-        nft_batch_init(&bt, 8192 + q.n * 1024);
-        for (size_t i = 0; i < q.n; i++) {
-                r = ipt_rule("POSTROUTING");
-                nftnl_rule_set_u64(r, NFTNL_RULE_HANDLE, q.v[i].handle);
-                nftnl_rule_nlmsg_build_payload(nft_batch_hdr_family(&bt, NFPROTO_IPV4, NFT_MSG_DELRULE, 0),
-                                               r);
-                nftnl_rule_free(r);
-                nft_batch_next(&bt);
-                /* A rule delete without a handle flushes the chain. */
-                r = ipt_rule(q.v[i].chain);
-                nftnl_rule_nlmsg_build_payload(nft_batch_hdr_family(&bt, NFPROTO_IPV4, NFT_MSG_DELRULE, 0),
-                                               r);
-                nftnl_rule_free(r);
-                nft_batch_next(&bt);
-                struct nftnl_chain *c = nftnl_chain_alloc();
-                nftnl_chain_set_u32(c, NFTNL_CHAIN_FAMILY, NFPROTO_IPV4);
-                nftnl_chain_set_str(c, NFTNL_CHAIN_TABLE, "nat");
-                nftnl_chain_set_str(c, NFTNL_CHAIN_NAME, q.v[i].chain);
-                nftnl_chain_nlmsg_build_payload(nft_batch_hdr_family(&bt, NFPROTO_IPV4, NFT_MSG_DELCHAIN, 0),
-                                                c);
-                nftnl_chain_free(c);
-                nft_batch_next(&bt);
+        return 0;
+}
+
+static int chain_cb(const struct nlmsghdr *nlh, void *data)
+{
+        (void)nlh;
+        *(bool *)data = true;
+        return MNL_CB_OK;
+}
+
+static int ipt_chain_exists(struct mnl_socket *s, const char *name, bool *found, struct err *e)
+{
+        char buf[4096];
+        struct err ie = ERR_INIT;
+        *found = false;
+        struct nlmsghdr *nlh = nftnl_nlmsg_build_hdr(buf, NFT_MSG_GETCHAIN, NFPROTO_IPV4, 0, 0);
+        struct nftnl_chain *c = nftnl_chain_alloc();
+        nftnl_chain_set_str(c, NFTNL_CHAIN_TABLE, "nat");
+        nftnl_chain_set_str(c, NFTNL_CHAIN_NAME, name);
+        nftnl_chain_nlmsg_build_payload(nlh, c);
+        nftnl_chain_free(c);
+        if (nl_talk(s, nlh, chain_cb, found, "get chain", &ie) < 0) {
+                if (ie.errnum == ENOENT) {
+                        err_clear(&ie);
+                        return 0;
+                }
+                err_move(e, &ie);
+                return -1;
         }
-        free(q.v);
-        int ret = nft_batch_send(&bt, "remove the bridge plugin's ipMasq chains", e);
+        return 0;
+}
+
+/* One netlink socket and one batch for all: our rules, the plugin's jump
+ * rules with their chains, and the empty chain we left for the plugins. */
+static int masq_del_once(struct mnl_socket *s, const char *net_name, const char *pod_id, const uint32_t *be,
+                         size_t n_be, struct err *e)
+{
+        struct net_hostport_rule *ours = NULL;
+        size_t n_ours = 0;
+        struct ipt_q q = {be, n_be, NULL, 0};
+        char marker[29];
+        bool have_marker = false;
+        int ret = -1;
+
+        ipt_chain_name(net_name, pod_id, marker);
+        if (nft_rules_of_pod(s, NULL, pod_id, &ours, &n_ours, e) < 0 || ipt_jumps(s, &q, e) < 0 ||
+            ipt_chain_exists(s, marker, &have_marker, e) < 0)
+                goto out;
+        for (size_t i = 0; i < q.n; i++)
+                if (!strcmp(q.v[i].chain, marker))
+                        have_marker = false; /* deleted with the jump below */
+        if (n_ours == 0 && q.n == 0 && !have_marker) {
+                ret = 0;
+                goto out;
+        }
+        struct nft_batch bt = {.sock = s};
+        nft_batch_init(&bt, 8192 + (n_ours + q.n) * 1024);
+        for (size_t i = 0; i < n_ours; i++) {
+                struct nftnl_rule *r = nftnl_rule_alloc();
+                nftnl_rule_set_u32(r, NFTNL_RULE_FAMILY, NFPROTO_INET);
+                nftnl_rule_set_str(r, NFTNL_RULE_TABLE, NET_HOSTPORT_TABLE);
+                nftnl_rule_set_str(r, NFTNL_RULE_CHAIN, ours[i].chain);
+                nftnl_rule_set_u64(r, NFTNL_RULE_HANDLE, ours[i].handle);
+                nft_batch_rule(&bt, NFT_MSG_DELRULE, 0, r);
+        }
+        for (size_t i = 0; i < q.n; i++) {
+                batch_ipt_rule_del(&bt, "POSTROUTING", q.v[i].handle);
+                batch_ipt_rule_del(&bt, q.v[i].chain, 0);
+                batch_ipt_chain_del(&bt, q.v[i].chain);
+        }
+        if (have_marker)
+                batch_ipt_chain_del(&bt, marker);
+        ret = nft_batch_send(&bt, "remove ipMasq rules", e);
         nft_batch_free(&bt);
+out:
+        net_hostport_rules_free(ours, n_ours);
+        free(q.v);
         return ret;
 }
 
 int native_masq_del(const char *net_name, const char *pod_id, const uint32_t *ips, size_t n, struct err *e)
 {
-        if (net_hostport_del(NULL, pod_id, e) < 0)
-                return -1;
-        if (n == 0)
-                return ipt_marker_del(net_name, pod_id, e);
         uint32_t be[16];
         size_t m = 0;
+        struct err ie = ERR_INIT;
         for (size_t i = 0; i < n && m < ARRAY_SIZE(be); i++)
                 be[m++] = htonl(ips[i]);
-        if (ipt_del(be, m, e) < 0 || ipt_marker_del(net_name, pod_id, e) < 0)
-                return err_wrap(e, "ipMasq of pod %s (iptables-nft)", pod_id);
-        return 0;
+        cleanup_nl struct mnl_socket *s = nl_open(NULL, NETLINK_NETFILTER, e);
+        if (!s)
+                return -1;
+        /* ENOENT: something else removed a rule between our list and our
+         * batch (which then did nothing): list again. */
+        for (int attempt = 0; attempt < 3; attempt++) {
+                if (masq_del_once(s, net_name, pod_id, be, m, &ie) == 0)
+                        return 0;
+                if (ie.errnum != ENOENT)
+                        break;
+                err_clear(&ie);
+        }
+        err_move(e, &ie);
+        return err_wrap(e, "remove the ipMasq rules of pod %s", pod_id);
 }

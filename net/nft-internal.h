@@ -17,6 +17,7 @@ struct nft_batch {
         struct mnl_nlmsg_batch *b;
         uint32_t seq;
         int nmsg;
+        struct mnl_socket *sock; /* NULL: a socket of its own for the send */
 };
 
 void nft_batch_init(struct nft_batch *bt, size_t size);
@@ -35,7 +36,12 @@ int nft_batch_send(struct nft_batch *bt, const char *what, struct err *e);
  * removes it with the rest):
  *   meta nfproto ipv4 ip saddr POD ip daddr != NET/PREFIX
  *   ip daddr != 224.0.0.0/4 masquerade
- * Addresses in network byte order. */
-int nft_masq_add(const char *pod_id, uint32_t pod_be, uint32_t net_be, int prefix, struct err *e);
+ * Addresses in network byte order. `ipt_chain` (may be NULL): a chain of
+ * that name is made, empty, in table ip nat, in the same batch. */
+int nft_masq_add(const char *pod_id, uint32_t pod_be, uint32_t net_be, int prefix, const char *ipt_chain,
+                 struct err *e);
+/* net_hostport_list over `sock` (NULL: a socket of its own). */
+int nft_rules_of_pod(struct mnl_socket *sock, const char *table, const char *pod_id,
+                     struct net_hostport_rule **out, size_t *n, struct err *e);
 
 #endif
