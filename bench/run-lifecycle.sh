@@ -64,6 +64,12 @@ start_corral() { # dir bridge subnet native
   for _ in $(seq 200); do [ -S "$tmp/$1/c.sock" ] && break; sleep 0.05; done
 }
 
+echo "== CNI ADD + DEL alone (bench_cni: the native path, then the plugins; same config shape)"
+cni "$tmp/cni-alone" crlbench3 10.254.0.0/16
+load bench_cni
+"$b/bin/bench_cni" -c "$tmp/cni-alone" -b /usr/lib/cni -n 30 -s "$tmp/cni-alone/state"
+ip link del crlbench3 2>/dev/null
+
 echo "== lifecycle"
 start_corral corral crlbench0 10.251.0.0/16 true
 measure corral "unix://$tmp/corral/c.sock" $cpid corral-shim
