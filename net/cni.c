@@ -477,25 +477,11 @@ static char *cache_path(struct net_cni *c, const char *pod_id)
         return xasprintf("%s/%s.json", c->cache_dir, pod_id);
 }
 
-/* Written to a temporary file and renamed, without fsync: the cache serves
- * DEL after a restart of corrald, which the page cache survives. After a
- * power loss the pinned namespaces (on tmpfs) are gone and DEL with the
- * current config releases the pod's addresses by its id all the same,
- * while two fsyncs per write cost more than the whole native ADD. */
-static int write_replace(const char *path, const char *data, size_t len, struct err *e)
-{
-        cleanup_free char *tmp = xasprintf("%s.tmp%d", path, (int)gettid());
-        cleanup_close int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-        if (fd < 0)
-                return err_make(e, errno, "create %s", tmp);
-        if (fd_write_all(fd, data, len) < 0 || rename(tmp, path) < 0) {
-                int errnum = errno;
-                (void)unlink(tmp);
-                return err_make(e, errnum, "write %s", path);
-        }
-        return 0;
-}
-
+/* The cache is written without fsync (file_replace): it serves DEL after a
+ * restart of corrald, which the page cache survives. After a power loss
+ * the pinned namespaces (on tmpfs) are gone and DEL with the current
+ * config releases the pod's addresses by its id all the same, while two
+ * fsyncs per write cost more than the whole native ADD. */
 static int cache_write(struct net_cni *c, const struct net_cni_args *a, const struct cni_conf *conf,
                        const char *rc, const char *result, struct err *e)
 {
@@ -522,7 +508,7 @@ static int cache_write(struct net_cni *c, const struct net_cni_args *a, const st
         sbuf_puts(&b, result && result[0] ? result : "null");
         sbuf_puts(&b, "}\n");
         cleanup_free char *path = cache_path(c, a->pod_id);
-        int ret = write_replace(path, b.buf, b.len, e);
+        int ret = file_replace(path, b.buf, b.len, 0600, e);
         sbuf_free(&b);
         return ret;
 }
