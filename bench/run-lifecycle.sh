@@ -69,6 +69,7 @@ cni "$tmp/cni-alone" crlbench3 10.254.0.0/16
 load bench_cni
 "$b/bin/bench_cni" -c "$tmp/cni-alone" -b /usr/lib/cni -n 30 -s "$tmp/cni-alone/state"
 ip link del crlbench3 2>/dev/null
+umount -l "$tmp/cni-alone/state/ns" 2>/dev/null # the pins' private bind of their root
 
 echo "== lifecycle"
 start_corral corral crlbench0 10.251.0.0/16 true
