@@ -6,18 +6,22 @@
  * CRI runtime (corral or containerd). -H names a runtime handler (a VM pod:
  * "vm"); -F makes the container print a line first and adds a step, "first
  * log line", timed from RunPodSandbox until that line is in the CRI log:
- * the start time a user sees. */
+ * the start time a user sees. "pod start" is Run + Create + Start of one
+ * sample. -P N starts N pods at once (one thread each, as kubelet's pod
+ * workers do) and N one at a time, and prints pods per second of both. */
 #include <getopt.h>
+#include <pthread.h>
 #include <string.h>
 #include <time.h>
 
 #include "cri/cri.h"
 #include "runtime/v1/api.pb-c.h"
 
-enum { RUN, CREATE, START, FIRSTLOG, STOP, REMOVE, STOPP, REMOVEP, NSTEPS };
-static const char *const step_names[NSTEPS] = {"RunPodSandbox",  "CreateContainer", "StartContainer",
-                                               "first log line", "StopContainer",   "RemoveContainer",
-                                               "StopPodSandbox", "RemovePodSandbox"};
+enum { RUN, CREATE, START, FIRSTLOG, STOP, REMOVE, STOPP, REMOVEP, PODSTART, NSTEPS };
+static const char *const step_names[NSTEPS] = {
+        "RunPodSandbox",  "CreateContainer",  "StartContainer",
+        "first log line", "StopContainer",    "RemoveContainer",
+        "StopPodSandbox", "RemovePodSandbox", "pod start (Run+Create+Start)"};
 
 static struct cri_client *C;
 static const char *image = "busybox";
@@ -65,25 +69,26 @@ struct pod {
         char *ctr_id;
 };
 
-static Runtime__V1__PodSandboxConfig *pod_config(const char *name, Runtime__V1__PodSandboxMetadata *md)
+static Runtime__V1__PodSandboxConfig *pod_config(const char *name, Runtime__V1__PodSandboxConfig *cfg,
+                                                 Runtime__V1__PodSandboxMetadata *md)
 {
-        static Runtime__V1__PodSandboxConfig cfg;
-        runtime__v1__pod_sandbox_config__init(&cfg);
+        runtime__v1__pod_sandbox_config__init(cfg);
         runtime__v1__pod_sandbox_metadata__init(md);
         md->name = (char *)name;
         md->uid = (char *)name;
         md->namespace_ = "bench";
-        cfg.metadata = md;
-        cfg.hostname = (char *)name;
-        cfg.log_directory = (char *)logdir;
-        return &cfg;
+        cfg->metadata = md;
+        cfg->hostname = (char *)name;
+        cfg->log_directory = (char *)logdir;
+        return cfg;
 }
 
 /* Runs one pod with one container; times[] gets the first three steps. */
 static int up(const char *name, struct pod *p, int64_t *times)
 {
         Runtime__V1__PodSandboxMetadata md;
-        Runtime__V1__PodSandboxConfig *pc = pod_config(name, &md);
+        Runtime__V1__PodSandboxConfig pcs;
+        Runtime__V1__PodSandboxConfig *pc = pod_config(name, &pcs, &md);
         Runtime__V1__RunPodSandboxRequest rr = RUNTIME__V1__RUN_POD_SANDBOX_REQUEST__INIT;
         rr.config = pc;
         rr.runtime_handler = (char *)handler;
@@ -191,11 +196,56 @@ static void down(struct pod *p, int64_t *times)
         memset(p, 0, sizeof(*p));
 }
 
+struct par {
+        char name[64];
+        struct pod p;
+        int r;
+};
+
+static void *par_up(void *arg)
+{
+        struct par *q = arg;
+        q->r = up(q->name, &q->p, NULL);
+        return NULL;
+}
+
+/* N pods one at a time, then N at once: pods per second of each. */
+static void parallel(const char *label, int n)
+{
+        struct par *q = xcalloc((size_t)n, sizeof(*q));
+        pthread_t *th = xcalloc((size_t)n, sizeof(*th));
+        double rate[2];
+        for (int mode = 0; mode < 2; mode++) {
+                for (int i = 0; i < n; i++)
+                        snprintf(q[i].name, sizeof(q[i].name), "par-%d-%d-%d", (int)getpid(), mode, i);
+                int64_t t0 = time_mono_ns();
+                for (int i = 0; i < n; i++) {
+                        if (mode == 0)
+                                par_up(&q[i]);
+                        else if (pthread_create(&th[i], NULL, par_up, &q[i]) != 0)
+                                q[i].r = -1;
+                }
+                if (mode == 1)
+                        for (int i = 0; i < n; i++)
+                                pthread_join(th[i], NULL);
+                double s = (double)(time_mono_ns() - t0) / 1e9;
+                rate[mode] = n / s;
+                for (int i = 0; i < n; i++)
+                        down(&q[i].p, NULL);
+        }
+        printf("  %d pods (Run+Create+Start): one at a time %.1f pods/s, %d in parallel %.1f pods/s "
+               "(%.2fx)\n",
+               n, rate[0], n, rate[1], rate[1] / rate[0]);
+        (void)label;
+        free(q);
+        free(th);
+}
+
 int main(int argc, char **argv)
 {
         const char *endpoint = "unix:///run/corral/corral.sock", *label = "runtime";
-        int samples = 30, pods = 0, c;
-        while ((c = getopt(argc, argv, "r:i:n:p:l:L:H:F")) != -1) {
+        int samples = 30, pods = 0, npar = 0, c;
+        while ((c = getopt(argc, argv, "r:i:n:p:P:l:L:H:F")) != -1) {
                 switch (c) {
                 case 'r':
                         endpoint = optarg;
@@ -208,6 +258,9 @@ int main(int argc, char **argv)
                         break;
                 case 'p':
                         pods = atoi(optarg);
+                        break;
+                case 'P':
+                        npar = atoi(optarg);
                         break;
                 case 'l':
                         label = optarg;
@@ -222,9 +275,9 @@ int main(int argc, char **argv)
                         first_line = true;
                         break;
                 default:
-                        fprintf(stderr,
-                                "usage: bench_lifecycle [-r endpoint] [-i image] [-n samples] [-p pods] "
-                                "[-l label] [-L logdir] [-H handler] [-F]\n");
+                        fprintf(stderr, "usage: bench_lifecycle [-r endpoint] [-i image] [-n samples] [-p "
+                                        "pods] [-P parallel] "
+                                        "[-l label] [-L logdir] [-H handler] [-F]\n");
                         return 2;
                 }
         }
@@ -257,6 +310,7 @@ int main(int argc, char **argv)
                         down(&p, times);
                         if (r < 0)
                                 continue;
+                        times[PODSTART] = times[RUN] + times[CREATE] + times[START];
                         for (int s = 0; s < NSTEPS; s++)
                                 t[s][done] = times[s];
                         done++;
@@ -273,6 +327,8 @@ int main(int argc, char **argv)
                         free(t[s]);
                 }
         }
+        if (npar > 0)
+                parallel(label, npar);
         if (pods > 0) {
                 struct pod *ps = xcalloc((size_t)pods, sizeof(*ps));
                 int up_ok = 0;

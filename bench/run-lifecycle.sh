@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
-# Pod/container lifecycle (critest-style, 30 samples) and memory per pod with
-# 50 running pods, for corral and, in the same run, Debian's containerd.
+# Pod/container lifecycle (critest-style, 30 samples), 10 pods started one at
+# a time and in parallel, and memory per pod with 50 running pods, for corral
+# (its native bridge path, and the same with cni.native off: the plugins
+# run) and, in the same run, Debian's containerd; one CNI config shape
+# (bridge + host-local with ipMasq, loopback) for all.
 # Called by bench/run.sh (CORRAL_BUILD, BENCH_TMP set).
 set -uo pipefail
 b=$CORRAL_BUILD
@@ -11,7 +14,7 @@ py=/usr/bin/python3
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null; wait "$p" 2>/dev/null; done;
             "$py" "$src/tests/fixtures/registry.py" stop --dir "$tmp/reg" >/dev/null 2>&1;
-            ip link del crlbench0 2>/dev/null; ip link del crlbench1 2>/dev/null; }
+            ip link del crlbench0 2>/dev/null; ip link del crlbench1 2>/dev/null; ip link del crlbench2 2>/dev/null; }
 trap cleanup EXIT
 addr=$("$py" "$src/tests/fixtures/registry.py" start --dir "$tmp/reg") || { echo "lifecycle: no registry"; exit 0; }
 "$py" "$src/tests/fixtures/registry.py" push-all --addr "$addr" --only busybox,pause >/dev/null
@@ -31,8 +34,12 @@ rss_kib() { awk '/VmRSS/ {print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
 # "containerd-shim-runc-v2" would never match pgrep -x).
 sum_rss() { local s=0; for p in $(pgrep -f "$1"); do s=$((s + $(rss_kib "$p"))); done; echo $s; }
 
-measure() { # label endpoint daemon-pid shim-name
-  "$b/bin/bench_lifecycle" -r "$2" -i "$image" -n 30 -l "$1" -L "$tmp/logs-$1"
+load() { echo "($1: load average $(cut -d' ' -f1-3 /proc/loadavg), $(nproc) CPUs)"; }
+
+measure() { # label endpoint daemon-pid shim-name [nomem]
+  load "$1"
+  "$b/bin/bench_lifecycle" -r "$2" -i "$image" -n 30 -P 10 -l "$1" -L "$tmp/logs-$1"
+  [ "${5:-}" = nomem ] && return
   coproc BL { "$b/bin/bench_lifecycle" -r "$2" -i "$image" -n 0 -p 50 -l "$1" -L "$tmp/logs-$1"; }
   read -r line <&"${BL[0]}"; echo "$line"
   sleep 2
@@ -47,16 +54,30 @@ measure() { # label endpoint daemon-pid shim-name
   echo >&"${BL[1]}"; wait "$BL_PID" 2>/dev/null
 }
 
-# corral
-cni "$tmp/corral-cni" crlbench0 10.251.0.0/16
-mkdir -p "$tmp/corral"
-echo "{\"cni\": {\"conf_dir\": \"$tmp/corral-cni\", \"bin_dirs\": [\"/usr/lib/cni\"]}}" >"$tmp/corral/c.json"
-"$b/bin/corrald" --config "$tmp/corral/c.json" --root "$tmp/corral/root" --state "$tmp/corral/state" \
-  --listen "unix://$tmp/corral/c.sock" --log-level warn 2>"$tmp/corral/log" &
-cpid=$!; pids+=($cpid)
-for _ in $(seq 200); do [ -S "$tmp/corral/c.sock" ] && break; sleep 0.05; done
+start_corral() { # dir bridge subnet native
+  cni "$tmp/$1-cni" "$2" "$3"
+  mkdir -p "$tmp/$1"
+  echo "{\"cni\": {\"conf_dir\": \"$tmp/$1-cni\", \"bin_dirs\": [\"/usr/lib/cni\"], \"native\": $4}}" >"$tmp/$1/c.json"
+  "$b/bin/corrald" --config "$tmp/$1/c.json" --root "$tmp/$1/root" --state "$tmp/$1/state" \
+    --listen "unix://$tmp/$1/c.sock" --log-level warn 2>"$tmp/$1/log" &
+  cpid=$!; pids+=($cpid)
+  for _ in $(seq 200); do [ -S "$tmp/$1/c.sock" ] && break; sleep 0.05; done
+}
+
+echo "== CNI ADD + DEL alone (bench_cni: the native path, then the plugins; same config shape)"
+cni "$tmp/cni-alone" crlbench3 10.254.0.0/16
+load bench_cni
+"$b/bin/bench_cni" -c "$tmp/cni-alone" -b /usr/lib/cni -n 30 -s "$tmp/cni-alone/state"
+ip link del crlbench3 2>/dev/null
+umount -l "$tmp/cni-alone/state/ns" 2>/dev/null # the pins' private bind of their root
+
 echo "== lifecycle"
+start_corral corral crlbench0 10.251.0.0/16 true
 measure corral "unix://$tmp/corral/c.sock" $cpid corral-shim
+kill $cpid; wait $cpid 2>/dev/null
+start_corral corral-plugins crlbench2 10.253.0.0/16 false
+measure "corral (cni.native off)" "unix://$tmp/corral-plugins/c.sock" $cpid corral-shim nomem
+kill $cpid; wait $cpid 2>/dev/null
 
 # containerd (Debian), with a busybox-based pause image from the same registry
 if command -v containerd >/dev/null && command -v runc >/dev/null; then

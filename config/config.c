@@ -35,6 +35,7 @@ static const struct cfg_field cni_fields[] = {
         F("conf_dir", FT_STR, cni.conf_dir),
         F("bin_dirs", FT_STRV, cni.bin_dirs),
         F("cache_dir", FT_STR, cni.cache_dir),
+        F("native", FT_BOOL, cni.native),
         {0},
 };
 
@@ -213,6 +214,7 @@ void cfg_init_defaults(struct cfg *c)
         strv_push(&c->cni.bin_dirs, "/opt/cni/bin");
         strv_push(&c->cni.bin_dirs, "/usr/lib/cni");
         c->cni.cache_dir = derive(c->root, "cni");
+        c->cni.native = true;
 
         c->streaming.address = xstrdup("127.0.0.1");
         c->streaming.port = 0;

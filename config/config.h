@@ -71,6 +71,7 @@ struct cfg {
                 char *conf_dir;
                 char **bin_dirs; /* NULL-terminated, never NULL */
                 char *cache_dir; /* resolved: "" in the file means <root>/cni */
+                bool native;     /* the reference plugins run in-process (net/native.c) */
         } cni;
 
         struct {

@@ -11,6 +11,7 @@ int cri_network_init(struct cri_daemon *d, struct err *e)
                 .conf_dir = cfg->cni.conf_dir,
                 .bin_dirs = cfg->cni.bin_dirs,
                 .cache_dir = cfg->cni.cache_dir,
+                .native = cfg->cni.native,
         };
         d->cni = net_cni_new(&o, e);
         return d->cni ? 0 : err_wrap(e, "CNI");

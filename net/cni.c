@@ -15,7 +15,7 @@
 #include <sys/wait.h>
 #include <yajl/yajl_tree.h>
 
-#include "net/cni-internal.h"
+#include "net/native-internal.h"
 
 extern char **environ;
 
@@ -28,6 +28,7 @@ struct net_cni {
         char *cache_dir;
         char *cni_path; /* bin dirs joined with ':' for CNI_PATH */
         int timeout_ms;
+        bool native;
 };
 
 struct net_cni *net_cni_new(const struct net_cni_opts *o, struct err *e)
@@ -38,6 +39,7 @@ struct net_cni *net_cni_new(const struct net_cni_opts *o, struct err *e)
         c->bin_dirs = strv_dup(o && o->bin_dirs ? o->bin_dirs : default_bins);
         c->cache_dir = xstrdup(o && o->cache_dir ? o->cache_dir : "/var/lib/corral/cni");
         c->timeout_ms = o && o->timeout_ms > 0 ? o->timeout_ms : 60000;
+        c->native = o && o->native;
         struct sbuf b = {0};
         for (size_t i = 0; c->bin_dirs[i]; i++) {
                 if (i)
@@ -475,6 +477,11 @@ static char *cache_path(struct net_cni *c, const char *pod_id)
         return xasprintf("%s/%s.json", c->cache_dir, pod_id);
 }
 
+/* The cache is written without fsync (file_replace): it serves DEL after a
+ * restart of corrald, which the page cache survives. After a power loss
+ * the pinned namespaces (on tmpfs) are gone and DEL with the current
+ * config releases the pod's addresses by its id all the same, while two
+ * fsyncs per write cost more than the whole native ADD. */
 static int cache_write(struct net_cni *c, const struct net_cni_args *a, const struct cni_conf *conf,
                        const char *rc, const char *result, struct err *e)
 {
@@ -501,7 +508,7 @@ static int cache_write(struct net_cni *c, const struct net_cni_args *a, const st
         sbuf_puts(&b, result && result[0] ? result : "null");
         sbuf_puts(&b, "}\n");
         cleanup_free char *path = cache_path(c, a->pod_id);
-        int ret = file_write_atomic(path, b.buf, b.len, 0600, e);
+        int ret = file_replace(path, b.buf, b.len, 0600, e);
         sbuf_free(&b);
         return ret;
 }
@@ -626,7 +633,7 @@ int net_cni_add(struct net_cni *c, const struct net_cni_args *a, struct net_cni_
         struct cni_conf *conf = NULL;
         cleanup_free char *args = NULL, *rc_json = NULL, *result = NULL;
         yajl_val rc = NULL;
-        int ret = -1;
+        int ret = -1, done = 0;
 
         memset(out, 0, sizeof(*out));
         if (check_pod_id(a->pod_id, e) < 0)
@@ -648,7 +655,13 @@ int net_cni_add(struct net_cni *c, const struct net_cni_args *a, struct net_cni_
                 goto out;
 
         struct call k = {"ADD", a->pod_id, a->netns, a->ifname ? a->ifname : "eth0", args, conf->name};
-        if (run_chain(c, &k, conf, rc, NULL, &result, e) < 0) {
+        done = c->native ? native_add(conf, a, k.ifname, &result, e) : 0;
+        if (done < 0) { /* it left nothing behind */
+                cleanup_free char *path = cache_path(c, a->pod_id);
+                (void)unlink(path);
+                goto out;
+        }
+        if (!done && run_chain(c, &k, conf, rc, NULL, &result, e) < 0) {
                 /* The spec: a failed ADD is followed by DEL. Nothing stays. */
                 struct call d = k;
                 d.cmd = "DEL";
@@ -676,7 +689,8 @@ int net_cni_add(struct net_cni *c, const struct net_cni_args *a, struct net_cni_
 undo : {
         struct call d = k;
         d.cmd = "DEL";
-        if (run_chain(c, &d, conf, rc, result, NULL, NULL) == 0) {
+        if (done ? native_del(conf, a, a->netns, k.ifname, result, NULL) > 0
+                 : run_chain(c, &d, conf, rc, result, NULL, NULL) == 0) {
                 cleanup_free char *path = cache_path(c, a->pod_id);
                 (void)unlink(path);
         }
@@ -725,7 +739,8 @@ int net_cni_del(struct net_cni *c, const struct net_cni_args *a, struct err *e)
         const char *ifname = a->ifname ? a->ifname : k.ifname ? k.ifname : "eth0";
         struct call call = {"DEL",  a->pod_id, live_netns(a->netns ? a->netns : k.netns),
                             ifname, args,      conf->name};
-        if (run_chain(c, &call, conf, rc, k.result, NULL, e) < 0) {
+        int done = c->native ? native_del(conf, a, call.netns, ifname, k.result, e) : 0;
+        if (done < 0 || (!done && run_chain(c, &call, conf, rc, k.result, NULL, e) < 0)) {
                 /* The cache stays so a retry can finish the job. */
                 goto out;
         }

@@ -32,7 +32,7 @@
 #include <netinet/in.h>
 #include <string.h>
 
-#include "net/net-internal.h"
+#include "net/nft-internal.h"
 
 #define TAG_PREFIX "corral:"
 
@@ -144,14 +144,7 @@ static struct nftnl_rule *new_rule(const char *table, const char *chain, const c
 
 /* ---------- batches ---------- */
 
-struct batch {
-        char *buf;
-        struct mnl_nlmsg_batch *b;
-        uint32_t seq;
-        int nmsg;
-};
-
-static void batch_init(struct batch *bt, size_t size)
+void nft_batch_init(struct nft_batch *bt, size_t size)
 {
         bt->buf = xmalloc(size * 2);
         bt->b = mnl_nlmsg_batch_start(bt->buf, size);
@@ -160,41 +153,47 @@ static void batch_init(struct batch *bt, size_t size)
         mnl_nlmsg_batch_next(bt->b);
 }
 
-static void batch_free(struct batch *bt)
+void nft_batch_free(struct nft_batch *bt)
 {
         if (bt->b)
                 mnl_nlmsg_batch_stop(bt->b);
         free(bt->buf);
 }
 
-static struct nlmsghdr *batch_hdr(struct batch *bt, uint16_t type, uint16_t flags)
+struct nlmsghdr *nft_batch_hdr_family(struct nft_batch *bt, uint16_t family, uint16_t type, uint16_t flags)
 {
         bt->nmsg++;
-        return nftnl_nlmsg_build_hdr(mnl_nlmsg_batch_current(bt->b), type, NFPROTO_INET, flags | NLM_F_ACK,
+        return nftnl_nlmsg_build_hdr(mnl_nlmsg_batch_current(bt->b), type, family, flags | NLM_F_ACK,
                                      bt->seq++);
 }
 
-static bool batch_next(struct batch *bt)
+struct nlmsghdr *nft_batch_hdr(struct nft_batch *bt, uint16_t type, uint16_t flags)
+{
+        return nft_batch_hdr_family(bt, NFPROTO_INET, type, flags);
+}
+
+bool nft_batch_next(struct nft_batch *bt)
 {
         return mnl_nlmsg_batch_next(bt->b);
 }
 
-static void batch_rule(struct batch *bt, uint16_t type, uint16_t flags, struct nftnl_rule *r)
+void nft_batch_rule(struct nft_batch *bt, uint16_t type, uint16_t flags, struct nftnl_rule *r)
 {
-        struct nlmsghdr *nlh = batch_hdr(bt, type, flags);
+        struct nlmsghdr *nlh = nft_batch_hdr(bt, type, flags);
         nftnl_rule_nlmsg_build_payload(nlh, r);
         nftnl_rule_free(r);
-        batch_next(bt);
+        nft_batch_next(bt);
 }
 
 /* Send the batch and collect the acks. The kernel runs the whole batch
  * inside sendmsg, so every answer is queued when it returns. The batch is
  * a transaction: on any error nothing of it stays. */
-static int batch_send(struct batch *bt, const char *what, struct err *e)
+int nft_batch_send(struct nft_batch *bt, const char *what, struct err *e)
 {
         nftnl_batch_end(mnl_nlmsg_batch_current(bt->b), bt->seq++);
         mnl_nlmsg_batch_next(bt->b);
-        cleanup_nl struct mnl_socket *s = nl_open(NULL, NETLINK_NETFILTER, e);
+        cleanup_nl struct mnl_socket *own = bt->sock ? NULL : nl_open(NULL, NETLINK_NETFILTER, e);
+        struct mnl_socket *s = bt->sock ? bt->sock : own;
         if (!s)
                 return err_wrap(e, "%s", what);
         int one = 1;
@@ -281,8 +280,9 @@ static uint8_t proto_num(enum net_proto p)
         return p == NET_PROTO_UDP ? IPPROTO_UDP : p == NET_PROTO_SCTP ? IPPROTO_SCTP : IPPROTO_TCP;
 }
 
-static void dnat_rule(struct batch *bt, const char *table, const char *chain, const char *pod_id, int family,
-                      const unsigned char *pod, const unsigned char *host, const struct net_port_mapping *m)
+static void dnat_rule(struct nft_batch *bt, const char *table, const char *chain, const char *pod_id,
+                      int family, const unsigned char *pod, const unsigned char *host,
+                      const struct net_port_mapping *m)
 {
         struct nftnl_rule *r = new_rule(table, chain, pod_id);
         match_nfproto(r, family);
@@ -304,10 +304,10 @@ static void dnat_rule(struct batch *bt, const char *table, const char *chain, co
         nftnl_expr_set_u32(x, NFTNL_EXPR_NAT_REG_ADDR_MIN, NFT_REG_1);
         nftnl_expr_set_u32(x, NFTNL_EXPR_NAT_REG_PROTO_MIN, NFT_REG_2);
         nftnl_rule_add_expr(r, x);
-        batch_rule(bt, NFT_MSG_NEWRULE, NLM_F_APPEND | NLM_F_CREATE, r);
+        nft_batch_rule(bt, NFT_MSG_NEWRULE, NLM_F_APPEND | NLM_F_CREATE, r);
 }
 
-static void masq_rule(struct batch *bt, const char *table, const char *pod_id, int family,
+static void masq_rule(struct nft_batch *bt, const char *table, const char *pod_id, int family,
                       const unsigned char *pod, bool from_loopback)
 {
         struct nftnl_rule *r = new_rule(table, "postrouting", pod_id);
@@ -323,17 +323,17 @@ static void masq_rule(struct batch *bt, const char *table, const char *pod_id, i
         match_addr(r, family, true, pod);
         match_ct_dnat(r);
         nftnl_rule_add_expr(r, nftnl_expr_alloc("masq"));
-        batch_rule(bt, NFT_MSG_NEWRULE, NLM_F_APPEND | NLM_F_CREATE, r);
+        nft_batch_rule(bt, NFT_MSG_NEWRULE, NLM_F_APPEND | NLM_F_CREATE, r);
 }
 
-static void batch_table_and_chains(struct batch *bt, const char *table)
+static void batch_table_and_chains(struct nft_batch *bt, const char *table)
 {
         struct nftnl_table *t = nftnl_table_alloc();
         nftnl_table_set_u32(t, NFTNL_TABLE_FAMILY, NFPROTO_INET);
         nftnl_table_set_str(t, NFTNL_TABLE_NAME, table);
-        nftnl_table_nlmsg_build_payload(batch_hdr(bt, NFT_MSG_NEWTABLE, NLM_F_CREATE), t);
+        nftnl_table_nlmsg_build_payload(nft_batch_hdr(bt, NFT_MSG_NEWTABLE, NLM_F_CREATE), t);
         nftnl_table_free(t);
-        batch_next(bt);
+        nft_batch_next(bt);
 
         static const struct {
                 const char *name;
@@ -354,10 +354,54 @@ static void batch_table_and_chains(struct batch *bt, const char *table)
                 nftnl_chain_set_s32(c, NFTNL_CHAIN_PRIO, chains[i].prio);
                 nftnl_chain_set_u32(c, NFTNL_CHAIN_POLICY, NF_ACCEPT);
                 /* No NLM_F_EXCL: an existing chain with the same hook is fine. */
-                nftnl_chain_nlmsg_build_payload(batch_hdr(bt, NFT_MSG_NEWCHAIN, NLM_F_CREATE), c);
+                nftnl_chain_nlmsg_build_payload(nft_batch_hdr(bt, NFT_MSG_NEWCHAIN, NLM_F_CREATE), c);
                 nftnl_chain_free(c);
-                batch_next(bt);
+                nft_batch_next(bt);
         }
+}
+
+int nft_masq_add(const char *pod_id, uint32_t pod_be, uint32_t net_be, int prefix, const char *ipt_chain,
+                 struct err *e)
+{
+        const char *table = NET_HOSTPORT_TABLE;
+        uint32_t mask = prefix <= 0 ? 0 : htonl(0xffffffffu << (32 - prefix)), zero = 0;
+        uint32_t mcast_mask = htonl(0xf0000000), mcast = htonl(0xe0000000);
+        struct nft_batch bt = {0};
+        nft_batch_init(&bt, 8192);
+        batch_table_and_chains(&bt, table);
+        struct nftnl_rule *r = new_rule(table, "postrouting", pod_id);
+        match_nfproto(r, AF_INET);
+        match_addr(r, AF_INET, false, &pod_be);
+        add_payload(r, NFT_PAYLOAD_NETWORK_HEADER, 16, 4);
+        add_bitwise(r, &mask, &zero, 4);
+        add_cmp(r, NFT_CMP_NEQ, &net_be, 4);
+        add_payload(r, NFT_PAYLOAD_NETWORK_HEADER, 16, 4);
+        add_bitwise(r, &mcast_mask, &zero, 4);
+        add_cmp(r, NFT_CMP_NEQ, &mcast, 4);
+        nftnl_rule_add_expr(r, nftnl_expr_alloc("masq"));
+        nft_batch_rule(&bt, NFT_MSG_NEWRULE, NLM_F_APPEND | NLM_F_CREATE, r);
+        if (ipt_chain) {
+                struct nftnl_table *t = nftnl_table_alloc();
+                nftnl_table_set_u32(t, NFTNL_TABLE_FAMILY, NFPROTO_IPV4);
+                nftnl_table_set_str(t, NFTNL_TABLE_NAME, "nat");
+                nftnl_table_nlmsg_build_payload(
+                        nft_batch_hdr_family(&bt, NFPROTO_IPV4, NFT_MSG_NEWTABLE, NLM_F_CREATE), t);
+                nftnl_table_free(t);
+                nft_batch_next(&bt);
+                struct nftnl_chain *c = nftnl_chain_alloc();
+                nftnl_chain_set_u32(c, NFTNL_CHAIN_FAMILY, NFPROTO_IPV4);
+                nftnl_chain_set_str(c, NFTNL_CHAIN_TABLE, "nat");
+                nftnl_chain_set_str(c, NFTNL_CHAIN_NAME, ipt_chain);
+                nftnl_chain_nlmsg_build_payload(
+                        nft_batch_hdr_family(&bt, NFPROTO_IPV4, NFT_MSG_NEWCHAIN, NLM_F_CREATE), c);
+                nftnl_chain_free(c);
+                nft_batch_next(&bt);
+        }
+        int ret = nft_batch_send(&bt, "add masquerade rule", e);
+        nft_batch_free(&bt);
+        if (ret < 0)
+                return err_wrap(e, "ipMasq for pod %s in table inet %s", pod_id, table);
+        return 0;
 }
 
 int net_hostport_add(const char *table, const char *pod_id, const char *pod_ip,
@@ -391,8 +435,8 @@ int net_hostport_add(const char *table, const char *pod_id, const char *pod_ip,
                                        m[i].host_port, pod_id, m[i].host_ip);
         }
 
-        struct batch bt = {0};
-        batch_init(&bt, 8192 + n * 2 * 1024);
+        struct nft_batch bt = {0};
+        nft_batch_init(&bt, 8192 + n * 2 * 1024);
         batch_table_and_chains(&bt, table);
         for (size_t i = 0; i < n; i++) {
                 const unsigned char *hp = NULL;
@@ -419,8 +463,8 @@ int net_hostport_add(const char *table, const char *pod_id, const char *pod_ip,
                 if (family == AF_INET)
                         masq_rule(&bt, table, pod_id, family, pod, true);
         }
-        int ret = batch_send(&bt, "add hostPort rules", e);
-        batch_free(&bt);
+        int ret = nft_batch_send(&bt, "add hostPort rules", e);
+        nft_batch_free(&bt);
         if (ret < 0)
                 return err_wrap(e, "hostPorts for pod %s (%s) in table inet %s", pod_id, pod_ip, table);
         if (localhost && enable_route_localnet((const struct in_addr *)pod, e) < 0) {
@@ -472,6 +516,12 @@ out:
 int net_hostport_list(const char *table, const char *pod_id, struct net_hostport_rule **out, size_t *n,
                       struct err *e)
 {
+        return nft_rules_of_pod(NULL, table, pod_id, out, n, e);
+}
+
+int nft_rules_of_pod(struct mnl_socket *sock, const char *table, const char *pod_id,
+                     struct net_hostport_rule **out, size_t *n, struct err *e)
+{
         char buf[4096];
         struct list_q q = {pod_id, NULL, 0};
         struct err ie = ERR_INIT;
@@ -479,7 +529,8 @@ int net_hostport_list(const char *table, const char *pod_id, struct net_hostport
         table = tname(table);
         *out = NULL;
         *n = 0;
-        cleanup_nl struct mnl_socket *s = nl_open(NULL, NETLINK_NETFILTER, e);
+        cleanup_nl struct mnl_socket *own = sock ? NULL : nl_open(NULL, NETLINK_NETFILTER, e);
+        struct mnl_socket *s = sock ? sock : own;
         if (!s)
                 return -1;
         struct nlmsghdr *nlh = nftnl_nlmsg_build_hdr(buf, NFT_MSG_GETRULE, NFPROTO_INET, NLM_F_DUMP, 0);
@@ -519,19 +570,19 @@ static int del_once(const char *table, const char *pod_id, struct err *e)
                 return -1;
         if (n == 0)
                 return 0;
-        struct batch bt = {0};
-        batch_init(&bt, 8192 + n * 256);
+        struct nft_batch bt = {0};
+        nft_batch_init(&bt, 8192 + n * 256);
         for (size_t i = 0; i < n; i++) {
                 struct nftnl_rule *r = nftnl_rule_alloc();
                 nftnl_rule_set_u32(r, NFTNL_RULE_FAMILY, NFPROTO_INET);
                 nftnl_rule_set_str(r, NFTNL_RULE_TABLE, table);
                 nftnl_rule_set_str(r, NFTNL_RULE_CHAIN, rules[i].chain);
                 nftnl_rule_set_u64(r, NFTNL_RULE_HANDLE, rules[i].handle);
-                batch_rule(&bt, NFT_MSG_DELRULE, 0, r);
+                nft_batch_rule(&bt, NFT_MSG_DELRULE, 0, r);
         }
         net_hostport_rules_free(rules, n);
-        int ret = batch_send(&bt, "delete hostPort rules", e);
-        batch_free(&bt);
+        int ret = nft_batch_send(&bt, "delete hostPort rules", e);
+        nft_batch_free(&bt);
         return ret;
 }
 
@@ -557,18 +608,18 @@ int net_hostport_del(const char *table, const char *pod_id, struct err *e)
 
 int net_hostport_flush(const char *table, struct err *e)
 {
-        struct batch bt = {0};
+        struct nft_batch bt = {0};
         table = tname(table);
-        batch_init(&bt, 8192);
+        nft_batch_init(&bt, 8192);
         struct nftnl_table *t = nftnl_table_alloc();
         nftnl_table_set_u32(t, NFTNL_TABLE_FAMILY, NFPROTO_INET);
         nftnl_table_set_str(t, NFTNL_TABLE_NAME, table);
-        nftnl_table_nlmsg_build_payload(batch_hdr(&bt, NFT_MSG_DELTABLE, 0), t);
+        nftnl_table_nlmsg_build_payload(nft_batch_hdr(&bt, NFT_MSG_DELTABLE, 0), t);
         nftnl_table_free(t);
-        batch_next(&bt);
+        nft_batch_next(&bt);
         struct err ie = ERR_INIT;
-        int ret = batch_send(&bt, "delete table", &ie);
-        batch_free(&bt);
+        int ret = nft_batch_send(&bt, "delete table", &ie);
+        nft_batch_free(&bt);
         if (ret < 0 && ie.errnum == ENOENT) {
                 err_clear(&ie);
                 return 0;

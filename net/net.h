@@ -2,6 +2,8 @@
  *
  * - ns.c        pinned pod namespaces (net, ipc, uts) without a pause process
  * - cni.c       CNI 1.0 plugin chains: ADD / DEL / CHECK, result cache, status
+ * - native*.c   the reference plugins (bridge, host-local, loopback, portmap)
+ *               done in-process, in their own formats (native-internal.h)
  * - cni_conf.c  finding and loading the network configuration
  * - hostport.c  hostPort DNAT with nftables over netlink (libnftnl)
  * - link.c      links over rtnetlink (libmnl): up/down, tap, move, info,
@@ -66,6 +68,10 @@ struct net_cni_opts {
         char *const *bin_dirs; /* NULL-terminated; NULL: /opt/cni/bin, /usr/lib/cni */
         const char *cache_dir; /* NULL: /var/lib/corral/cni */
         int timeout_ms;        /* per plugin call; 0: 60 s */
+        /* A network of only bridge + host-local, loopback and portmap is set
+         * up and torn down in-process (net/native.c) instead of by running
+         * the plugins; the result, the cache and the host are the same. */
+        bool native;
 };
 
 struct net_cni *net_cni_new(const struct net_cni_opts *o, struct err *e);
@@ -191,7 +197,8 @@ void net_cni_result_free(struct net_cni_result *r);
  * All rules go in one netlink batch: all or none. */
 int net_hostport_add(const char *table, const char *pod_id, const char *pod_ip,
                      const struct net_port_mapping *m, size_t n, struct err *e);
-/* Remove every rule tagged with pod_id. Idempotent (no table is fine). */
+/* Remove every rule tagged with pod_id (the native path's ipMasq rule has
+ * the same tag). Idempotent (no table is fine). */
 int net_hostport_del(const char *table, const char *pod_id, struct err *e);
 
 struct net_hostport_rule {

@@ -1,7 +1,10 @@
-/* Pinned pod namespaces: no pause process. A child (in the pod's user
- * namespace, if it has one) unshares the namespaces and waits; the parent
- * bind-mounts /proc/<child>/ns/<type> onto files under the pod's ns dir; the
- * child exits and the mounts keep the namespaces. */
+/* Pinned pod namespaces: no pause process. Without a user namespace a
+ * vfork-like child (it shares our memory, we wait) unshares the namespaces
+ * and bind-mounts its /proc/self/ns/<type> onto files under the pod's ns
+ * dir itself: no copy of the daemon's page tables. With one, a forked child
+ * joins it, unshares and waits while the parent (which has the rights
+ * there) mounts /proc/<child>/ns/<type>. The child exits and the mounts
+ * keep the namespaces. */
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/magic.h>
@@ -123,9 +126,116 @@ static __attribute__((noreturn)) void child_main(pid_t parent, int flags, const 
         _exit(0);
 }
 
+/* What the vfork-like child does and reports back through shared memory. */
+struct pin_job {
+        int flags;
+        const char *hostname;
+        const char *src[3];
+        const char *dst[3];
+        size_t n;
+        int err;
+        const char *failed;
+};
+
+/* Only system calls: it runs on our memory while we are stopped. */
+static int pin_child(void *arg)
+{
+        struct pin_job *j = arg;
+        if (unshare(j->flags) < 0) {
+                j->err = errno;
+                j->failed = "unshare";
+                _exit(1);
+        }
+        if (j->hostname && (j->flags & CLONE_NEWUTS) && sethostname(j->hostname, strlen(j->hostname)) < 0) {
+                j->err = errno;
+                j->failed = "sethostname";
+                _exit(1);
+        }
+        for (size_t i = 0; i < j->n; i++)
+                if (mount(j->src[i], j->dst[i], NULL, MS_BIND, NULL) < 0) {
+                        j->err = errno;
+                        j->failed = j->dst[i];
+                        _exit(1);
+                }
+        _exit(0);
+}
+
 int net_ns_pin(const char *dir, int flags, const char *hostname, struct net_ns_paths *out, struct err *e)
 {
-        return net_ns_pin_userns(dir, flags, hostname, -1, out, e);
+        struct net_ns_paths paths = {0};
+        struct pin_job j = {.hostname = hostname};
+        enum { STACK = 64 << 10 };
+
+        memset(out, 0, sizeof(*out));
+        flags &= CLONE_NEWNET | CLONE_NEWIPC | CLONE_NEWUTS;
+        if (!flags)
+                return err_set(e, ERR_INVALID, "pin namespaces in %s: no namespace asked for", dir);
+        if (hostname && strlen(hostname) > 64)
+                return err_set(e, ERR_INVALID, "hostname %s is longer than 64 bytes", hostname);
+        {
+                cleanup_free char *root = xstrdup(dir);
+                char *slash = strrchr(root, '/');
+                if (!slash || slash == root)
+                        return err_set(e, ERR_INVALID, "ns dir %s must be an absolute path below a root",
+                                       dir);
+                *slash = '\0';
+                if (prepare_root(root, e) < 0)
+                        return err_wrap(e, "pin namespaces in %s", dir);
+        }
+        if (mkdir(dir, 0711) < 0 && errno != EEXIST)
+                return err_make(e, errno, "create %s", dir);
+        j.flags = flags;
+        for (size_t i = 0; i < ARRAY_SIZE(ns_types); i++) {
+                if (!(flags & ns_types[i].flag))
+                        continue;
+                char *dst = path_join(dir, ns_types[i].name);
+                if (ns_types[i].flag == CLONE_NEWNET)
+                        paths.net = dst;
+                else if (ns_types[i].flag == CLONE_NEWIPC)
+                        paths.ipc = dst;
+                else
+                        paths.uts = dst;
+                /* A stale pin from an earlier attempt is replaced. */
+                unpin_one(dst);
+                int fd = open(dst, O_RDONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0444);
+                if (fd < 0) {
+                        err_make(e, errno, "create %s", dst);
+                        goto fail;
+                }
+                close(fd);
+                j.src[j.n] = ns_types[i].flag == CLONE_NEWNET   ? "/proc/self/ns/net"
+                             : ns_types[i].flag == CLONE_NEWIPC ? "/proc/self/ns/ipc"
+                                                                : "/proc/self/ns/uts";
+                j.dst[j.n++] = dst;
+        }
+        {
+                cleanup_free char *stack = xmalloc(STACK);
+                /* CLONE_VFORK: we are stopped until it exits, so it may use
+                 * this thread's memory; SIGCHLD so that waitpid reaps it. */
+                pid_t pid = clone(pin_child, stack + STACK, CLONE_VM | CLONE_VFORK | SIGCHLD, &j);
+                if (pid < 0) {
+                        err_make(e, errno, "clone");
+                        goto fail;
+                }
+                int st = 0;
+                while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
+                        ;
+                if (j.err || !WIFEXITED(st) || WEXITSTATUS(st) != 0) {
+                        err_make(e, j.err ? j.err : EIO, "pin namespaces in %s: %s", dir,
+                                 j.failed ? j.failed : "the child died");
+                        goto fail;
+                }
+        }
+        if (paths.net && net_link_set_up(paths.net, "lo", true, e) < 0) {
+                err_wrap(e, "bring up lo in %s", paths.net);
+                goto fail;
+        }
+        *out = paths;
+        return 0;
+fail:
+        net_ns_paths_free(&paths);
+        (void)net_ns_unpin(dir, NULL);
+        return -1;
 }
 
 int net_ns_pin_userns(const char *dir, int flags, const char *hostname, int userns_fd,

@@ -110,7 +110,7 @@ int net_podfiles_write(const char *dir, const struct net_podfiles *p, struct err
         } files[] = {{"hostname", hostname}, {"hosts", hosts}, {"resolv.conf", resolv}};
         for (size_t i = 0; i < ARRAY_SIZE(files); i++) {
                 cleanup_free char *path = path_join(dir, files[i].name);
-                if (file_write_atomic(path, files[i].text, strlen(files[i].text), 0644, e) < 0)
+                if (file_replace(path, files[i].text, strlen(files[i].text), 0644, e) < 0)
                         return err_wrap(e, "write %s", path);
         }
         return 0;

@@ -77,6 +77,20 @@ int file_write_atomic(const char *path, const void *data, size_t len, mode_t mod
         return 0;
 }
 
+int file_replace(const char *path, const void *data, size_t len, mode_t mode, struct err *e)
+{
+        cleanup_free char *tmp = xasprintf("%s.tmp.%d", path, (int)gettid());
+        cleanup_close int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
+        if (fd < 0)
+                return err_make(e, errno, "create %s", tmp);
+        if (fd_write_all(fd, data, len) < 0 || rename(tmp, path) < 0) {
+                int saved = errno;
+                (void)unlink(tmp);
+                return err_make(e, saved, "write %s", path);
+        }
+        return 0;
+}
+
 int mkdir_p(const char *path, mode_t mode, struct err *e)
 {
         cleanup_free char *p = xstrdup(path);

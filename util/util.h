@@ -201,6 +201,10 @@ char *base64_decode_n(const char *s, size_t len, size_t *n);
 int file_read_all(const char *path, char **out, size_t *len, size_t max, struct err *e);
 /* Write via temp file + fsync + rename + fsync(dir): readers see old or new. */
 int file_write_atomic(const char *path, const void *data, size_t len, mode_t mode, struct err *e);
+/* The same without fsync: for files that need not outlive the machine (a
+ * tmpfs state dir, caches that DEL can do without), where two fsyncs cost
+ * more than the work the file records. */
+int file_replace(const char *path, const void *data, size_t len, mode_t mode, struct err *e);
 /* Write all bytes, retrying on EINTR / short writes. */
 int fd_write_all(int fd, const void *data, size_t len);
 /* First call in a child forked from corrald that will not exec (async-

@@ -122,6 +122,15 @@ static void test_files(void)
         CHECK(file_read_all(f, &small, NULL, 3, &e) < 0 && e.kind == ERR_EXHAUSTED);
         CHECK(mkdir_p(f, 0755, &e) < 0);
         CHECK(file_read_all("/nonexistent/x", &small, NULL, 0, &e) < 0 && e.kind == ERR_NOT_FOUND);
+        /* file_replace: the new content in place of the old, no temporary left behind */
+        CHECK(file_replace(f, "bye", 3, 0600, &e) == 0);
+        cleanup_free char *data2 = NULL;
+        CHECK(file_read_all(f, &data2, &len, 0, &e) == 0);
+        CHECK(len == 3 && strcmp(data2, "bye") == 0);
+        cleanup_free char *left = xasprintf("%s.tmp.%d", f, (int)gettid());
+        CHECK(stat(left, &st) < 0 && errno == ENOENT);
+        cleanup_free char *nodir = path_join(tmpl, "none/f");
+        CHECK(file_replace(nodir, "x", 1, 0600, &e) < 0);
         CHECK(rm_rf(tmpl, &e) == 0);
         CHECK(stat(tmpl, &st) < 0 && errno == ENOENT);
         CHECK(rm_rf(tmpl, &e) == 0);
