@@ -132,7 +132,8 @@ static bool platform_matches(struct import *im, const struct img_platform *p)
         if (im->o->all_platforms || !p->architecture)
                 return true;
         struct img_manifest one = {.kind = IMG_KIND_INDEX, .n_manifests = 1};
-        struct img_descriptor d = {.media_type = (char *)IMG_MT_OCI_MANIFEST, .digest = (char *)"", .platform = *p};
+        struct img_descriptor d = {
+                .media_type = (char *)IMG_MT_OCI_MANIFEST, .digest = (char *)"", .platform = *p};
         one.manifests = &d;
         const struct img_descriptor *hit;
         return img_index_select(&one, im->os, im->arch, im->variant, &hit, NULL) == 0;
