@@ -462,16 +462,9 @@ int img_commit(struct img_service *svc, const struct img_commit_opts *o, char **
         *id = steal_ptr(&config_digest);
         ret = 0;
 out:
-        if (ret < 0) {
-                if (snap_new)
-                        (void)snap_remove(svc->sn, chain[strv_len(chain) - 1], NULL);
-                if (manifest_new)
-                        (void)img_content_delete(svc->cs, manifest_digest, NULL);
-                if (config_new)
-                        (void)img_content_delete(svc->cs, config_digest, NULL);
-                if (layer_new && layer_digest)
-                        (void)img_content_delete(svc->cs, layer_digest, NULL);
-        }
+        /* what a failed commit added goes with the next collection (see import.c) */
+        if (ret < 0 && (snap_new || manifest_new || config_new || layer_new))
+                img_service_gc_later(svc);
         if (tmp)
                 (void)unlink(tmp);
         store_image_clear(&parent);

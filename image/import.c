@@ -456,16 +456,14 @@ static int record(struct import *im, struct cand *c, struct err *e)
         return 0;
 }
 
+/* What this import added goes with the next collection, which runs as soon
+ * as no pull or import holds the service (at the latest when this one lets
+ * go): a blob or layer another import took up meanwhile is kept, since GC
+ * goes by every image record. */
 static void undo(struct import *im, struct undo *u)
 {
-        for (size_t i = strv_len(u->snaps); i > 0; i--) {
-                struct err re = ERR_INIT;
-                if (snap_remove(im->svc->sn, u->snaps[i - 1], &re) < 0)
-                        log_warn("image", "import undo: remove snapshot key=%s: %s", u->snaps[i - 1], re.msg);
-                err_clear(&re);
-        }
-        for (size_t i = 0; u->blobs && u->blobs[i]; i++)
-                (void)img_content_delete(im->svc->cs, u->blobs[i], NULL);
+        if (u->blobs || u->snaps)
+                img_service_gc_later(im->svc);
 }
 
 static int import_staged(struct import *im, struct img_imported **out, size_t *n_out, struct err *e)

@@ -56,5 +56,7 @@ int img_layer_diff_id(const char *path, char **out, atomic_bool *cancel, struct 
 /* Imports and commits hold the service like a pull: GC waits for them. */
 void img_service_hold(struct img_service *svc);
 void img_service_release(struct img_service *svc);
+/* Ask for a collection when the last holder lets go. */
+void img_service_gc_later(struct img_service *svc);
 
 #endif

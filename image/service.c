@@ -181,6 +181,13 @@ void img_service_release(struct img_service *svc)
         }
 }
 
+void img_service_gc_later(struct img_service *svc)
+{
+        pthread_mutex_lock(&svc->mu);
+        svc->gc_pending = true;
+        pthread_mutex_unlock(&svc->mu);
+}
+
 /* ---------- list / status / remove ---------- */
 
 int img_list(struct img_service *svc, struct store_image **out, size_t *n, struct err *e)

@@ -196,6 +196,14 @@ class ImageIO(unittest.TestCase):
                                     "da")
         self.assertEqual(code, 0)
         self.assertIn("from-docker-archive", text)
+        # docker save | gzip, on stdin: the same image again, nothing new
+        with open(out, "rb") as f:
+            gz = gzip.compress(f.read(), compresslevel=1)
+        r = subprocess.run([os.environ.get("CORRALCTL", "corralctl"), "--endpoint", self.b.endpoint, "images",
+                            "import", "--name", "gzipped.local/busybox:gz", "-"], input=gz, capture_output=True,
+                           timeout=300)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(self.status(self.b, "gzipped.local/busybox:gz").id, self.want["config_digest"])
 
     def test_skopeo_oci_archive_imports_and_runs(self):
         self.clear(self.b)
