@@ -27,6 +27,7 @@ struct cand {
         struct img_config cfg;
         char *config_json;
         char **chain;
+        bool secondary; /* another platform of an index imported with --all-platforms: no names */
 };
 
 static void cand_clear(struct cand *c)
@@ -148,7 +149,7 @@ static void note_skipped(struct import *im, const struct img_platform *p)
 }
 
 static int oci_manifest(struct import *im, const struct img_descriptor *d, const char *top,
-                        char *const *names, const char *index_digest, struct err *e)
+                        char *const *names, const char *index_digest, bool secondary, struct err *e)
 {
         const struct arc_entry *x = oci_blob(im, d, e);
         if (!x)
@@ -158,7 +159,8 @@ static int oci_manifest(struct import *im, const struct img_descriptor *d, const
                 return -1;
         c->manifest_digest = xstrdup(d->digest);
         c->top_digest = xstrdup(top);
-        c->names = names ? strv_dup(names) : xcalloc(1, sizeof(char *));
+        c->names = names && !secondary ? strv_dup(names) : xcalloc(1, sizeof(char *));
+        c->secondary = secondary;
         c->extra = xcalloc(1, sizeof(char *));
         if (index_digest)
                 strv_push(&c->extra, index_digest);
@@ -201,7 +203,7 @@ static int collect_oci(struct import *im, struct err *e)
                                 note_skipped(im, &d->platform);
                                 continue;
                         }
-                        ret = oci_manifest(im, d, d->digest, names, NULL, e);
+                        ret = oci_manifest(im, d, d->digest, names, NULL, false, e);
                         continue;
                 }
                 const struct arc_entry *x = oci_blob(im, d, e);
@@ -217,18 +219,25 @@ static int collect_oci(struct import *im, struct err *e)
                         break;
                 }
                 if (im->o->all_platforms) {
+                        /* a name belongs to one image: the one for this host (or
+                         * --platform); the other platforms are kept by id */
+                        const struct img_descriptor *mine = NULL;
+                        struct err se = ERR_INIT;
+                        if (img_index_select(&probe, im->os, im->arch, im->variant, &mine, &se) < 0)
+                                mine = probe.n_manifests ? &probe.manifests[0] : NULL;
+                        err_clear(&se);
                         for (size_t k = 0; k < probe.n_manifests && ret == 0; k++) {
                                 const struct img_descriptor *pd = &probe.manifests[k];
                                 /* attestations of buildx are "unknown/unknown" */
                                 if (pd->platform.os && strcmp(pd->platform.os, "unknown") == 0)
                                         continue;
-                                ret = oci_manifest(im, pd, d->digest, names, d->digest, e);
+                                ret = oci_manifest(im, pd, d->digest, names, d->digest, pd != mine, e);
                         }
                 } else {
                         const struct img_descriptor *pd;
                         struct err se = ERR_INIT;
                         if (img_index_select(&probe, im->os, im->arch, im->variant, &pd, &se) == 0)
-                                ret = oci_manifest(im, pd, d->digest, names, d->digest, e);
+                                ret = oci_manifest(im, pd, d->digest, names, d->digest, false, e);
                         else
                                 for (size_t k = 0; k < probe.n_manifests; k++)
                                         note_skipped(im, &probe.manifests[k].platform);
@@ -349,7 +358,7 @@ static int check(struct import *im, struct cand *c, struct err *e)
                                        lx->name, diff, c->cfg.diff_ids[i]);
         }
         c->chain = img_chain_ids(c->cfg.diff_ids);
-        if (im->o->name) {
+        if (im->o->name && !c->secondary) {
                 strv_free(c->names);
                 c->names = xcalloc(1, sizeof(char *));
                 if (add_name(&c->names, im->o->name, e) < 0)
@@ -495,11 +504,14 @@ static int import_staged(struct import *im, struct img_imported **out, size_t *n
         for (size_t i = 0; i < im->n; i++)
                 if (check(im, &im->v[i], e) < 0)
                         return -1;
-        if (im->o->name && im->n > 1)
-                for (size_t i = 1; i < im->n; i++)
-                        if (strcmp(im->v[i].m.config.digest, im->v[0].m.config.digest) != 0)
-                                return err_set(e, ERR_INVALID, "a name names one image; the archive has %zu",
-                                               im->n);
+        const struct cand *named = NULL;
+        for (size_t i = 0; im->o->name && i < im->n; i++) {
+                if (im->v[i].secondary)
+                        continue;
+                if (named && strcmp(im->v[i].m.config.digest, named->m.config.digest) != 0)
+                        return err_set(e, ERR_INVALID, "a name names one image; the archive has %zu", im->n);
+                named = &im->v[i];
+        }
 
         struct undo u = {0};
         int ret = 0;

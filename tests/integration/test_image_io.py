@@ -342,6 +342,35 @@ class ImageIO(unittest.TestCase):
         self.import_into(self.b, path, "--all-platforms", "--name", "renamed.local/arm:2")
         self.assertEqual(self.status(self.b, "renamed.local/arm:2").repo_tags, ["renamed.local/arm:2"])
 
+    def test_multiarch_index(self):
+        """skopeo copy --all keeps the index: one platform by default (the
+        repo digest is the index's, as for a pull), or all of them."""
+        info = fixture.push_all(_images.reg.addr, only={"multiarch"})["multiarch"]
+        out = self.path("multi.tar")
+        self.skopeo("copy", "--all", "--src-tls-verify=false", "docker://%s/multiarch:latest" % _images.reg.addr,
+                    "oci-archive:%s:multi.local/m:1" % out)
+        self.clear(self.b)
+        self.import_into(self.b, out)
+        img = self.status(self.b, "multi.local/m:1")
+        self.assertEqual(img.id, info["amd64"]["config_digest"])
+        self.assertIn("multi.local/m@" + info["index_digest"], img.repo_digests)
+        _, code, text = self.run_in(self.b, "multi.local/m:1", ["cat", "/arch"], "multi")
+        self.assertEqual((code, text.strip()), (0, "amd64"))
+        self.clear(self.b)
+        self.import_into(self.b, out, "--platform", "linux/arm/v7")
+        self.assertEqual(self.status(self.b, "multi.local/m:1").id, info["arm/v7"]["config_digest"])
+        self.clear(self.b)
+        self.import_into(self.b, out, "--all-platforms")
+        ids = {i.id for i in self.b.image.ListImages(api_pb2.ListImagesRequest()).images}
+        self.assertEqual(ids, {info[k]["config_digest"] for k in ("amd64", "arm64/v8", "arm/v7")})
+        # the name (and the repo digest) stay with this host's image; the others are kept by id
+        self.assertEqual(self.status(self.b, "multi.local/m:1").id, info["amd64"]["config_digest"])
+        self.assertEqual(self.status(self.b, info["arm64/v8"]["config_digest"]).repo_tags, [])
+        self.clear(self.b)
+        self.import_into(self.b, out, "--all-platforms", "--name", "renamed.local/m:2")
+        self.assertEqual(self.status(self.b, "renamed.local/m:2").id, info["amd64"]["config_digest"])
+        self.assertEqual(len(self.b.image.ListImages(api_pb2.ListImagesRequest()).images), 3)
+
 
 if __name__ == "__main__":
     main()
