@@ -189,5 +189,5 @@ const struct cri_handler cri_image_io_handlers[] = {
         {.name = "ImportImage", .unary = import_image},
         {.name = "ExportImage", .stream = export_image},
         {.name = "CommitContainer", .unary = commit_container},
-        {NULL},
+        {0},
 };
