@@ -276,7 +276,7 @@ static int scan_open(const char *dir, struct archive **ar, struct arc *out, stru
 
 int arc_scan(const char *dir, img_read_fn rd, void *data, struct arc *out, struct err *e)
 {
-        struct archive *ar;
+        struct archive *ar = NULL;
         if (scan_open(dir, &ar, out, e) < 0)
                 return -1;
         struct reader r = {.rd = rd, .data = data, .err = ERR_INIT};
@@ -299,7 +299,7 @@ int arc_scan(const char *dir, img_read_fn rd, void *data, struct arc *out, struc
 
 int arc_scan_mem(const char *dir, const void *buf, size_t len, struct arc *out, struct err *e)
 {
-        struct archive *ar;
+        struct archive *ar = NULL;
         if (scan_open(dir, &ar, out, e) < 0)
                 return -1;
         int ret;
