@@ -265,6 +265,108 @@ void cri_client_stream_close(struct cri_client_stream *s)
         free(s);
 }
 
+struct cri_client_upload {
+        grpc_completion_queue *cq;
+        grpc_call *call;
+        char *method;
+};
+
+static void upload_free(struct cri_client_upload *u)
+{
+        grpc_call_unref(u->call);
+        drain_and_destroy(u->cq);
+        free(u->method);
+        free(u);
+}
+
+int cri_client_upload_open(struct cri_client *c, const char *method, int timeout_ms,
+                           struct cri_client_upload **out, struct err *e)
+{
+        struct cri_client_upload *u = xzalloc(sizeof(*u));
+        u->method = xstrdup(method);
+        u->cq = grpc_completion_queue_create_for_pluck(NULL);
+        grpc_slice mslice = grpc_slice_from_copied_string(method);
+        u->call = grpc_channel_create_call(c->ch, NULL, GRPC_PROPAGATE_DEFAULTS, u->cq, mslice, NULL,
+                                           deadline_of(timeout_ms), NULL);
+        grpc_slice_unref(mslice);
+        grpc_op op;
+        init_op(&op, GRPC_OP_SEND_INITIAL_METADATA);
+        if (grpc_call_start_batch(u->call, &op, 1, u, NULL) != GRPC_CALL_OK) {
+                upload_free(u);
+                return err_set(e, ERR_INTERNAL, "%s: cannot start the call", method);
+        }
+        grpc_completion_queue_pluck(u->cq, u, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
+        *out = u;
+        return 0;
+}
+
+int cri_client_upload_send(struct cri_client_upload *u, const ProtobufCMessage *msg, struct err *e)
+{
+        size_t len = protobuf_c_message_get_packed_size(msg);
+        uint8_t *buf = xmalloc(len ? len : 1);
+        protobuf_c_message_pack(msg, buf);
+        grpc_slice body = grpc_slice_new(buf, len, free);
+        grpc_byte_buffer *send = grpc_raw_byte_buffer_create(&body, 1);
+        grpc_slice_unref(body);
+        grpc_op op;
+        init_op(&op, GRPC_OP_SEND_MESSAGE);
+        op.data.send_message.send_message = send;
+        int ret = 0;
+        if (grpc_call_start_batch(u->call, &op, 1, u, NULL) != GRPC_CALL_OK)
+                ret = err_set(e, ERR_INTERNAL, "%s: cannot send", u->method);
+        else if (!grpc_completion_queue_pluck(u->cq, u, gpr_inf_future(GPR_CLOCK_REALTIME), NULL).success)
+                ret = err_set(e, ERR_UNAVAILABLE, "%s: the call ended while sending", u->method);
+        grpc_byte_buffer_destroy(send);
+        return ret;
+}
+
+int cri_client_upload_finish(struct cri_client_upload *u, const ProtobufCMessageDescriptor *resp_desc,
+                             ProtobufCMessage **resp, struct err *e)
+{
+        grpc_byte_buffer *recv = NULL;
+        grpc_metadata_array initial_md, trailing_md;
+        grpc_metadata_array_init(&initial_md);
+        grpc_metadata_array_init(&trailing_md);
+        grpc_status_code status = GRPC_STATUS_OK;
+        grpc_slice details = grpc_empty_slice();
+        grpc_op ops[4];
+        init_op(&ops[0], GRPC_OP_SEND_CLOSE_FROM_CLIENT);
+        init_op(&ops[1], GRPC_OP_RECV_INITIAL_METADATA);
+        ops[1].data.recv_initial_metadata.recv_initial_metadata = &initial_md;
+        init_op(&ops[2], GRPC_OP_RECV_MESSAGE);
+        ops[2].data.recv_message.recv_message = &recv;
+        init_op(&ops[3], GRPC_OP_RECV_STATUS_ON_CLIENT);
+        ops[3].data.recv_status_on_client.trailing_metadata = &trailing_md;
+        ops[3].data.recv_status_on_client.status = &status;
+        ops[3].data.recv_status_on_client.status_details = &details;
+        int ret = 0;
+        *resp = NULL;
+        if (grpc_call_start_batch(u->call, ops, 4, u, NULL) != GRPC_CALL_OK) {
+                ret = err_set(e, ERR_INTERNAL, "%s: cannot finish the call", u->method);
+        } else {
+                grpc_completion_queue_pluck(u->cq, u, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
+                if (status != GRPC_STATUS_OK) {
+                        ret = status_error(status, details, u->method, e);
+                } else if (recv == NULL) {
+                        ret = err_set(e, ERR_INTERNAL, "%s: no response message", u->method);
+                } else {
+                        size_t len;
+                        cleanup_free char *bytes = bb_to_bytes(recv, &len);
+                        *resp = protobuf_c_message_unpack(resp_desc, NULL, len, (const uint8_t *)bytes);
+                        if (*resp == NULL)
+                                ret = err_set(e, ERR_INTERNAL, "%s: malformed %s from the runtime", u->method,
+                                              resp_desc->name);
+                }
+        }
+        if (recv)
+                grpc_byte_buffer_destroy(recv);
+        grpc_slice_unref(details);
+        grpc_metadata_array_destroy(&initial_md);
+        grpc_metadata_array_destroy(&trailing_md);
+        upload_free(u);
+        return ret;
+}
+
 /* Paths built once for both services, from their descriptors. */
 static char **method_paths;
 static pthread_once_t paths_once = PTHREAD_ONCE_INIT;

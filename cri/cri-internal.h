@@ -54,6 +54,11 @@ int64_t cri_call_deadline_ns(const struct cri_call *call);
 /* Server-streaming: send one message and wait until it is written.
  * Returns -1 (ERR_CANCELLED) when the client has gone. */
 int cri_call_send(struct cri_call *call, const ProtobufCMessage *msg, struct err *e);
+/* Client-streaming: the next message of the method's input type after the
+ * one the handler was called with. 1 with *msg (free with
+ * protobuf_c_message_free_unpacked), 0 when the client has sent its last,
+ * -1 (ERR_CANCELLED) when it went away. */
+int cri_call_recv(struct cri_call *call, ProtobufCMessage **msg, struct err *e);
 
 /* A unary handler fills *resp with a heap message of the method's output
  * type (every part malloc'ed: the server frees it with
@@ -86,6 +91,7 @@ extern const struct cri_handler cri_pod_status_handlers[]; /* pod_status.c */
 extern const struct cri_handler cri_container_handlers[];  /* containers.c */
 extern const struct cri_handler cri_stats_handlers[];      /* stats.c */
 extern const struct cri_handler cri_streaming_handlers[];  /* streaming.c */
+extern const struct cri_handler cri_image_io_handlers[];   /* image_io.c */
 
 /* Start-up and shut-down of each area, called by daemon.c in this order
  * (and the reverse). Each init may leave its pointers NULL and log why

@@ -63,6 +63,17 @@ int cri_client_stream_open(struct cri_client *c, const char *method, const Proto
 int cri_client_stream_next(struct cri_client_stream *s, ProtobufCMessage **msg, struct err *e);
 void cri_client_stream_close(struct cri_client_stream *s);
 
+/* Client-streaming calls (ImportImage): open, send messages, then finish
+ * (which half-closes and waits for the response and status). A failed send
+ * means the server ended the call: finish then returns its status. Finish
+ * or close frees the upload. */
+struct cri_client_upload;
+int cri_client_upload_open(struct cri_client *c, const char *method, int timeout_ms,
+                           struct cri_client_upload **out, struct err *e);
+int cri_client_upload_send(struct cri_client_upload *u, const ProtobufCMessage *msg, struct err *e);
+int cri_client_upload_finish(struct cri_client_upload *u, const ProtobufCMessageDescriptor *resp_desc,
+                             ProtobufCMessage **resp, struct err *e);
+
 /* Full method path for an RPC name ("Version" -> "/runtime.v1.RuntimeService/Version",
  * "PullImageProgress" -> "/corral.v1.Corral/PullImageProgress"); NULL for
  * names that are not methods of these services. Static storage. */

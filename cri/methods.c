@@ -9,18 +9,25 @@
 
 /* protobuf-c service descriptors do not record streaming; the proto does. */
 static const char *const streaming_rpcs[] = {
-        "StreamPodSandboxes",      "StreamContainers",   "StreamContainerStats", "StreamPodSandboxStats",
-        "StreamPodSandboxMetrics", "GetContainerEvents", "StreamImages",         "PullImageProgress",
+        "StreamPodSandboxes",    "StreamContainers",        "StreamContainerStats",
+        "StreamPodSandboxStats", "StreamPodSandboxMetrics", "GetContainerEvents",
+        "StreamImages",          "PullImageProgress",       "ExportImage",
 };
 
 static const struct cri_handler *const *handler_tables(void)
 {
         static const struct cri_handler *const tables[] = {
-                cri_info_handlers,        cri_event_handlers,
-                cri_image_handlers,       cri_pod_handlers,
-                cri_pod_status_handlers,  cri_container_handlers,
-                cri_stats_handlers,       cri_streaming_handlers,
-                cri_pod_metrics_handlers, NULL,
+                cri_info_handlers,
+                cri_event_handlers,
+                cri_image_handlers,
+                cri_pod_handlers,
+                cri_pod_status_handlers,
+                cri_container_handlers,
+                cri_stats_handlers,
+                cri_streaming_handlers,
+                cri_pod_metrics_handlers,
+                cri_image_io_handlers,
+                NULL,
         };
         return tables;
 }

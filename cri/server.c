@@ -40,6 +40,7 @@ struct cri_call {
         struct tag closed;
         struct tag sent;
         struct tag wrote;
+        struct tag read;
         struct cri_server *srv;
         const struct cri_method *m; /* NULL: an unregistered path */
         size_t idx;
@@ -55,6 +56,9 @@ struct cri_call {
         pthread_cond_t cv;
         bool write_done;
         bool write_ok;
+        bool read_done;
+        bool read_ok;
+        grpc_byte_buffer *in;
         bool sent_initial;
         grpc_byte_buffer *out;
         grpc_slice details_slice;
@@ -91,6 +95,7 @@ static void on_arrive(struct tag *t, bool ok);
 static void on_closed(struct tag *t, bool ok);
 static void on_sent(struct tag *t, bool ok);
 static void on_wrote(struct tag *t, bool ok);
+static void on_read(struct tag *t, bool ok);
 
 static void call_free(struct cri_call *c)
 {
@@ -121,6 +126,7 @@ static void arm(struct cri_server *s, const struct cri_method *m, size_t idx)
         c->closed.fn = on_closed;
         c->sent.fn = on_sent;
         c->wrote.fn = on_wrote;
+        c->read.fn = on_read;
         c->srv = s;
         c->m = m;
         c->idx = idx;
@@ -320,6 +326,59 @@ static void on_wrote(struct tag *t, bool ok)
         c->write_ok = ok;
         pthread_cond_broadcast(&c->cv);
         pthread_mutex_unlock(&c->mu);
+}
+
+static void on_read(struct tag *t, bool ok)
+{
+        struct cri_call *c = call_of(t, offsetof(struct cri_call, read));
+        pthread_mutex_lock(&c->mu);
+        c->read_done = true;
+        c->read_ok = ok;
+        pthread_cond_broadcast(&c->cv);
+        pthread_mutex_unlock(&c->mu);
+}
+
+int cri_call_recv(struct cri_call *c, ProtobufCMessage **msg, struct err *e)
+{
+        *msg = NULL;
+        if (cri_call_cancelled(c))
+                return err_set(e, ERR_CANCELLED, "%s: the client went away", c->m->name);
+        grpc_op op;
+        init_op(&op, GRPC_OP_RECV_MESSAGE);
+        c->in = NULL;
+        op.data.recv_message.recv_message = &c->in;
+        pthread_mutex_lock(&c->mu);
+        c->read_done = false;
+        pthread_mutex_unlock(&c->mu);
+        if (grpc_call_start_batch(c->call, &op, 1, &c->read, NULL) != GRPC_CALL_OK)
+                return err_set(e, ERR_INTERNAL, "%s: cannot start a read", c->m->name);
+        pthread_mutex_lock(&c->mu);
+        while (!c->read_done)
+                pthread_cond_wait(&c->cv, &c->mu);
+        bool ok = c->read_ok;
+        pthread_mutex_unlock(&c->mu);
+        grpc_byte_buffer *bb = steal_ptr(&c->in);
+        if (!ok) {
+                if (bb)
+                        grpc_byte_buffer_destroy(bb);
+                return err_set(e, ERR_CANCELLED, "%s: the client went away", c->m->name);
+        }
+        if (bb == NULL)
+                return 0; /* the client half-closed: no more messages */
+        grpc_byte_buffer_reader reader;
+        if (!grpc_byte_buffer_reader_init(&reader, bb)) {
+                grpc_byte_buffer_destroy(bb);
+                return err_set(e, ERR_INVALID, "%s: unreadable message", c->m->name);
+        }
+        grpc_slice slice = grpc_byte_buffer_reader_readall(&reader);
+        grpc_byte_buffer_reader_destroy(&reader);
+        grpc_byte_buffer_destroy(bb);
+        *msg = protobuf_c_message_unpack(c->m->input, NULL, GRPC_SLICE_LENGTH(slice),
+                                         GRPC_SLICE_START_PTR(slice));
+        grpc_slice_unref(slice);
+        if (*msg == NULL)
+                return err_set(e, ERR_INVALID, "%s: malformed %s message", c->m->name, c->m->input->name);
+        return 1;
 }
 
 bool cri_call_cancelled(const struct cri_call *call)

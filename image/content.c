@@ -64,6 +64,17 @@ bool img_content_has(const struct img_content *c, const char *digest)
         return access(p, F_OK) == 0;
 }
 
+int img_content_adopt(struct img_content *c, const char *digest, const char *path, struct err *e)
+{
+        if (!img_digest_valid(digest))
+                return err_set(e, ERR_INVALID, "bad digest \"%s\"", digest);
+        cleanup_free char *p = img_content_path(c, digest);
+        /* a hard link: the staging file goes with its directory, the blob stays */
+        if (link(path, p) < 0 && errno != EEXIST)
+                return err_make(e, errno, "store blob %s", digest);
+        return 0;
+}
+
 int img_content_delete(struct img_content *c, const char *digest, struct err *e)
 {
         if (!img_digest_valid(digest))

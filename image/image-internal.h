@@ -73,6 +73,9 @@ void reg_curl_setup(CURL *h, const struct reg_endpoint *ep);
 /* Map a curl failure to an error kind. */
 enum err_kind reg_curl_kind(CURLcode rc);
 
+/* The OCI media type of a layer with the same bytes (manifest.c). */
+const char *img_oci_layer_type(const char *media_type);
+
 /* "sha256:" + lowercase hex of a digest (config.c). Caller frees. */
 char *img_digest_hex(const unsigned char *md, unsigned int n);
 

@@ -16,6 +16,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "util/util.h"
 
@@ -152,6 +153,9 @@ bool img_content_has(const struct img_content *c, const char *digest);
 /* Store a whole buffer as a blob after checking it against digest. */
 int img_content_put(struct img_content *c, const char *digest, const void *buf, size_t len, struct err *e);
 int img_content_delete(struct img_content *c, const char *digest, struct err *e);
+/* Take a file already checked against digest (on the store's file system)
+ * as the blob, by a hard link; a blob already there is kept. */
+int img_content_adopt(struct img_content *c, const char *digest, const char *path, struct err *e);
 
 /* A streaming writer: every byte is hashed as it arrives. Opening resumes an
  * existing partial file (its bytes are re-hashed); img_content_writer_offset
@@ -272,5 +276,60 @@ struct img_gc_stats {
  * any image's chain and not below an active snapshot, and leftovers of
  * interrupted pulls. */
 int img_gc(struct img_service *svc, struct img_gc_stats *out, struct err *e);
+
+/* ---------- archives: import, export (import.c, export.c) ---------- */
+
+/* Supplies the next bytes of a stream: > 0 with *buf set (valid until the
+ * next call), 0 at the end, -1 with e set. */
+typedef ssize_t (*img_read_fn)(void *data, const void **buf, struct err *e);
+/* Consumes bytes of a stream being written. */
+typedef int (*img_write_fn)(void *data, const void *buf, size_t len, struct err *e);
+
+struct img_import_opts {
+        const char *os, *arch, *variant; /* NULL os: this host's platform */
+        bool all_platforms;              /* every platform of an index */
+        const char *name;                /* instead of the archive's names; may be NULL */
+};
+
+struct img_imported {
+        char *id;
+        char **names;
+        char *manifest_digest;
+};
+
+/* Import a docker-archive (docker save, plain or gzip) or an OCI image
+ * layout tar. Digests are kept: the config digest is the image id and
+ * "<name>@<manifest or index digest>" its repo digest, as for a pull.
+ * Every blob is checked against its digest, every layer against its
+ * diff_id, before anything is stored; on any error nothing is left (no
+ * record, no blob, no snapshot). ERR_INVALID names a refused entry,
+ * ERR_DATA_LOSS a blob whose bytes do not match, ERR_NOT_FOUND a platform
+ * the archive lacks. *out (img_imported_free) lists the images. */
+int img_import(struct img_service *svc, img_read_fn rd, void *rd_data, const struct img_import_opts *o,
+               struct img_imported **out, size_t *n, struct err *e);
+void img_imported_free(struct img_imported *v, size_t n);
+
+enum img_archive_format { IMG_ARCHIVE_OCI = 0, IMG_ARCHIVE_DOCKER = 1 };
+
+/* Write images (names, ids, digests) as an OCI image layout tar or a
+ * docker-archive to wr. ERR_NOT_FOUND for an unknown image,
+ * ERR_PRECONDITION when a blob is not in the content store. */
+int img_export(struct img_service *svc, char *const *images, enum img_archive_format fmt, img_write_fn wr,
+               void *wr_data, struct err *e);
+
+/* ---------- commit (commit.c) ---------- */
+
+struct img_commit_opts {
+        const char *image_id; /* the container's image */
+        const char *upper;    /* the container's upper directory (overlay) */
+        const char *name;     /* the new image's name */
+        const char *author;   /* may be NULL */
+        const char *comment;  /* may be NULL */
+};
+
+/* The upper directory as a new layer (overlay whiteouts and opaque
+ * directories become OCI .wh. entries) on top of the image: a new config,
+ * manifest and image record. *id (caller frees) is the new image's id. */
+int img_commit(struct img_service *svc, const struct img_commit_opts *o, char **id, struct err *e);
 
 #endif

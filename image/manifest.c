@@ -289,3 +289,15 @@ void img_host_platform(const char **os, const char **arch, const char **variant)
         *arch = "unknown";
 #endif
 }
+
+/* Docker layer types have OCI twins with the same bytes. */
+const char *img_oci_layer_type(const char *mt)
+{
+        if (!mt || strcmp(mt, IMG_MT_DOCKER_LAYER) == 0)
+                return IMG_MT_OCI_LAYER_GZIP;
+        if (strcmp(mt, "application/vnd.docker.image.rootfs.diff.tar") == 0)
+                return IMG_MT_OCI_LAYER;
+        if (strcmp(mt, "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip") == 0)
+                return "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip";
+        return mt;
+}

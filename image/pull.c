@@ -85,7 +85,7 @@ static void fail(struct pull *p, struct err *e)
 /* sha256 of the uncompressed layer, to check it against the config's
  * diff_id: a registry must not be able to plant content under the chain ID
  * of a layer it did not send. */
-static int layer_diff_id(const char *path, char **out, atomic_bool *cancel, struct err *e)
+int img_layer_diff_id(const char *path, char **out, atomic_bool *cancel, struct err *e)
 {
         struct archive *a = archive_read_new();
         if (!a)
@@ -116,7 +116,7 @@ static int layer_diff_id(const char *path, char **out, atomic_bool *cancel, stru
                         goto out;
                 }
                 EVP_DigestUpdate(md, buf, n);
-                if (atomic_load(cancel)) {
+                if (cancel && atomic_load(cancel)) {
                         err_set(e, ERR_CANCELLED, "cancelled");
                         goto out;
                 }
@@ -157,7 +157,7 @@ static void *download_worker(void *data)
                 }
                 cleanup_free char *path = img_content_path(p->svc->cs, d->digest);
                 cleanup_free char *diff = NULL;
-                if (layer_diff_id(path, &diff, &p->cancel, &e) < 0) {
+                if (img_layer_diff_id(path, &diff, &p->cancel, &e) < 0) {
                         err_wrap(&e, "layer %d (%s)", i, d->digest);
                         fail(p, &e);
                         return NULL;
@@ -180,43 +180,55 @@ static void *download_worker(void *data)
         }
 }
 
-static int unpack_layer(struct pull *p, int i, struct err *e)
+int img_layer_apply(struct img_service *svc, const char *parent, const char *chain, const char *blob,
+                    const char *media_type, bool *created, struct err *e)
 {
-        struct snap *sn = p->svc->sn;
-        const struct img_descriptor *d = &p->m->layers[i];
+        struct snap *sn = svc->sn;
         char rnd[ID_LEN + 1];
         id_generate(rnd);
-        cleanup_free char *active = xasprintf("%s%.12s-%s", IMG_EXTRACT_PREFIX, rnd, p->chain[i] + 7);
+        cleanup_free char *active = xasprintf("%s%.12s-%s", IMG_EXTRACT_PREFIX, rnd, chain + 7);
         cleanup_free char *dir = NULL;
-        if (snap_prepare(sn, active, i > 0 ? p->chain[i - 1] : NULL, NULL, e) < 0)
-                return err_wrap(e, "layer %d (%s): prepare snapshot", i, d->digest);
+        if (created)
+                *created = false;
+        if (snap_prepare(sn, active, parent, NULL, e) < 0)
+                return err_wrap(e, "prepare snapshot");
         dir = snap_fs_path(sn, active, e);
         if (!dir) {
                 (void)snap_remove(sn, active, NULL);
-                return err_wrap(e, "layer %d (%s): snapshot path", i, d->digest);
+                return err_wrap(e, "snapshot path");
         }
-        cleanup_free char *blob = img_content_path(p->svc->cs, d->digest);
         struct img_unpack_stats stats = {0};
-        if (img_unpack_layer(blob, d->media_type, dir, &stats, e) < 0) {
+        if (img_unpack_layer(blob, media_type, dir, &stats, e) < 0) {
                 (void)snap_remove(sn, active, NULL);
-                return err_wrap(e, "layer %d (%s): unpack", i, d->digest);
+                return err_wrap(e, "unpack");
         }
-        if (snap_commit(sn, p->chain[i], active, e) < 0) {
+        if (snap_commit(sn, chain, active, e) < 0) {
+                (void)snap_remove(sn, active, NULL);
                 if (err_is(e, ERR_EXISTS)) {
                         /* another pull committed the same layer first */
                         err_clear(e);
-                        (void)snap_remove(sn, active, NULL);
                         return 0;
                 }
-                (void)snap_remove(sn, active, NULL);
-                return err_wrap(e, "layer %d (%s): commit snapshot %s", i, d->digest, p->chain[i]);
+                return err_wrap(e, "commit snapshot %s", chain);
         }
-        log_debug("image", "layer unpacked chain=%s files=%llu bytes=%llu", p->chain[i],
+        if (created)
+                *created = true;
+        log_debug("image", "layer unpacked chain=%s files=%llu bytes=%llu", chain,
                   (unsigned long long)stats.files, (unsigned long long)stats.bytes);
         return 0;
 }
 
-static bool snapshot_committed(struct snap *sn, const char *key)
+static int unpack_layer(struct pull *p, int i, struct err *e)
+{
+        const struct img_descriptor *d = &p->m->layers[i];
+        cleanup_free char *blob = img_content_path(p->svc->cs, d->digest);
+        if (img_layer_apply(p->svc, i > 0 ? p->chain[i - 1] : NULL, p->chain[i], blob, d->media_type, NULL,
+                            e) < 0)
+                return err_wrap(e, "layer %d (%s)", i, d->digest);
+        return 0;
+}
+
+bool img_snapshot_committed(struct snap *sn, const char *key)
 {
         struct store_snapshot st = {0};
         struct err e = ERR_INIT;
@@ -231,7 +243,7 @@ static int fetch_layers(struct pull *p, struct err *e)
 {
         int needed = 0;
         for (int i = 0; i < p->n; i++) {
-                if (snapshot_committed(p->svc->sn, p->chain[i])) {
+                if (img_snapshot_committed(p->svc->sn, p->chain[i])) {
                         p->state[i] = L_EXISTS;
                         progress(p, IMG_PROGRESS_EXISTS, i, 0, (uint64_t)p->m->layers[i].size);
                 } else {

@@ -3,6 +3,7 @@
 #define CORRAL_IMAGE_SERVICE_INTERNAL_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 
 #include "image/image.h"
 
@@ -41,5 +42,21 @@ struct img_service {
 int pull_one(struct img_service *svc, const struct img_ref *ref, const char *refstr, const char *os,
              const char *arch, const char *variant, const struct img_auth *auth, img_progress_fn cb,
              void *cb_data, char **image_id, struct err *e);
+
+/* Unpack one layer blob into a new snapshot `chain` over `parent` (NULL
+ * for a base layer): an extract- active snapshot, committed when whole and
+ * removed on error. *created (may be NULL) says whether this call committed
+ * it (false: it was there already, or another pull won). */
+int img_layer_apply(struct img_service *svc, const char *parent, const char *chain, const char *blob,
+                    const char *media_type, bool *created, struct err *e);
+bool img_snapshot_committed(struct snap *sn, const char *key);
+/* sha256 of a layer blob's uncompressed bytes (its diff_id); cancel may be NULL. */
+int img_layer_diff_id(const char *path, char **out, atomic_bool *cancel, struct err *e);
+
+/* Imports and commits hold the service like a pull: GC waits for them. */
+void img_service_hold(struct img_service *svc);
+void img_service_release(struct img_service *svc);
+/* Ask for a collection when the last holder lets go. */
+void img_service_gc_later(struct img_service *svc);
 
 #endif

@@ -34,6 +34,9 @@ int img_service_new(const char *root, const struct img_registry_conf *regs, size
                 img_service_free(svc);
                 return -1;
         }
+        /* staging directories of imports a crash interrupted */
+        cleanup_free char *staging = path_join(root, "import");
+        (void)rm_rf(staging, NULL);
         *out = svc;
         return 0;
 }
@@ -152,6 +155,37 @@ int img_pull(struct img_service *svc, const char *ref, const struct img_auth *au
         const char *os, *arch, *variant;
         img_host_platform(&os, &arch, &variant);
         return img_pull_platform(svc, ref, os, arch, variant, auth, cb, cb_data, out, e);
+}
+
+void img_service_hold(struct img_service *svc)
+{
+        pthread_mutex_lock(&svc->mu);
+        while (svc->gc_running)
+                pthread_cond_wait(&svc->gc_cond, &svc->mu);
+        svc->pulls++;
+        pthread_mutex_unlock(&svc->mu);
+}
+
+void img_service_release(struct img_service *svc)
+{
+        pthread_mutex_lock(&svc->mu);
+        svc->pulls--;
+        bool run_gc = svc->pulls == 0 && svc->gc_pending;
+        pthread_mutex_unlock(&svc->mu);
+        if (run_gc) {
+                struct img_gc_stats st;
+                struct err ge = ERR_INIT;
+                if (img_gc(svc, &st, &ge) < 0)
+                        log_debug("image", "deferred gc failed: %s", ge.msg);
+                err_clear(&ge);
+        }
+}
+
+void img_service_gc_later(struct img_service *svc)
+{
+        pthread_mutex_lock(&svc->mu);
+        svc->gc_pending = true;
+        pthread_mutex_unlock(&svc->mu);
 }
 
 /* ---------- list / status / remove ---------- */

@@ -28,6 +28,10 @@ extern const struct ctl_verb ctl_pod_verbs[];       /* pods.c: runp, pods, inspe
 extern const struct ctl_verb ctl_container_verbs[]; /* containers.c: create, start, ps, inspect, stop, rm,
                                                        logs, exec, stats, run */
 extern const struct ctl_verb ctl_stream_verbs[];    /* stream.c: exec -it, attach, port-forward */
+extern const struct ctl_verb ctl_image_io_verbs[];  /* image_io.c: commit */
+/* "images import ..." and "images export ..." (image_io.c); argv[0] is the subverb. */
+int ctl_images_import(struct ctl *ctl, int argc, char **argv);
+int ctl_images_export(struct ctl *ctl, int argc, char **argv);
 
 struct cri_client *ctl_client(struct ctl *ctl);
 /* Call `rpc` ("Version") and print errors as "corralctl: RPC: message".

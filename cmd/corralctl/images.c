@@ -201,6 +201,10 @@ static void split_tag(const char *ref, char *repo, size_t rl, char *tag, size_t 
 
 static int cmd_images(struct ctl *ctl, int argc, char **argv)
 {
+        if (argc > 1 && strcmp(argv[1], "import") == 0)
+                return ctl_images_import(ctl, argc - 1, argv + 1);
+        if (argc > 1 && strcmp(argv[1], "export") == 0)
+                return ctl_images_export(ctl, argc - 1, argv + 1);
         bool quiet = false;
         int c;
         while ((c = getopt(argc, argv, "q")) != -1) {
@@ -316,7 +320,8 @@ static int cmd_imagefsinfo(struct ctl *ctl, int argc, char **argv)
 
 const struct ctl_verb ctl_image_verbs[] = {
         {"pull", "pull an image from a registry", cmd_pull},
-        {"images", "list images (-q: ids only)", cmd_images},
+        {"images", "list images (-q: ids only); images import FILE|-, images export -o FILE IMAGE...",
+         cmd_images},
         {"inspecti", "show an image's status and config", cmd_inspecti},
         {"rmi", "remove images by tag, digest or id", cmd_rmi},
         {"imagefsinfo", "show image filesystem usage", cmd_imagefsinfo},

@@ -8,7 +8,8 @@
 #define DEFAULT_ENDPOINT "unix:///run/corral/corral.sock"
 
 static const struct ctl_verb *const verb_tables[] = {
-        ctl_info_verbs, ctl_image_verbs, ctl_pod_verbs, ctl_container_verbs, ctl_stream_verbs, NULL,
+        ctl_info_verbs,   ctl_image_verbs,    ctl_pod_verbs, ctl_container_verbs,
+        ctl_stream_verbs, ctl_image_io_verbs, NULL,
 };
 
 static void usage(FILE *f)
