@@ -152,7 +152,7 @@ static int vm_pod_dir(struct cri_daemon *d, const char *ctr_id, char **vm_dir, s
         cleanup_err struct err re = ERR_INIT;
         int r = 0;
         *vm_dir = NULL;
-        if (ctr_resolve(d, ctr_id, &c, &re) < 0 || store_pod_get(d->store, c.pod_id, &p, &re) < 0 ||
+        if (ctr_resolve(d, ctr_id, &c, &re) < 0 || model_pod_get(d->model, c.pod_id, &p, &re) < 0 ||
             cri_pod_extra_parse(p.extra_json, &x, &re) < 0 || !x.vm)
                 goto out;
         if (!x.vm_dir) {
@@ -407,7 +407,7 @@ static int be_portforward(void *data, const char *pod_id, uint16_t port, int *fd
         struct cri_pod_extra x = {0};
         cleanup_free char *netns = NULL; /* before any goto (clang) */
         int r = -1;
-        if (store_pod_get(s->d->store, pod_id, &p, e) < 0) {
+        if (model_pod_get(s->d->model, pod_id, &p, e) < 0) {
                 err_wrap(e, "port-forward to pod %s", pod_id);
                 goto out;
         }

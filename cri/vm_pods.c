@@ -417,7 +417,7 @@ bool cri_vm_ctr_usage(struct cri_daemon *d, const char *pod_id, const char *ctr_
         struct cri_pod_extra x = {0};
         cleanup_err struct err e = ERR_INIT;
         bool ok = false;
-        if (store_pod_get(d->store, pod_id, &p, &e) == 0 && cri_pod_extra_parse(p.extra_json, &x, &e) == 0 &&
+        if (model_pod_get(d->model, pod_id, &p, &e) == 0 && cri_pod_extra_parse(p.extra_json, &x, &e) == 0 &&
             x.vm && x.vm_dir) {
                 struct shim_conn *sc = NULL;
                 struct shim_vm_stats st;
@@ -439,7 +439,7 @@ bool cri_pod_is_vm(struct cri_daemon *d, const char *pod_id)
 {
         struct store_pod p = {0};
         cleanup_err struct err e = ERR_INIT;
-        if (store_pod_get(d->store, pod_id, &p, &e) < 0)
+        if (model_pod_get(d->model, pod_id, &p, &e) < 0)
                 return false;
         struct cri_pod_extra x = {0};
         bool vm = cri_pod_extra_parse(p.extra_json, &x, &e) == 0 && x.vm;
