@@ -48,40 +48,6 @@ struct model {
 
 /* ---------- records ---------- */
 
-static void copy_pod(struct store_pod *dst, const struct store_pod *src)
-{
-        *dst = *src;
-        dst->name = xstrdup(src->name);
-        dst->uid = xstrdup(src->uid);
-        dst->namespace = xstrdup(src->namespace);
-        dst->runtime_handler = xstrdup(src->runtime_handler);
-        dst->labels_json = xstrdup(src->labels_json);
-        dst->annotations_json = xstrdup(src->annotations_json);
-        dst->netns_path = xstrdup(src->netns_path);
-        dst->ips_json = xstrdup(src->ips_json);
-        dst->cgroup_parent = xstrdup(src->cgroup_parent);
-        dst->config = src->config && src->config_len ? xmemdup(src->config, src->config_len) : NULL;
-        dst->config_len = dst->config ? src->config_len : 0;
-        dst->extra_json = xstrdup(src->extra_json);
-}
-
-static void copy_ctr(struct store_container *dst, const struct store_container *src)
-{
-        *dst = *src;
-        dst->name = xstrdup(src->name);
-        dst->image_ref = xstrdup(src->image_ref);
-        dst->image_id = xstrdup(src->image_id);
-        dst->reason = xstrdup(src->reason);
-        dst->message = xstrdup(src->message);
-        dst->log_path = xstrdup(src->log_path);
-        dst->labels_json = xstrdup(src->labels_json);
-        dst->annotations_json = xstrdup(src->annotations_json);
-        dst->snapshot_key = xstrdup(src->snapshot_key);
-        dst->config = src->config && src->config_len ? xmemdup(src->config, src->config_len) : NULL;
-        dst->config_len = dst->config ? src->config_len : 0;
-        dst->extra_json = xstrdup(src->extra_json);
-}
-
 static void pod_view_free(struct model *m, void *view)
 {
         if (view && m->hooks.pod_view_free)
@@ -426,7 +392,7 @@ size_t model_ctr_count(struct model *m)
 int model_pod_put(struct model *m, const struct store_pod *p, struct err *e)
 {
         struct store_pod rec, old = {0};
-        copy_pod(&rec, p);
+        store_pod_copy(&rec, p);
         void *view = m->hooks.pod_view ? m->hooks.pod_view(&rec) : NULL, *old_view = NULL;
         model_lock(m, p->id);
         int r = store_pod_put(m->store, p, e);
@@ -449,7 +415,7 @@ int model_pod_get(struct model *m, const char *id, struct store_pod *out, struct
         rd(m);
         struct pod_ent *p = pod_find(m, id);
         if (p)
-                copy_pod(out, &p->rec);
+                store_pod_copy(out, &p->rec);
         unlock(m);
         return p ? 0 : err_set(e, ERR_NOT_FOUND, "pod %s not found", id);
 }
@@ -469,7 +435,7 @@ int model_pod_find(struct model *m, const char *name, const char *ns, const char
         for (struct pod_ent *p = m->pod_tail; p && !found; p = p->prev) {
                 if (p->rec.attempt == attempt && str_eq(p->rec.name, name) && str_eq(p->rec.namespace, ns) &&
                     str_eq(p->rec.uid, uid)) {
-                        copy_pod(out, &p->rec);
+                        store_pod_copy(out, &p->rec);
                         found = true;
                 }
         }
@@ -509,7 +475,7 @@ int model_pod_list(struct model *m, struct store_pod **out, size_t *n, struct er
         *out = xcalloc(*n ? *n : 1, sizeof(**out));
         size_t k = 0;
         for (struct pod_ent *p = m->pod_head; p && k < *n; p = p->next)
-                copy_pod(&(*out)[k++], &p->rec);
+                store_pod_copy(&(*out)[k++], &p->rec);
         unlock(m);
         *n = k;
         return 0;
@@ -560,7 +526,7 @@ void model_pod_each(struct model *m, model_pod_fn fn, void *arg)
 int model_ctr_put(struct model *m, const struct store_container *c, struct err *e)
 {
         struct store_container rec, old = {0};
-        copy_ctr(&rec, c);
+        store_ctr_copy(&rec, c);
         void *view = m->hooks.ctr_view ? m->hooks.ctr_view(&rec) : NULL, *old_view = NULL;
         model_lock(m, c->id);
         int r = store_ctr_put(m->store, c, e);
@@ -585,7 +551,7 @@ int model_ctr_get(struct model *m, const char *id, struct store_container *out, 
         rd(m);
         struct ctr_ent *c = ctr_find(m, id);
         if (c)
-                copy_ctr(out, &c->rec);
+                store_ctr_copy(out, &c->rec);
         unlock(m);
         return c ? 0 : err_set(e, ERR_NOT_FOUND, "container %s not found", id);
 }
@@ -627,7 +593,7 @@ int model_ctr_list(struct model *m, const char *pod_id, struct store_container *
                         cap = cap ? cap * 2 : 8;
                         *out = xrealloc(*out, cap * sizeof(**out));
                 }
-                copy_ctr(&(*out)[(*n)++], &c->rec);
+                store_ctr_copy(&(*out)[(*n)++], &c->rec);
         }
         unlock(m);
         return 0;
