@@ -28,6 +28,9 @@
 #include "runtime/runtime.h"
 #include "store/store.h"
 
+/* In the pod dir: the pod init's pid, written before RunPodSandbox records it. */
+#define POD_INIT_PID_FILE "init.pid"
+
 /* ---------- per-pod locks and in-flight runs ---------- */
 
 struct podlock {
@@ -482,7 +485,8 @@ static int create_pod(struct cri_daemon *d, const struct cfg_runtime *rt,
         if (!x.vm && x.shared_pid) {
                 pid_t init = 0;
                 cleanup_free char *name = xasprintf("pod-%.12s", p.id);
-                if (rt_pod_init_spawn(name, &init, e) < 0) {
+                cleanup_free char *pid_file = path_join(x.pod_dir, POD_INIT_PID_FILE);
+                if (mkdir_p(x.pod_dir, 0755, e) < 0 || rt_pod_init_spawn_at(name, pid_file, &init, e) < 0) {
                         err_wrap(e, "start the pod's init for its shared PID namespace");
                         goto fail;
                 }
@@ -798,6 +802,17 @@ static int update_pod_resources(struct cri_daemon *d, struct cri_call *call, con
 
 /* ---------- start-up: repair after a crash ---------- */
 
+static int read_init_pid(const char *pod_dir)
+{
+        cleanup_free char *path = path_join(pod_dir, POD_INIT_PID_FILE);
+        cleanup_free char *buf = NULL;
+        size_t len;
+        if (file_read_all(path, &buf, &len, 64, NULL) < 0)
+                return 0;
+        long v = strtol(buf, NULL, 10);
+        return v > 1 && v < INT32_MAX ? (int)v : 0;
+}
+
 static void recover(struct cri_daemon *d)
 {
         struct store_pod *pods = NULL;
@@ -816,8 +831,11 @@ static void recover(struct cri_daemon *d)
                         continue;
                 }
                 if (p->state == STORE_POD_CREATING) {
-                        /* A RunPodSandbox that never finished: undo it all. */
+                        /* A RunPodSandbox that never finished: undo it all,
+                         * its init too when it was started but not recorded. */
                         log_warn("pod", "recovery: undoing a half-made pod id=%s name=%s", p->id, p->name);
+                        if (x.shared_pid && x.pod_init_pid <= 0 && x.pod_dir)
+                                x.pod_init_pid = read_init_pid(x.pod_dir);
                         if (teardown(d, p, &x, &e) < 0)
                                 log_error("pod", "recovery: undo pod %s: %s", p->id, e.msg);
                         err_clear(&e);
