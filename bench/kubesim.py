@@ -78,10 +78,12 @@ class Sim:
     def events(self):
         try:
             for ev in self.rt.GetContainerEvents(pb.GetEventsRequest()):
+                # Counted for every id: a CREATED event can arrive before
+                # CreateContainer's reply has told us the id; ours are
+                # picked out at the end.
                 with self.mu:
-                    if ev.container_id in self.ours:
-                        k = (ev.container_id, ev.container_event_type)
-                        self.delivered[k] = self.delivered.get(k, 0) + 1
+                    k = (ev.container_id, ev.container_event_type)
+                    self.delivered[k] = self.delivered.get(k, 0) + 1
         except grpc.RpcError:
             pass
 
@@ -185,16 +187,23 @@ class Sim:
             self.remove_pod(pod)
         time.sleep(2)
         with self.mu:
+            self.delivered = {k: v for k, v in self.delivered.items() if k[0] in self.ours}
             exp = sum(self.expected.values())
             got = sum(min(v, self.expected.get(k, 0)) for k, v in self.delivered.items())
             dup = sum(v - 1 for k, v in self.delivered.items() if v > 1)
             missing = sum(1 for k in self.expected if k not in self.delivered)
+            by_type = {}
+            for k in self.expected:
+                if k not in self.delivered:
+                    name = EV.Name(k[1])
+                    by_type[name] = by_type.get(name, 0) + 1
         ms = [x * 1e3 for x in self.relist]
         st = [x * 1e3 for x in self.status]
         print(f"{a.label}: {a.pods}x{a.ctrs} setup {setup:.1f} s; relist (ListPodSandbox+ListContainers) "
               f"p50 {pct(ms, 50):.2f} ms p99 {pct(ms, 99):.2f} ms over {len(ms)}; "
               f"ContainerStatus p50 {pct(st, 50):.2f} ms over {len(st)}")
-        print(f"{a.label}: events delivered {got}/{exp} expected, {missing} missing, {dup} duplicated")
+        print(f"{a.label}: events delivered {got}/{exp} expected, {missing} missing "
+              f"{dict(sorted(by_type.items()))}, {dup} duplicated")
         print(f"{a.label}: daemon CPU {cpu / elapsed * 60:.2f} s/min over {elapsed:.0f} s, "
               f"{(quiet_cpu / quiet_time * 60) if quiet_time else float('nan'):.2f} s/min between churn rounds "
               f"({(quiet_cpu / quiet_time * 100) if quiet_time else float('nan'):.1f}% of a core); RSS {rss} KiB")
