@@ -89,6 +89,18 @@ class Churn(unittest.TestCase):
     def tearDownClass(cls):
         if getattr(cls, "_failed", False):
             print("----- corrald log -----\n%s" % cls.d.read_log()[-30000:])
+        try:  # after a failure: what the test did not get to remove
+            if cls.d.proc is None:
+                cls.d.start(timeout=20)
+            for p in cls.d.runtime.ListPodSandbox(api_pb2.ListPodSandboxRequest()).items:
+                try:
+                    cls.d.runtime.StopPodSandbox(api_pb2.StopPodSandboxRequest(pod_sandbox_id=p.id), timeout=60)
+                    cls.d.runtime.RemovePodSandbox(api_pb2.RemovePodSandboxRequest(pod_sandbox_id=p.id),
+                                                   timeout=60)
+                except grpc.RpcError:
+                    pass
+        except Exception:  # noqa: BLE001
+            pass
         cls.d.stop()
         unmount_under(cls.d.dir)
         cls.d.cleanup()
