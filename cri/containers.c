@@ -29,16 +29,6 @@
 #include "shim/shim.h"
 #include "snapshot/snapshot.h"
 
-static pthread_mutex_t ctr_mu = PTHREAD_MUTEX_INITIALIZER;
-void ctr_lock(void)
-{
-        pthread_mutex_lock(&ctr_mu);
-}
-void ctr_unlock(void)
-{
-        pthread_mutex_unlock(&ctr_mu);
-}
-
 /* ---------- private state ---------- */
 
 int ctr_extra_parse(const char *json, struct ctr_extra *out)
@@ -111,29 +101,11 @@ int ctr_resolve(struct cri_daemon *d, const char *id, struct store_container *ou
 {
         if (id == NULL || *id == '\0')
                 return err_set(e, ERR_INVALID, "container id is empty");
-        if (id_is_valid(id)) {
-                if (store_ctr_get(d->store, id, out, e) < 0)
-                        return err_is(e, ERR_NOT_FOUND)
-                                       ? err_set(e, ERR_NOT_FOUND, "container %s not found", id)
-                                       : -1;
-                return 0;
-        }
-        struct store_container *v = NULL;
-        size_t n = 0;
-        if (store_ctr_list(d->store, NULL, &v, &n, e) < 0)
-                return -1;
-        char **ids = xcalloc(n + 1, sizeof(char *));
-        for (size_t i = 0; i < n; i++)
-                ids[i] = v[i].id;
-        const char *found = NULL;
-        int r = id_resolve_prefix(id, ids, n, &found, e);
-        if (r == 0)
-                r = store_ctr_get(d->store, found, out, e);
-        else if (err_is(e, ERR_NOT_FOUND))
-                err_set(e, ERR_NOT_FOUND, "container %s not found", id);
-        free(ids);
-        store_ctrs_free(v, n);
-        return r;
+        char full[ID_LEN + 1];
+        if (model_ctr_resolve(d->model, id, full, e) < 0 || model_ctr_get(d->model, full, out, e) < 0)
+                return err_is(e, ERR_NOT_FOUND) ? err_set(e, ERR_NOT_FOUND, "container %s not found", id)
+                                                : -1;
+        return 0;
 }
 
 int ctr_connect(const struct store_container *c, struct shim_conn **out, struct err *e)
@@ -237,15 +209,15 @@ static bool query_state(const struct store_container *c, struct shim_state *st, 
         return false;
 }
 
-/* Under ctr_mu: write the new state if the record is still what we saw. */
+/* Under the record's model lock: write the new state if the record is still what we saw. */
 static bool store_transition(struct cri_daemon *d, struct store_container *c, const struct shim_state *st,
                              bool gone)
 {
         bool exited = false;
-        ctr_lock();
+        model_lock(d->model, c->id);
         struct store_container cur = {0};
         cleanup_err struct err e = ERR_INIT;
-        if (store_ctr_get(d->store, c->id, &cur, &e) == 0 &&
+        if (model_ctr_get(d->model, c->id, &cur, &e) == 0 &&
             (cur.state == STORE_CTR_CREATED || cur.state == STORE_CTR_RUNNING)) {
                 int before = cur.state;
                 if (st) {
@@ -258,7 +230,7 @@ static bool store_transition(struct cri_daemon *d, struct store_container *c, co
                         set_str(&cur.message, "corral-shim is gone and left no exit status");
                 }
                 if (cur.state != before || (st && cur.started_ns != c->started_ns)) {
-                        if (store_ctr_put(d->store, &cur, &e) < 0)
+                        if (model_ctr_put(d->model, &cur, &e) < 0)
                                 log_warn("cri", "update container=%s error=\"%s\"", c->id, e.msg);
                         exited = cur.state == STORE_CTR_EXITED;
                 }
@@ -267,7 +239,7 @@ static bool store_transition(struct cri_daemon *d, struct store_container *c, co
         } else {
                 store_ctr_clear(&cur);
         }
-        ctr_unlock();
+        model_unlock(d->model, c->id);
         return exited;
 }
 
@@ -333,7 +305,7 @@ static int find_existing(struct cri_daemon *d, const char *pod_id, const Runtime
 {
         struct store_container *v = NULL;
         size_t n = 0;
-        if (store_ctr_list(d->store, pod_id, &v, &n, e) < 0)
+        if (model_ctr_list(d->model, pod_id, &v, &n, e) < 0)
                 return -1;
         int found = 0;
         for (size_t i = 0; i < n && !found; i++) {
@@ -385,7 +357,7 @@ static void undo_create(struct cri_daemon *d, struct create_ctx *c)
                 (void)rm_rf(c->x.bundle, NULL);
         if (c->x.state_dir)
                 (void)rm_rf(c->x.state_dir, NULL);
-        if (c->recorded && store_ctr_delete(d->store, c->rec.id, &e) < 0)
+        if (c->recorded && model_ctr_delete(d->model, c->rec.id, &e) < 0)
                 log_warn("cri", "undo create: delete record container=%s error=\"%s\"", c->rec.id, e.msg);
 }
 
@@ -462,7 +434,7 @@ static int create_locked(struct cri_daemon *d, const Runtime__V1__CreateContaine
         c.x.stop_signal = xstrdup(ic.stop_signal);
         c.x.image_ref = image_ref_of(&img);
         c.rec.extra_json = ctr_extra_json(&c.x);
-        if (store_ctr_put(d->store, &c.rec, e) < 0)
+        if (model_ctr_put(d->model, &c.rec, e) < 0)
                 goto out;
         c.recorded = true;
 
@@ -532,7 +504,7 @@ static int create_locked(struct cri_daemon *d, const Runtime__V1__CreateContaine
         c.x.ready = true;
         free(c.rec.extra_json);
         c.rec.extra_json = ctr_extra_json(&c.x);
-        if (store_ctr_put(d->store, &c.rec, e) < 0)
+        if (model_ctr_put(d->model, &c.rec, e) < 0)
                 goto out;
         snprintf(id_out, ID_LEN + 1, "%s", c.rec.id);
         r = 0;
@@ -570,7 +542,7 @@ static int create_container(struct cri_daemon *d, struct cri_call *call, const P
         cri_pod_lock(d, pod.id);
         /* Re-read under the lock: a StopPodSandbox may have just finished. */
         struct store_pod cur = {0};
-        int r = store_pod_get(d->store, pod.id, &cur, e);
+        int r = model_pod_get(d->model, pod.id, &cur, e);
         if (r < 0 && err_is(e, ERR_NOT_FOUND))
                 err_set(e, ERR_NOT_FOUND, "pod sandbox %s not found", pod.id);
         if (r == 0)
@@ -632,9 +604,9 @@ static int start_container(struct cri_daemon *d, struct cri_call *call, const Pr
         r = shim_start(sc, e);
         struct shim_state st;
         bool have = shim_state(sc, &st, &e2) == 0;
-        ctr_lock();
+        model_lock(d->model, c.id);
         struct store_container cur = {0};
-        if (store_ctr_get(d->store, c.id, &cur, &e2) == 0) {
+        if (model_ctr_get(d->model, c.id, &cur, &e2) == 0) {
                 if (have)
                         ctr_apply_state(&cur, &st);
                 if (r < 0) {
@@ -651,10 +623,10 @@ static int start_container(struct cri_daemon *d, struct cri_call *call, const Pr
                 }
                 if (cur.started_ns == 0)
                         cur.started_ns = time_now_ns();
-                (void)store_ctr_put(d->store, &cur, &e2);
+                (void)model_ctr_put(d->model, &cur, &e2);
         }
         store_ctr_clear(&cur);
-        ctr_unlock();
+        model_unlock(d->model, c.id);
         if (r < 0) {
                 err_wrap(e, "start container %s", c.id);
                 cri_event(d, c.id, c.pod_id, RUNTIME__V1__CONTAINER_EVENT_TYPE__CONTAINER_STOPPED_EVENT);
@@ -811,7 +783,7 @@ static int remove_locked(struct cri_daemon *d, struct store_container *c, struct
         if (x.state_dir)
                 (void)rm_rf(x.state_dir, NULL);
         ctr_extra_clear(&x);
-        if (store_ctr_delete(d->store, c->id, e) < 0 && !err_is(e, ERR_NOT_FOUND))
+        if (model_ctr_delete(d->model, c->id, e) < 0 && !err_is(e, ERR_NOT_FOUND))
                 return err_wrap(e, "remove container %s", c->id);
         err_clear(e);
         cri_event(d, c->id, c->pod_id, RUNTIME__V1__CONTAINER_EVENT_TYPE__CONTAINER_DELETED_EVENT);
@@ -855,7 +827,7 @@ int cri_containers_stop_pod(struct cri_daemon *d, const char *pod_id, int64_t ti
 {
         struct store_container *v = NULL;
         size_t n = 0;
-        if (store_ctr_list(d->store, pod_id, &v, &n, e) < 0)
+        if (model_ctr_list(d->model, pod_id, &v, &n, e) < 0)
                 return -1;
         int r = 0;
         for (size_t i = 0; i < n && r == 0; i++)
@@ -869,7 +841,7 @@ int cri_containers_remove_pod(struct cri_daemon *d, const char *pod_id, struct e
 {
         struct store_container *v = NULL;
         size_t n = 0;
-        if (store_ctr_list(d->store, pod_id, &v, &n, e) < 0)
+        if (model_ctr_list(d->model, pod_id, &v, &n, e) < 0)
                 return -1;
         int r = 0;
         for (size_t i = 0; i < n && r == 0; i++)
@@ -884,16 +856,14 @@ size_t cri_containers_statuses(struct cri_daemon *d, const char *pod_id, Runtime
         struct store_container *v = NULL;
         size_t n = 0;
         cleanup_err struct err e = ERR_INIT;
-        if (store_ctr_list(d->store, pod_id, &v, &n, &e) < 0 || n == 0) {
+        if (model_ctr_list(d->model, pod_id, &v, &n, &e) < 0 || n == 0) {
                 store_ctrs_free(v, n);
                 return 0;
         }
         Runtime__V1__ContainerStatus **arr = xcalloc(n, sizeof(*arr));
         size_t k = 0;
-        for (size_t i = 0; i < n; i++) {
-                ctr_refresh(d, &v[i]);
+        for (size_t i = 0; i < n; i++)
                 arr[k++] = ctr_status_build(d, &v[i]);
-        }
         store_ctrs_free(v, n);
         *out = arr;
         return k;

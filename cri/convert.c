@@ -72,6 +72,85 @@ bool cri_labels_match(const char *labels_json, size_t n_sel, void *const *select
         return ok;
 }
 
+void cri_map_parse(const char *json, struct cri_map *out)
+{
+        memset(out, 0, sizeof(*out));
+        if (json == NULL || *json == '\0')
+                return;
+        yajl_val v = json_parse(json, strlen(json), "map", NULL);
+        if (v && YAJL_IS_OBJECT(v) && v->u.object.len) {
+                out->keys = xcalloc(v->u.object.len, sizeof(char *));
+                out->values = xcalloc(v->u.object.len, sizeof(char *));
+                for (size_t i = 0; i < v->u.object.len; i++) {
+                        if (!YAJL_IS_STRING(v->u.object.values[i]))
+                                continue;
+                        out->keys[out->n] = xstrdup(v->u.object.keys[i]);
+                        out->values[out->n++] = xstrdup(v->u.object.values[i]->u.string);
+                }
+        }
+        yajl_tree_free(v);
+}
+
+void cri_map_clear(struct cri_map *m)
+{
+        for (size_t i = 0; i < m->n; i++) {
+                free(m->keys[i]);
+                free(m->values[i]);
+        }
+        free(m->keys);
+        free(m->values);
+        memset(m, 0, sizeof(*m));
+}
+
+bool cri_map_match(const struct cri_map *m, size_t n_sel, void *const *selector)
+{
+        for (size_t i = 0; i < n_sel; i++) {
+                const struct cri_kv *kv = selector[i];
+                bool ok = false;
+                for (size_t j = 0; j < m->n && !ok; j++)
+                        ok = strcmp(m->keys[j], kv->key ? kv->key : "") == 0 &&
+                             strcmp(m->values[j], kv->value ? kv->value : "") == 0;
+                if (!ok)
+                        return false;
+        }
+        return true;
+}
+
+void cri_packed_make(const ProtobufCMessage *m, struct cri_packed *out)
+{
+        size_t len = protobuf_c_message_get_packed_size(m);
+        out->buf = xmalloc(len + 10);
+        size_t k = 0;
+        for (size_t v = len;; v >>= 7) {
+                out->buf[k++] = (uint8_t)((v & 0x7f) | (v >= 0x80 ? 0x80 : 0));
+                if (v < 0x80)
+                        break;
+        }
+        protobuf_c_message_pack(m, out->buf + k);
+        out->len = k + len;
+}
+
+struct cri_packed cri_packed_copy(const struct cri_packed *p)
+{
+        return (struct cri_packed){.buf = xmemdup(p->buf, p->len), .len = p->len};
+}
+
+void cri_packed_attach(ProtobufCMessage *parent, uint32_t tag, struct cri_packed *items, size_t n)
+{
+        if (n == 0)
+                return;
+        parent->unknown_fields = xcalloc(n, sizeof(*parent->unknown_fields));
+        parent->n_unknown_fields = n;
+        for (size_t i = 0; i < n; i++) {
+                ProtobufCMessageUnknownField *f = &parent->unknown_fields[i];
+                f->tag = tag;
+                f->wire_type = PROTOBUF_C_WIRE_TYPE_LENGTH_PREFIXED;
+                f->len = items[i].len;
+                f->data = items[i].buf;
+                items[i].buf = NULL;
+        }
+}
+
 Runtime__V1__PodSandboxMetadata *cri_pod_metadata(const char *name, const char *uid, const char *ns,
                                                   uint32_t attempt)
 {

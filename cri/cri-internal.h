@@ -7,6 +7,7 @@
 #include <stdatomic.h>
 
 #include "cri/cri.h"
+#include "model/model.h"
 #include "runtime/v1/api.pb-c.h"
 
 struct store;
@@ -23,6 +24,7 @@ struct cri_metrics;
 struct cri_daemon {
         const struct cfg *cfg;
         struct store *store;
+        struct model *model; /* pods and containers: every read is answered from here */
         struct cri_server *server;
         struct cri_events *events;
         struct net_cni *cni;
@@ -185,6 +187,31 @@ char *cri_map_to_json(size_t n, void *const *entries);
 size_t cri_map_from_json(const char *json, const ProtobufCMessageDescriptor *entry_desc, void ***out);
 /* Every selector pair is present in the labels JSON. */
 bool cri_labels_match(const char *labels_json, size_t n_sel, void *const *selector);
+/* A map JSON object parsed once (the model's views keep these). */
+struct cri_map {
+        size_t n;
+        char **keys, **values;
+};
+void cri_map_parse(const char *json, struct cri_map *out);
+void cri_map_clear(struct cri_map *m);
+/* Every selector pair is in the map. */
+bool cri_map_match(const struct cri_map *m, size_t n_sel, void *const *selector);
+
+/* A message packed once, with its length prefix, to be sent as an element
+ * of a repeated message field of a parent: cri_packed_append adds it to the
+ * parent's unknown fields, which protobuf-c packs verbatim, so a list reply
+ * costs one copy per element instead of building and packing each anew.
+ * The wire bytes are those of the field itself. */
+struct cri_packed {
+        uint8_t *buf;
+        size_t len;
+};
+void cri_packed_make(const ProtobufCMessage *m, struct cri_packed *out);
+/* A heap copy of p (for a reply built under the model's read lock). */
+struct cri_packed cri_packed_copy(const struct cri_packed *p);
+/* Moves the n buffers (heap, freed with the parent) into the parent as
+ * elements of its field `tag` (the parent has none of its own yet). */
+void cri_packed_attach(ProtobufCMessage *parent, uint32_t tag, struct cri_packed *items, size_t n);
 /* Heap PodSandboxMetadata / ContainerMetadata copies. */
 Runtime__V1__PodSandboxMetadata *cri_pod_metadata(const char *name, const char *uid, const char *ns,
                                                   uint32_t attempt);
@@ -303,6 +330,15 @@ void cri_containers_fini(struct cri_daemon *d);
 /* Publish a container event (type: CONTAINER_*_EVENT) for id in pod. */
 void cri_event(struct cri_daemon *d, const char *container_id, const char *pod_id,
                Runtime__V1__ContainerEventType type);
+
+/* ---------- what the model caches per record (ctr_status.c, pod_status.c) ---------- */
+
+extern const struct model_hooks cri_model_hooks; /* ctr_status.c */
+void *cri_pod_view_make(const struct store_pod *p);
+void cri_pod_view_free(void *view);
+/* READY pods whose sandbox died by itself (a VM, its shim) become NOTREADY, with their event
+ * (pod_status.c; the exit monitor calls it every second). */
+void cri_pods_sweep(struct cri_daemon *d);
 
 /* ---------- status conversion (methods.c) ---------- */
 

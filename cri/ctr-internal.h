@@ -76,9 +76,6 @@ int ctr_connect(const struct store_container *c, struct shim_conn **out, struct 
 void ctr_apply_state(struct store_container *c, const struct shim_state *st);
 /* The packed CRI config of a record (NULL when absent). */
 Runtime__V1__ContainerConfig *ctr_config(const struct store_container *c);
-/* Serialise record updates (read-modify-write of one container). */
-void ctr_lock(void);
-void ctr_unlock(void);
 
 /* ---------- ctr_monitor.c ---------- */
 

@@ -3,7 +3,9 @@
  * container exits its shim answers the wait; the record is brought up to
  * date at once and CONTAINER_STOPPED_EVENT goes out, without anyone having
  * to ask (kubelet's evented PLEG listens for it). A shim that dies closes the
- * connection; ctr_refresh then reads its exit file or records ShimGone. */
+ * connection; ctr_refresh then reads its exit file or records ShimGone.
+ * Once a second it also sweeps the VM pods for a dead VM
+ * (cri_pods_sweep). Lists and status calls only read the model. */
 #include <errno.h>
 #include <string.h>
 #include <sys/epoll.h>
@@ -65,7 +67,7 @@ static void on_exit_ready(struct monitor *m, struct watch *w)
                 log_debug("cri", "monitor: wait on container=%s ended error=\"%s\"", id, e.msg);
         /* Either way the record is refreshed from the shim or its exit file. */
         struct store_container c = {0};
-        if (store_ctr_get(m->d->store, id, &c, &e) == 0)
+        if (model_ctr_get(m->d->model, id, &c, &e) == 0)
                 ctr_refresh(m->d, &c);
         store_ctr_clear(&c);
 }
@@ -74,6 +76,7 @@ static void *run(void *arg)
 {
         struct monitor *m = arg;
         struct epoll_event evs[32];
+        int64_t next_sweep = 0;
         /* d->stopping too: the daemon is going down even if fini is late. */
         while (!atomic_load(&m->stop) && !atomic_load(&m->d->stopping)) {
                 int n = epoll_wait(m->ep, evs, 32, 250);
@@ -83,6 +86,12 @@ static void *run(void *arg)
                         if (evs[i].data.ptr == NULL)
                                 continue; /* the wake fd */
                         on_exit_ready(m, evs[i].data.ptr);
+                }
+                /* A VM's death is noticed here, not when someone asks. */
+                int64_t now = time_mono_ns();
+                if (now >= next_sweep) {
+                        cri_pods_sweep(m->d);
+                        next_sweep = now + 1000000000LL;
                 }
         }
         return NULL;

@@ -34,7 +34,7 @@ static void remove_half_made(struct cri_daemon *d, struct store_container *c, co
                 (void)rm_rf(x->bundle, NULL);
         if (x->state_dir)
                 (void)rm_rf(x->state_dir, NULL);
-        if (store_ctr_delete(d->store, c->id, &e) < 0)
+        if (model_ctr_delete(d->model, c->id, &e) < 0)
                 log_warn("cri", "recover: delete container=%s error=\"%s\"", c->id, e.msg);
         log_info("cri", "recover: removed half-created container id=%s name=%s", c->id, c->name);
 }
@@ -43,7 +43,7 @@ int cri_containers_recover(struct cri_daemon *d, struct err *e)
 {
         struct store_container *v = NULL;
         size_t n = 0;
-        if (store_ctr_list(d->store, NULL, &v, &n, e) < 0)
+        if (model_ctr_list(d->model, NULL, &v, &n, e) < 0)
                 return err_wrap(e, "recover containers");
         size_t live = 0, exited = 0, gone = 0, removed = 0;
         if (ctr_monitor_start(d, e) < 0) {

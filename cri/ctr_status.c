@@ -1,7 +1,9 @@
-/* ContainerStatus, ListContainers, StreamContainers. Each call brings the
- * records it shows up to date with their shims first (ctr_refresh), so an
- * exit is seen at the next status or list, and the STOPPED event goes out
- * then at the latest. */
+/* ContainerStatus, ListContainers, StreamContainers: answered from the
+ * model alone, with no SQL and no call to a shim. The records are kept
+ * current by events: the exit monitor (ctr_monitor.c) writes an exit the
+ * moment a shim reports it and publishes CONTAINER_STOPPED_EVENT then. A
+ * list reply copies each container's list item, packed once when its record
+ * was written (the view below). */
 #include <stdio.h>
 #include <string.h>
 #include <yajl/yajl_tree.h>
@@ -258,7 +260,6 @@ int ctr_status(struct cri_daemon *d, struct cri_call *call, const ProtobufCMessa
         struct store_container c = {0};
         if (ctr_resolve(d, rq->container_id, &c, e) < 0)
                 return -1;
-        ctr_refresh(d, &c);
         Runtime__V1__ContainerStatusResponse *r = xmalloc(sizeof(*r));
         runtime__v1__container_status_response__init(r);
         r->status = ctr_status_build(d, &c);
@@ -276,98 +277,106 @@ int ctr_status(struct cri_daemon *d, struct cri_call *call, const ProtobufCMessa
         return 0;
 }
 
-static bool matches(const struct store_container *c, const Runtime__V1__ContainerFilter *f, const char *id,
-                    const char *pod_id)
+/* ---------- the model's view of a container ---------- */
+
+struct ctr_view {
+        bool ready; /* false: a create in progress, not listed */
+        struct cri_map labels;
+        struct cri_packed item; /* Runtime__V1__Container */
+};
+
+static void *ctr_view_make(const struct store_container *c)
 {
-        if (f == NULL)
+        struct ctr_view *v = xzalloc(sizeof(*v));
+        struct ctr_extra x;
+        (void)ctr_extra_parse(c->extra_json, &x);
+        v->ready = x.ready || c->state != STORE_CTR_CREATED;
+        ctr_extra_clear(&x);
+        cri_map_parse(c->labels_json, &v->labels);
+        Runtime__V1__Container *it = ctr_item_build(c);
+        cri_packed_make(&it->base, &v->item);
+        protobuf_c_message_free_unpacked(&it->base, NULL);
+        return v;
+}
+
+static void ctr_view_free(void *p)
+{
+        struct ctr_view *v = p;
+        cri_map_clear(&v->labels);
+        free(v->item.buf);
+        free(v);
+}
+
+const struct model_hooks cri_model_hooks = {
+        .pod_view = cri_pod_view_make,
+        .pod_view_free = cri_pod_view_free,
+        .ctr_view = ctr_view_make,
+        .ctr_view_free = ctr_view_free,
+};
+
+/* ---------- list ---------- */
+
+struct collect {
+        const Runtime__V1__ContainerFilter *f;
+        const char *id; /* resolved filter id or NULL */
+        struct cri_packed *items;
+        size_t n, cap;
+};
+
+static bool collect_one(const struct store_container *c, const void *view, void *arg)
+{
+        struct collect *k = arg;
+        const struct ctr_view *v = view;
+        if (v == NULL || !v->ready)
                 return true;
-        if (id && strcmp(c->id, id) != 0)
-                return false;
-        if (pod_id && strcmp(c->pod_id, pod_id) != 0)
-                return false;
-        if (f->state && cri_state(c->state) != f->state->state)
-                return false;
-        return cri_labels_match(c->labels_json, f->n_label_selector, (void *const *)f->label_selector);
+        if (k->id && strcmp(c->id, k->id) != 0)
+                return true;
+        if (k->f && k->f->state && cri_state(c->state) != k->f->state->state)
+                return true;
+        if (k->f && !cri_map_match(&v->labels, k->f->n_label_selector, (void *const *)k->f->label_selector))
+                return true;
+        if (k->n == k->cap) {
+                k->cap = k->cap ? k->cap * 2 : 64;
+                k->items = xrealloc(k->items, k->cap * sizeof(*k->items));
+        }
+        k->items[k->n++] = cri_packed_copy(&v->item);
+        return !k->id; /* one id: done */
 }
 
-/* Resolve prefixes of the filter's ids; *none when a given id matches nothing. */
-static void resolve_filter(struct cri_daemon *d, const Runtime__V1__ContainerFilter *f, char *id,
-                           char *pod_id, bool *none)
-{
-        *none = false;
-        id[0] = pod_id[0] = '\0';
-        if (f == NULL)
-                return;
-        cleanup_err struct err e = ERR_INIT;
-        if (f->id && *f->id) {
-                struct store_container c = {0};
-                if (ctr_resolve(d, f->id, &c, &e) == 0)
-                        snprintf(id, ID_LEN + 1, "%s", c.id);
-                else
-                        *none = true;
-                store_ctr_clear(&c);
-        }
-        err_clear(&e);
-        if (f->pod_sandbox_id && *f->pod_sandbox_id) {
-                struct store_pod p = {0};
-                if (cri_pod_resolve(d, f->pod_sandbox_id, &p, &e) == 0)
-                        snprintf(pod_id, ID_LEN + 1, "%s", p.id);
-                else
-                        *none = true;
-                store_pod_clear(&p);
-        }
-}
-
-static int collect(struct cri_daemon *d, const Runtime__V1__ContainerFilter *f, Runtime__V1__Container ***out,
-                   size_t *nout, struct err *e)
+/* The packed list items the filter selects (caller frees each buf and the array). */
+static void collect(struct cri_daemon *d, const Runtime__V1__ContainerFilter *f, struct cri_packed **out,
+                    size_t *nout)
 {
         *out = NULL;
         *nout = 0;
-        char id[ID_LEN + 1], pod_id[ID_LEN + 1];
-        bool none;
-        resolve_filter(d, f, id, pod_id, &none);
-        if (none)
-                return 0;
-        struct store_container *v = NULL;
-        size_t n = 0;
-        if (store_ctr_list(d->store, *pod_id ? pod_id : NULL, &v, &n, e) < 0)
-                return -1;
-        Runtime__V1__Container **arr = n ? xcalloc(n, sizeof(*arr)) : NULL;
-        size_t k = 0;
-        for (size_t i = 0; i < n; i++) {
-                struct ctr_extra x;
-                (void)ctr_extra_parse(v[i].extra_json, &x);
-                bool ready = x.ready || v[i].state != STORE_CTR_CREATED;
-                ctr_extra_clear(&x);
-                if (!ready)
-                        continue; /* a create in progress */
-                if (*id && strcmp(v[i].id, id) != 0)
-                        continue;
-                ctr_refresh(d, &v[i]);
-                if (matches(&v[i], f, *id ? id : NULL, *pod_id ? pod_id : NULL))
-                        arr[k++] = ctr_item_build(&v[i]);
-        }
-        store_ctrs_free(v, n);
-        if (k == 0) {
-                free(arr);
-                arr = NULL;
-        }
-        *out = arr;
-        *nout = k;
-        return 0;
+        char id[ID_LEN + 1] = "", pod_id[ID_LEN + 1] = "";
+        cleanup_err struct err e = ERR_INIT;
+        /* A given id that matches nothing selects nothing. */
+        if (f && f->id && *f->id && model_ctr_resolve(d->model, f->id, id, &e) < 0)
+                return;
+        err_clear(&e);
+        if (f && f->pod_sandbox_id && *f->pod_sandbox_id &&
+            model_pod_resolve(d->model, f->pod_sandbox_id, pod_id, &e) < 0)
+                return;
+        struct collect k = {.f = f, .id = *id ? id : NULL};
+        model_ctr_each(d->model, *pod_id ? pod_id : NULL, collect_one, &k);
+        *out = k.items;
+        *nout = k.n;
 }
 
 int ctr_list(struct cri_daemon *d, struct cri_call *call, const ProtobufCMessage *req,
              ProtobufCMessage **resp, struct err *e)
 {
         (void)call;
+        (void)e;
         const Runtime__V1__ListContainersRequest *rq = (const Runtime__V1__ListContainersRequest *)req;
         Runtime__V1__ListContainersResponse *r = xmalloc(sizeof(*r));
         runtime__v1__list_containers_response__init(r);
-        if (collect(d, rq->filter, &r->containers, &r->n_containers, e) < 0) {
-                free(r);
-                return -1;
-        }
+        struct cri_packed *items;
+        size_t n;
+        collect(d, rq->filter, &items, &n);
+        cri_packed_attach(&r->base, 1 /* containers */, items, n);
+        free(items);
         *resp = &r->base;
         return 0;
 }
@@ -375,21 +384,22 @@ int ctr_list(struct cri_daemon *d, struct cri_call *call, const ProtobufCMessage
 int ctr_stream(struct cri_daemon *d, struct cri_call *call, const ProtobufCMessage *req, struct err *e)
 {
         const Runtime__V1__StreamContainersRequest *rq = (const Runtime__V1__StreamContainersRequest *)req;
-        Runtime__V1__Container **all = NULL;
-        size_t n = 0;
-        if (collect(d, rq->filter, &all, &n, e) < 0)
-                return -1;
+        struct cri_packed *items;
+        size_t n;
+        collect(d, rq->filter, &items, &n);
         /* Batches of 100 keep each message far below the size cap. */
         int r = 0;
         for (size_t i = 0; i < n && r == 0; i += 100) {
                 Runtime__V1__StreamContainersResponse m = RUNTIME__V1__STREAM_CONTAINERS_RESPONSE__INIT;
-                m.containers = all + i;
-                m.n_containers = n - i < 100 ? n - i : 100;
+                cri_packed_attach(&m.base, 1 /* containers */, items + i, n - i < 100 ? n - i : 100);
                 r = cri_call_send(call, &m.base, e);
+                for (size_t j = 0; j < m.base.n_unknown_fields; j++)
+                        free(m.base.unknown_fields[j].data);
+                free(m.base.unknown_fields);
         }
         for (size_t i = 0; i < n; i++)
-                protobuf_c_message_free_unpacked(&all[i]->base, NULL);
-        free(all);
+                free(items[i].buf);
+        free(items);
         return r;
 }
 
@@ -450,7 +460,7 @@ void cri_event(struct cri_daemon *d, const char *container_id, const char *pod_i
         ev->created_at = time_now_ns();
         struct store_pod p = {0};
         cleanup_err struct err e = ERR_INIT;
-        if (pod_id && store_pod_get(d->store, pod_id, &p, &e) == 0) {
+        if (pod_id && model_pod_get(d->model, pod_id, &p, &e) == 0) {
                 ev->pod_sandbox_status = pod_status_of(&p);
                 ev->n_containers_statuses = cri_containers_statuses(d, pod_id, &ev->containers_statuses);
         }

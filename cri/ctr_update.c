@@ -74,17 +74,17 @@ int ctr_update_resources(struct cri_daemon *d, struct cri_call *call, const Prot
                         protobuf_c_message_free_unpacked(&cfg->linux->resources->base, NULL);
                 cfg->linux->resources = runtime__v1__linux_container_resources__unpack(NULL, len, buf);
                 free(buf);
-                ctr_lock();
+                model_lock(d->model, c.id);
                 struct store_container cur = {0};
-                if (store_ctr_get(d->store, c.id, &cur, NULL) == 0) {
+                if (model_ctr_get(d->model, c.id, &cur, NULL) == 0) {
                         free(cur.config);
                         cur.config_len = protobuf_c_message_get_packed_size(&cfg->base);
                         cur.config = xmalloc(cur.config_len ? cur.config_len : 1);
                         protobuf_c_message_pack(&cfg->base, cur.config);
-                        (void)store_ctr_put(d->store, &cur, NULL);
+                        (void)model_ctr_put(d->model, &cur, NULL);
                 }
                 store_ctr_clear(&cur);
-                ctr_unlock();
+                model_unlock(d->model, c.id);
         }
         Runtime__V1__UpdateContainerResourcesResponse *out = xmalloc(sizeof(*out));
         runtime__v1__update_container_resources_response__init(out);

@@ -62,6 +62,8 @@ int cri_daemon_start(const struct cfg *cfg, const struct cri_daemon_opts *opts, 
                 err_wrap(e, "open store %s", db);
                 goto fail;
         }
+        if (model_open(d->store, &cri_model_hooks, &d->model, e) < 0)
+                goto fail;
         detect_host(d);
         if (cri_metrics_init(d, e) < 0 || cri_network_init(d, e) < 0)
                 goto fail;
@@ -106,6 +108,7 @@ void cri_daemon_stop(struct cri_daemon *d, int grace_ms)
         cri_events_free(d->events);
         cri_network_fini(d);
         cri_metrics_fini(d);
+        model_free(d->model);
         store_close(d->store);
         free(d->delay_method);
         free(d->cgroup_mode);

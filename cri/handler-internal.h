@@ -135,6 +135,10 @@ const struct cri_handler_ops *cri_handler_of_pod_id(struct cri_daemon *d, const 
 
 /* ---------- shared by the implementations ---------- */
 
+/* In the pod dir: the pod init's pid, written before RunPodSandbox records
+ * it, so that recovery after a crash in between kills it (pods.c). */
+#define POD_INIT_PID_FILE "init.pid"
+
 /* handler_ns.c: what the namespace and oci types share. */
 int cri_ns_sandbox_start(struct cri_daemon *d, const struct store_pod *p, struct cri_pod_extra *x,
                          const struct cri_sandbox_start *in, struct err *e);

@@ -30,7 +30,7 @@ const struct cri_handler_ops *cri_handler_of_pod_id(struct cri_daemon *d, const 
 {
         struct store_pod p = {0};
         cleanup_err struct err e = ERR_INIT;
-        if (store_pod_get(d->store, pod_id, &p, &e) < 0)
+        if (model_pod_get(d->model, pod_id, &p, &e) < 0)
                 return &cri_handler_ns;
         struct cri_pod_extra x = {0};
         const struct cri_handler_ops *h =

@@ -45,7 +45,8 @@ int cri_ns_sandbox_start(struct cri_daemon *d, const struct store_pod *p, struct
         if (x->shared_pid) {
                 pid_t init = 0;
                 cleanup_free char *name = xasprintf("pod-%.12s", p->id);
-                if (rt_pod_init_spawn(name, &init, e) < 0)
+                cleanup_free char *pid_file = path_join(x->pod_dir, POD_INIT_PID_FILE);
+                if (mkdir_p(x->pod_dir, 0755, e) < 0 || rt_pod_init_spawn_at(name, pid_file, &init, e) < 0)
                         return err_wrap(e, "start the pod's init for its shared PID namespace");
                 x->pod_init_pid = (int)init;
         }

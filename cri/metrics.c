@@ -66,7 +66,7 @@ static void objects(struct cri_daemon *d, struct sbuf *b)
 {
         struct store_pod *pods = NULL;
         size_t np = 0;
-        if (store_pod_list(d->store, &pods, &np, NULL) == 0) {
+        if (model_pod_list(d->model, &pods, &np, NULL) == 0) {
                 size_t ready = 0;
                 for (size_t i = 0; i < np; i++)
                         ready += pods[i].state == STORE_POD_READY;
@@ -77,7 +77,7 @@ static void objects(struct cri_daemon *d, struct sbuf *b)
         }
         struct store_container *ctrs = NULL;
         size_t nc = 0;
-        if (store_ctr_list(d->store, NULL, &ctrs, &nc, NULL) == 0) {
+        if (model_ctr_list(d->model, NULL, &ctrs, &nc, NULL) == 0) {
                 size_t by[4] = {0};
                 for (size_t i = 0; i < nc; i++)
                         if (ctrs[i].state >= 0 && ctrs[i].state < 4)

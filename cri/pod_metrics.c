@@ -461,11 +461,11 @@ static int collect(struct cri_daemon *d, Runtime__V1__PodSandboxMetrics ***out, 
         *nout = 0;
         struct store_pod *pods = NULL;
         size_t np = 0;
-        if (store_pod_list(d->store, &pods, &np, e) < 0)
+        if (model_pod_list(d->model, &pods, &np, e) < 0)
                 return -1;
         struct store_container *ctrs = NULL;
         size_t nc = 0;
-        if (store_ctr_list(d->store, NULL, &ctrs, &nc, e) < 0) {
+        if (model_ctr_list(d->model, NULL, &ctrs, &nc, e) < 0) {
                 store_pods_free(pods, np);
                 return -1;
         }

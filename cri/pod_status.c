@@ -1,6 +1,7 @@
 /* RuntimeService pod sandboxes, the read side: PodSandboxStatus,
- * ListPodSandbox, StreamPodSandboxes. Reading is also where a VM pod whose
- * VM died is first noticed and turned NOTREADY (vm_refresh). */
+ * ListPodSandbox, StreamPodSandboxes, answered from the model alone. A pod
+ * that can die by itself (a VM pod whose VM died) is turned NOTREADY by the
+ * exit monitor's sweep (cri_pods_sweep), not at read time. */
 #include <string.h>
 #include <yajl/yajl_tree.h>
 
@@ -8,6 +9,13 @@
 #include "cri/cri-internal.h"
 #include "cri/handler-internal.h"
 #include "store/store.h"
+
+/* What the model keeps per pod for lists and the sweep. */
+struct pod_view {
+        struct cri_map labels;
+        struct cri_packed item; /* Runtime__V1__PodSandbox */
+        bool swept;             /* its handler type can die by itself (sandbox_dead) */
+};
 
 static char **ips_of(const struct store_pod *p)
 {
@@ -23,36 +31,60 @@ static char **ips_of(const struct store_pod *p)
         return out;
 }
 
-/* A READY pod that died by itself (a VM pod whose VM died, or whose shim
- * is gone) is NOTREADY now: nothing runs in it any more. The network stays
+/* A READY pod whose sandbox died by itself (a VM pod whose VM or shim is
+ * gone) is NOTREADY now: nothing runs in it any more. The network stays
  * until StopPodSandbox. */
-static void pod_refresh(struct cri_daemon *d, struct store_pod *p)
+static void pod_died(struct cri_daemon *d, const char *id, const char *reason)
 {
-        if (p->state != STORE_POD_READY)
-                return;
-        struct cri_pod_extra x = {0};
         cleanup_err struct err e = ERR_INIT;
-        cleanup_free char *reason = NULL;
-        if (cri_pod_extra_parse(p->extra_json, &x, &e) < 0 || !cri_handler_of_pod(&x)->sandbox_dead ||
-            !cri_handler_of_pod(&x)->sandbox_dead(&x, &reason)) {
-                cri_pod_extra_clear(&x);
-                return;
-        }
-        cri_pod_extra_clear(&x);
-        char id[ID_LEN + 1];
-        memcpy(id, p->id, sizeof(id));
         cri_pod_lock(d, id);
         struct store_pod cur = {0};
-        if (store_pod_get(d->store, id, &cur, &e) == 0 && cur.state == STORE_POD_READY) {
+        if (model_pod_get(d->model, id, &cur, &e) == 0 && cur.state == STORE_POD_READY) {
                 cur.state = STORE_POD_NOTREADY;
-                if (store_pod_put(d->store, &cur, &e) == 0) {
+                if (model_pod_put(d->model, &cur, &e) == 0) {
                         log_warn("pod", "pod id=%s name=%s NOTREADY: %s", id, cur.name, reason);
                         cri_event(d, id, id, RUNTIME__V1__CONTAINER_EVENT_TYPE__CONTAINER_STOPPED_EVENT);
                 }
         }
         store_pod_clear(&cur);
         cri_pod_unlock(d, id);
-        p->state = STORE_POD_NOTREADY;
+}
+
+struct swept_ids {
+        char (*id)[ID_LEN + 1];
+        size_t n;
+};
+
+static bool swept_of(const struct store_pod *p, const void *view, void *arg)
+{
+        const struct pod_view *v = view;
+        struct swept_ids *l = arg;
+        if (v && v->swept && p->state == STORE_POD_READY) {
+                l->id = xrealloc(l->id, (l->n + 1) * sizeof(*l->id));
+                memcpy(l->id[l->n++], p->id, sizeof(*l->id));
+        }
+        return true;
+}
+
+void cri_pods_sweep(struct cri_daemon *d)
+{
+        struct swept_ids l = {0};
+        model_pod_each(d->model, swept_of, &l);
+        for (size_t i = 0; i < l.n; i++) {
+                struct store_pod p = {0};
+                struct cri_pod_extra x = {0};
+                cleanup_err struct err e = ERR_INIT;
+                cleanup_free char *reason = NULL;
+                if (model_pod_get(d->model, l.id[i], &p, &e) == 0 &&
+                    cri_pod_extra_parse(p.extra_json, &x, &e) == 0) {
+                        const struct cri_handler_ops *ops = cri_handler_of_pod(&x);
+                        if (ops->sandbox_dead && ops->sandbox_dead(&x, &reason))
+                                pod_died(d, l.id[i], reason);
+                }
+                cri_pod_extra_clear(&x);
+                store_pod_clear(&p);
+        }
+        free(l.id);
 }
 
 static Runtime__V1__PodSandboxState pod_state(int st)
@@ -118,7 +150,6 @@ static int pod_status(struct cri_daemon *d, struct cri_call *call, const Protobu
         struct store_pod p = {0};
         if (cri_pod_resolve(d, rq->pod_sandbox_id, &p, e) < 0)
                 return -1;
-        pod_refresh(d, &p);
         Runtime__V1__PodSandboxStatusResponse *r = xmalloc(sizeof(*r));
         runtime__v1__pod_sandbox_status_response__init(r);
         r->status = build_status(&p);
@@ -159,19 +190,6 @@ static int pod_status(struct cri_daemon *d, struct cri_call *call, const Protobu
         return 0;
 }
 
-static bool pod_matches(const struct store_pod *p, const Runtime__V1__PodSandboxFilter *f)
-{
-        if (p->state == STORE_POD_CREATING)
-                return false;
-        if (f == NULL)
-                return true;
-        if (f->id && *f->id && !str_has_prefix(p->id, f->id))
-                return false;
-        if (f->state && pod_state(p->state) != f->state->state)
-                return false;
-        return cri_labels_match(p->labels_json, f->n_label_selector, (void *const *)f->label_selector);
-}
-
 static Runtime__V1__PodSandbox *build_item(const struct store_pod *p)
 {
         Runtime__V1__PodSandbox *s = xmalloc(sizeof(*s));
@@ -189,37 +207,78 @@ static Runtime__V1__PodSandbox *build_item(const struct store_pod *p)
         return s;
 }
 
-static int collect(struct cri_daemon *d, const Runtime__V1__PodSandboxFilter *f,
-                   Runtime__V1__PodSandbox ***out, size_t *n_out, struct err *e)
+void *cri_pod_view_make(const struct store_pod *p)
 {
-        struct store_pod *pods = NULL;
-        size_t n = 0;
-        if (store_pod_list(d->store, &pods, &n, e) < 0)
-                return -1;
-        Runtime__V1__PodSandbox **items = xcalloc(n ? n : 1, sizeof(*items));
-        size_t k = 0;
-        for (size_t i = 0; i < n; i++) {
-                pod_refresh(d, &pods[i]);
-                if (pod_matches(&pods[i], f))
-                        items[k++] = build_item(&pods[i]);
+        struct pod_view *v = xzalloc(sizeof(*v));
+        cri_map_parse(p->labels_json, &v->labels);
+        Runtime__V1__PodSandbox *it = build_item(p);
+        cri_packed_make(&it->base, &v->item);
+        protobuf_c_message_free_unpacked(&it->base, NULL);
+        struct cri_pod_extra x = {0};
+        cleanup_err struct err e = ERR_INIT;
+        if (cri_pod_extra_parse(p->extra_json, &x, &e) == 0)
+                v->swept = cri_handler_of_pod(&x)->sandbox_dead != NULL;
+        cri_pod_extra_clear(&x);
+        return v;
+}
+
+void cri_pod_view_free(void *p)
+{
+        struct pod_view *v = p;
+        cri_map_clear(&v->labels);
+        free(v->item.buf);
+        free(v);
+}
+
+struct collect {
+        const Runtime__V1__PodSandboxFilter *f;
+        struct cri_packed *items;
+        size_t n, cap;
+};
+
+static bool collect_one(const struct store_pod *p, const void *view, void *arg)
+{
+        struct collect *k = arg;
+        const struct pod_view *v = view;
+        const Runtime__V1__PodSandboxFilter *f = k->f;
+        if (v == NULL || p->state == STORE_POD_CREATING)
+                return true;
+        if (f && f->id && *f->id && !str_has_prefix(p->id, f->id))
+                return true;
+        if (f && f->state && pod_state(p->state) != f->state->state)
+                return true;
+        if (f && !cri_map_match(&v->labels, f->n_label_selector, (void *const *)f->label_selector))
+                return true;
+        if (k->n == k->cap) {
+                k->cap = k->cap ? k->cap * 2 : 64;
+                k->items = xrealloc(k->items, k->cap * sizeof(*k->items));
         }
-        store_pods_free(pods, n);
-        *out = items;
-        *n_out = k;
-        return 0;
+        k->items[k->n++] = cri_packed_copy(&v->item);
+        return true;
+}
+
+static void collect(struct cri_daemon *d, const Runtime__V1__PodSandboxFilter *f, struct cri_packed **out,
+                    size_t *n_out)
+{
+        struct collect k = {.f = f};
+        model_pod_each(d->model, collect_one, &k);
+        *out = k.items;
+        *n_out = k.n;
 }
 
 static int list_pods(struct cri_daemon *d, struct cri_call *call, const ProtobufCMessage *req,
                      ProtobufCMessage **resp, struct err *e)
 {
         (void)call;
+        (void)e;
         const Runtime__V1__ListPodSandboxRequest *rq = (const Runtime__V1__ListPodSandboxRequest *)req;
         Runtime__V1__ListPodSandboxResponse *r = xmalloc(sizeof(*r));
         runtime__v1__list_pod_sandbox_response__init(r);
-        if (collect(d, rq->filter, &r->items, &r->n_items, e) < 0) {
-                free(r);
-                return -1;
-        }
+        struct cri_packed *items;
+        size_t n;
+        collect(d, rq->filter, &items, &n);
+        cri_packed_attach(&r->base, 1 /* items */, items, n);
+        free(items);
         *resp = &r->base;
         return 0;
 }
@@ -232,19 +291,21 @@ static int stream_pods(struct cri_daemon *d, struct cri_call *call, const Protob
 {
         const Runtime__V1__StreamPodSandboxesRequest *rq =
                 (const Runtime__V1__StreamPodSandboxesRequest *)req;
-        Runtime__V1__PodSandbox **items = NULL;
-        size_t n = 0;
-        if (collect(d, rq->filter, &items, &n, e) < 0)
-                return -1;
+        struct cri_packed *items;
+        size_t n;
+        collect(d, rq->filter, &items, &n);
         int ret = 0;
         for (size_t i = 0; i < n && ret == 0; i += STREAM_BATCH) {
                 Runtime__V1__StreamPodSandboxesResponse m = RUNTIME__V1__STREAM_POD_SANDBOXES_RESPONSE__INIT;
-                m.pod_sandboxes = items + i;
-                m.n_pod_sandboxes = n - i < STREAM_BATCH ? n - i : STREAM_BATCH;
+                cri_packed_attach(&m.base, 1 /* pod_sandboxes */, items + i,
+                                  n - i < STREAM_BATCH ? n - i : STREAM_BATCH);
                 ret = cri_call_send(call, &m.base, e);
+                for (size_t j = 0; j < m.base.n_unknown_fields; j++)
+                        free(m.base.unknown_fields[j].data);
+                free(m.base.unknown_fields);
         }
         for (size_t i = 0; i < n; i++)
-                protobuf_c_message_free_unpacked(&items[i]->base, NULL);
+                free(items[i].buf);
         free(items);
         return ret;
 }

@@ -188,36 +188,18 @@ int cri_pod_save_extra(struct cri_daemon *d, struct store_pod *p, const struct c
 {
         free(p->extra_json);
         p->extra_json = extra_to_json(x);
-        return store_pod_put(d->store, p, e);
+        return model_pod_put(d->model, p, e);
 }
 
 int cri_pod_resolve(struct cri_daemon *d, const char *id, struct store_pod *out, struct err *e)
 {
         if (id == NULL || *id == '\0')
                 return err_set(e, ERR_INVALID, "pod sandbox id is empty");
-        if (id_is_valid(id)) {
-                if (store_pod_get(d->store, id, out, e) < 0)
-                        return err_is(e, ERR_NOT_FOUND)
-                                       ? err_set(e, ERR_NOT_FOUND, "pod sandbox %s not found", id)
-                                       : -1;
-                return 0;
-        }
-        struct store_pod *pods = NULL;
-        size_t n = 0;
-        if (store_pod_list(d->store, &pods, &n, e) < 0)
-                return -1;
-        char **ids = xcalloc(n + 1, sizeof(char *));
-        for (size_t i = 0; i < n; i++)
-                ids[i] = pods[i].id;
-        const char *found = NULL;
-        int r = id_resolve_prefix(id, ids, n, &found, e);
-        if (r == 0)
-                r = store_pod_get(d->store, found, out, e);
-        else if (err_is(e, ERR_NOT_FOUND))
-                err_set(e, ERR_NOT_FOUND, "pod sandbox %s not found", id);
-        free(ids);
-        store_pods_free(pods, n);
-        return r;
+        char full[ID_LEN + 1];
+        if (model_pod_resolve(d->model, id, full, e) < 0 || model_pod_get(d->model, full, out, e) < 0)
+                return err_is(e, ERR_NOT_FOUND) ? err_set(e, ERR_NOT_FOUND, "pod sandbox %s not found", id)
+                                                : -1;
+        return 0;
 }
 
 /* ---------- helpers ---------- */
@@ -371,7 +353,7 @@ static int create_pod(struct cri_daemon *d, const struct cfg_runtime *rt,
                 x.cgroup = strcmp(d->cgroup_driver, "systemd") == 0 ? xasprintf("corral-pod%.12s.slice", p.id)
                                                                     : xasprintf("/corral/pod-%s", p.id);
         p.extra_json = extra_to_json(&x);
-        if (store_pod_put(d->store, &p, e) < 0)
+        if (model_pod_put(d->model, &p, e) < 0)
                 goto fail_record;
 
         if (mkdir_p(x.pod_dir, 0755, e) < 0)
@@ -402,7 +384,7 @@ static int create_pod(struct cri_daemon *d, const struct cfg_runtime *rt,
                 x.net_setup = true;
                 free(p.extra_json);
                 p.extra_json = extra_to_json(&x);
-                if (store_pod_put(d->store, &p, e) < 0)
+                if (model_pod_put(d->model, &p, e) < 0)
                         goto fail;
                 if (net_cni_add(d->cni, &a, &res, e) < 0) {
                         err_wrap(e, "set up the pod network (CNI ADD)");
@@ -492,7 +474,7 @@ static int create_pod(struct cri_daemon *d, const struct cfg_runtime *rt,
         }
         free(p.extra_json);
         p.extra_json = extra_to_json(&x);
-        if (store_pod_put(d->store, &p, e) < 0)
+        if (model_pod_put(d->model, &p, e) < 0)
                 goto fail;
         memcpy(id_out, p.id, ID_LEN + 1);
         log_info("pod", "ready id=%s name=%s namespace=%s ip=%s", p.id, p.name, p.namespace,
@@ -508,7 +490,7 @@ fail : {
         (void)rm_rf(x.pod_dir, &e2);
         err_clear(&e2);
         release_cgroup(d, &p, &x);
-        (void)store_pod_delete(d->store, p.id, &e2);
+        (void)model_pod_delete(d->model, p.id, &e2);
 }
 fail_record:
         err_wrap(e, "RunPodSandbox %s/%s", md->namespace_, md->name);
@@ -567,7 +549,7 @@ static int run_pod(struct cri_daemon *d, struct cri_call *call, const ProtobufCM
                 pthread_cond_wait(&s->cv, &s->mu);
         struct store_pod existing = {0};
         cleanup_err struct err fe = ERR_INIT;
-        if (store_pod_find(d->store, md->name, md->namespace_, md->uid, md->attempt, &existing, &fe) == 0 &&
+        if (model_pod_find(d->model, md->name, md->namespace_, md->uid, md->attempt, &existing, &fe) == 0 &&
             existing.state != STORE_POD_CREATING) {
                 memcpy(id, existing.id, sizeof(id));
                 store_pod_clear(&existing);
@@ -614,7 +596,7 @@ static int stop_locked(struct cri_daemon *d, struct store_pod *p, struct err *e)
         cri_pod_extra_clear(&x);
         p->state = STORE_POD_NOTREADY;
         cleanup_err struct err e2 = ERR_INIT;
-        if (store_pod_put(d->store, p, r < 0 ? &e2 : e) < 0 && r == 0)
+        if (model_pod_put(d->model, p, r < 0 ? &e2 : e) < 0 && r == 0)
                 return -1;
         if (r < 0)
                 return -1;
@@ -646,7 +628,7 @@ static int stop_pod(struct cri_daemon *d, struct cri_call *call, const ProtobufC
                 store_pod_clear(&p);
                 cri_pod_lock(d, id);
                 /* Re-read under the lock: another call may have changed it. */
-                r = store_pod_get(d->store, id, &p, e);
+                r = model_pod_get(d->model, id, &p, e);
                 if (r == 0)
                         r = stop_locked(d, &p, e);
                 else if (err_is(e, ERR_NOT_FOUND)) {
@@ -685,7 +667,7 @@ static int remove_locked(struct cri_daemon *d, struct store_pod *p, struct err *
         if (r == 0 && x.ns_dir && net_ns_unpin(x.ns_dir, e) < 0)
                 r = -1;
         cri_pod_extra_clear(&x);
-        if (r == 0 && store_pod_delete(d->store, p->id, e) < 0)
+        if (r == 0 && model_pod_delete(d->model, p->id, e) < 0)
                 r = -1;
         if (r == 0) {
                 log_info("pod", "removed id=%s name=%s", p->id, p->name);
@@ -710,7 +692,7 @@ static int remove_pod(struct cri_daemon *d, struct cri_call *call, const Protobu
                 memcpy(id, p.id, sizeof(id));
                 cri_pod_lock(d, id);
                 store_pod_clear(&p);
-                if (store_pod_get(d->store, id, &p, e) == 0)
+                if (model_pod_get(d->model, id, &p, e) == 0)
                         r = remove_locked(d, &p, e);
                 else if (err_is(e, ERR_NOT_FOUND))
                         err_clear(e);
@@ -770,12 +752,23 @@ static int update_pod_resources(struct cri_daemon *d, struct cri_call *call, con
 
 /* ---------- start-up: repair after a crash ---------- */
 
+static int read_init_pid(const char *pod_dir)
+{
+        cleanup_free char *path = path_join(pod_dir, POD_INIT_PID_FILE);
+        cleanup_free char *buf = NULL;
+        size_t len;
+        if (file_read_all(path, &buf, &len, 64, NULL) < 0)
+                return 0;
+        long v = strtol(buf, NULL, 10);
+        return v > 1 && v < INT32_MAX ? (int)v : 0;
+}
+
 static void recover(struct cri_daemon *d)
 {
         struct store_pod *pods = NULL;
         size_t n = 0;
         cleanup_err struct err e = ERR_INIT;
-        if (store_pod_list(d->store, &pods, &n, &e) < 0) {
+        if (model_pod_list(d->model, &pods, &n, &e) < 0) {
                 log_error("pod", "recovery: list pods: %s", e.msg);
                 return;
         }
@@ -788,8 +781,11 @@ static void recover(struct cri_daemon *d)
                         continue;
                 }
                 if (p->state == STORE_POD_CREATING) {
-                        /* A RunPodSandbox that never finished: undo it all. */
+                        /* A RunPodSandbox that never finished: undo it all,
+                         * its init too when it was started but not recorded. */
                         log_warn("pod", "recovery: undoing a half-made pod id=%s name=%s", p->id, p->name);
+                        if (x.shared_pid && x.pod_init_pid <= 0 && x.pod_dir)
+                                x.pod_init_pid = read_init_pid(x.pod_dir);
                         if (teardown(d, p, &x, &e) < 0)
                                 log_error("pod", "recovery: undo pod %s: %s", p->id, e.msg);
                         err_clear(&e);
@@ -797,7 +793,7 @@ static void recover(struct cri_daemon *d)
                         (void)rm_rf(x.pod_dir, &e);
                         err_clear(&e);
                         release_cgroup(d, p, &x);
-                        (void)store_pod_delete(d->store, p->id, &e);
+                        (void)model_pod_delete(d->model, p->id, &e);
                         err_clear(&e);
                 } else if (p->state == STORE_POD_READY && !x.host_net && p->netns_path &&
                            !net_ns_is_pinned(p->netns_path)) {
@@ -808,7 +804,7 @@ static void recover(struct cri_daemon *d)
                         free(p->extra_json);
                         p->extra_json = extra_to_json(&x);
                         p->state = STORE_POD_NOTREADY;
-                        (void)store_pod_put(d->store, p, &e);
+                        (void)model_pod_put(d->model, p, &e);
                         err_clear(&e);
                 }
                 cri_pod_extra_clear(&x);

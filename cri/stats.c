@@ -54,7 +54,7 @@ static bool guest_usage(struct cri_daemon *d, const struct store_container *c, u
         struct cri_pod_extra x = {0};
         cleanup_err struct err e = ERR_INIT;
         bool ok = false;
-        if (store_pod_get(d->store, c->pod_id, &p, &e) == 0 &&
+        if (model_pod_get(d->model, c->pod_id, &p, &e) == 0 &&
             cri_pod_extra_parse(p.extra_json, &x, &e) == 0) {
                 const struct cri_handler_ops *h = cri_handler_of_pod(&x);
                 ok = h->container_usage && h->container_usage(d, &x, c->id, cpu, mem);
@@ -146,7 +146,7 @@ static int collect_ctr(struct cri_daemon *d, const struct ctr_filter *f, Runtime
         }
         struct store_container *v = NULL;
         size_t n = 0;
-        if (store_ctr_list(d->store, *pod_id ? pod_id : NULL, &v, &n, e) < 0)
+        if (model_ctr_list(d->model, *pod_id ? pod_id : NULL, &v, &n, e) < 0)
                 return -1;
         Runtime__V1__ContainerStats **arr = n ? xcalloc(n, sizeof(*arr)) : NULL;
         size_t k = 0;
@@ -155,7 +155,6 @@ static int collect_ctr(struct cri_daemon *d, const struct ctr_filter *f, Runtime
                         continue;
                 if (!cri_labels_match(v[i].labels_json, f->n_sel, f->sel))
                         continue;
-                ctr_refresh(d, &v[i]);
                 /* Like containerd: stats of containers that exist, running or not. */
                 arr[k++] = ctr_stats(d, &v[i]);
         }
@@ -173,7 +172,6 @@ static int container_stats(struct cri_daemon *d, struct cri_call *call, const Pr
         struct store_container c = {0};
         if (ctr_resolve(d, rq->container_id, &c, e) < 0)
                 return -1;
-        ctr_refresh(d, &c);
         Runtime__V1__ContainerStatsResponse *r = xmalloc(sizeof(*r));
         runtime__v1__container_stats_response__init(r);
         r->stats = ctr_stats(d, &c);
@@ -318,7 +316,7 @@ static int collect_pods(struct cri_daemon *d, const char *id, size_t n_sel, void
         }
         struct store_pod *v = NULL;
         size_t n = 0;
-        if (store_pod_list(d->store, &v, &n, e) < 0)
+        if (model_pod_list(d->model, &v, &n, e) < 0)
                 return -1;
         Runtime__V1__PodSandboxStats **arr = n ? xcalloc(n, sizeof(*arr)) : NULL;
         size_t k = 0;

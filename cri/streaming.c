@@ -150,7 +150,7 @@ static int container_pod(struct cri_daemon *d, const char *ctr_id, struct cri_po
         struct store_pod p = {0};
         memset(x, 0, sizeof(*x));
         int r = ctr_resolve(d, ctr_id, &c, e);
-        if (r == 0 && (r = store_pod_get(d->store, c.pod_id, &p, e)) == 0)
+        if (r == 0 && (r = model_pod_get(d->model, c.pod_id, &p, e)) == 0)
                 r = cri_pod_extra_parse(p.extra_json, x, e);
         store_pod_clear(&p);
         store_ctr_clear(&c);
@@ -359,7 +359,7 @@ static int be_portforward(void *data, const char *pod_id, uint16_t port, int *fd
         struct store_pod p = {0};
         struct cri_pod_extra x = {0};
         int r = -1;
-        if (store_pod_get(s->d->store, pod_id, &p, e) < 0) {
+        if (model_pod_get(s->d->model, pod_id, &p, e) < 0) {
                 err_wrap(e, "port-forward to pod %s", pod_id);
                 goto out;
         }

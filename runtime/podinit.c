@@ -112,8 +112,25 @@ static void init_main(int fd, const char *name)
         }
 }
 
-static void middle_main(int fd, const char *name) __attribute__((noreturn));
-static void middle_main(int fd, const char *name)
+/* The init's pid, for whoever finds a half-made pod after a crash of the
+ * caller (async-signal-safe: we are a fork of a threaded process). */
+static void write_pid_file(const char *path, pid_t pid)
+{
+        char buf[16];
+        int n = sizeof(buf);
+        buf[--n] = '\n';
+        do
+                buf[--n] = (char)('0' + pid % 10);
+        while ((pid /= 10) > 0 && n > 0);
+        int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+        if (fd >= 0) {
+                (void)!write(fd, buf + n, sizeof(buf) - (size_t)n);
+                close(fd);
+        }
+}
+
+static void middle_main(int fd, const char *name, const char *pid_file) __attribute__((noreturn));
+static void middle_main(int fd, const char *name, const char *pid_file)
 {
         if (setsid() < 0) {
                 put(fd, 'e', 's', errno);
@@ -130,6 +147,10 @@ static void middle_main(int fd, const char *name)
         }
         if (pid == 0)
                 init_main(fd, name);
+        /* Before the caller hears of it: a caller killed from here on
+         * leaves the pid where its recovery looks. */
+        if (pid_file)
+                write_pid_file(pid_file, pid);
         put(fd, 'p', 0, pid);
         _exit(0);
 }
@@ -149,6 +170,11 @@ static const char *stage_name(char stage)
 
 int rt_pod_init_spawn(const char *name, pid_t *out_pid, struct err *e)
 {
+        return rt_pod_init_spawn_at(name, NULL, out_pid, e);
+}
+
+int rt_pod_init_spawn_at(const char *name, const char *pid_file, pid_t *out_pid, struct err *e)
+{
         const char *nm = name ? name : "";
         int p[2];
         if (pipe2(p, O_CLOEXEC) < 0)
@@ -162,7 +188,7 @@ int rt_pod_init_spawn(const char *name, pid_t *out_pid, struct err *e)
         }
         if (mid == 0) {
                 close(p[0]);
-                middle_main(p[1], nm);
+                middle_main(p[1], nm, pid_file);
         }
         close(p[1]);
         pid_t init = -1;

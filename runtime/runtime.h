@@ -423,6 +423,10 @@ bool rt_signal_dropped(pid_t pid, int sig);
  * *out_pid is its pid in the caller's namespace; containers join
  * /proc/<pid>/ns/pid (RT_NS_JOIN). Needs CAP_SYS_ADMIN. */
 int rt_pod_init_spawn(const char *name, pid_t *out_pid, struct err *e);
+/* The same, and the init's pid is written to pid_file (NULL: none) before
+ * the call learns it, so that a caller killed meanwhile can still be
+ * cleaned up after (rt_pod_init_kill checks that the pid is a pod init). */
+int rt_pod_init_spawn_at(const char *name, const char *pid_file, pid_t *out_pid, struct err *e);
 /* SIGKILL it, after checking that `pid` is still a pod init (comm and
  * pid 1 of its namespace; ERR_PRECONDITION otherwise, nothing sent). The
  * kernel kills every process of the namespace with it. Waits up to 5 s

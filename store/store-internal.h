@@ -4,6 +4,7 @@
 #define CORRAL_STORE_INTERNAL_H
 
 #include <pthread.h>
+#include <stddef.h>
 #include <sqlite3.h>
 
 #include "store/store.h"
@@ -103,6 +104,72 @@ int store_bind_blob(sqlite3_stmt *st, int idx, const uint8_t *p, size_t n);
 char *store_col_text(sqlite3_stmt *st, int col);
 uint8_t *store_col_blob(sqlite3_stmt *st, int col, size_t *len);
 void store_col_id(sqlite3_stmt *st, int col, char out[ID_LEN + 1]);
+
+/* ---------- the record layer (record.c) ---------- */
+
+/* The C type of a column's field in the record struct. */
+enum store_col_type {
+        STORE_COL_ID,   /* char[ID_LEN + 1] */
+        STORE_COL_TEXT, /* char *, NULL <-> SQL NULL */
+        STORE_COL_INT,  /* int (int32_t) */
+        STORE_COL_U32,  /* uint32_t */
+        STORE_COL_I64,  /* int64_t */
+        STORE_COL_U64,  /* uint64_t */
+        STORE_COL_BOOL, /* bool */
+        STORE_COL_BLOB, /* uint8_t *, its length a size_t at len_off */
+        STORE_COL_STRV, /* char ** kept as a JSON array */
+};
+
+struct store_col {
+        const char *name;
+        enum store_col_type type;
+        size_t off;
+        size_t len_off;
+};
+
+/* A table: its columns in the order of every SELECT and of sql_put's
+ * parameters ?1..?n (the first is the key), and its statements. */
+struct store_table {
+        const char *what; /* "pod": in messages */
+        size_t size;      /* of the record struct */
+        const struct store_col *cols;
+        size_t n_cols;
+        const char *sql_put;    /* an upsert binding every column */
+        const char *sql_get;    /* by key (?1) */
+        const char *sql_delete; /* by key (?1) */
+        const char *sql_list;   /* all rows, oldest first */
+        /* Optional: what the table keeps beside the row (an image's names). */
+        int (*after_read)(struct store *s, void *rec, struct err *e);
+        void (*clear_extra)(void *rec);
+        void (*copy_extra)(void *dst, const void *src);
+};
+
+#define STORE_COL(type_, field, kind)                                                                        \
+        {                                                                                                    \
+#field, kind, offsetof(type_, field), 0                                                      \
+        }
+#define STORE_COL_B(type_, field, len)                                                                       \
+        {                                                                                                    \
+#field, STORE_COL_BLOB, offsetof(type_, field), offsetof(type_, len)                         \
+        }
+
+/* Lock held by the caller (STORE_LOCKED / a group). */
+int store_rec_put_locked(struct store *s, const struct store_table *t, const void *rec, struct err *e);
+int store_rec_put(struct store *s, const struct store_table *t, const void *rec, struct err *e);
+/* ERR_NOT_FOUND "<what> <key> not found". */
+int store_rec_get(struct store *s, const struct store_table *t, const char *key, void *out, struct err *e);
+int store_rec_delete(struct store *s, const struct store_table *t, const char *key, struct err *e);
+/* sql NULL: t->sql_list; key: its ?1 when it has one. *out: n records. */
+int store_rec_list(struct store *s, const struct store_table *t, const char *sql, const char *key, void **out,
+                   size_t *n, struct err *e);
+/* A bound one-row query (lock held): the record, or ERR_NOT_FOUND naming `what`. */
+int store_rec_one(struct store *s, const struct store_table *t, sqlite3_stmt *st, void *out, const char *what,
+                  struct err *e);
+/* Fill rec from the current row (the columns only). */
+int store_rec_read(const struct store_table *t, sqlite3_stmt *st, void *rec, struct err *e);
+void store_rec_clear(const struct store_table *t, void *rec);
+void store_rec_free(const struct store_table *t, void *v, size_t n);
+void store_rec_copy(const struct store_table *t, void *dst, const void *src);
 
 /* String vectors kept as JSON arrays in a TEXT column. NULL <-> SQL NULL,
  * an empty vector <-> "[]". */

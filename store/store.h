@@ -4,8 +4,9 @@
  * store_tx_begin()/store_tx_commit() group several calls into one
  * transaction (the calling thread holds the store until commit/rollback).
  * Records are plain structs; strings they hold are owned by the record and
- * freed by the matching *_clear(). Blobs such as `config` are opaque bytes to
- * the store (cri/ keeps the packed CRI config there).
+ * freed by the matching *_clear(). Each table is described once to the
+ * record layer (record.c), which binds, reads, lists, copies and frees for all. Blobs such as `config` are
+ * opaque bytes to the store (cri/ keeps the packed CRI config there).
  */
 #ifndef CORRAL_STORE_H
 #define CORRAL_STORE_H
@@ -70,6 +71,8 @@ int store_pod_find(struct store *s, const char *name, const char *ns, const char
 int store_pod_delete(struct store *s, const char *id, struct err *e); /* deletes its containers too */
 /* All pods, oldest first. *out is an array the caller frees with store_pods_free. */
 int store_pod_list(struct store *s, struct store_pod **out, size_t *n, struct err *e);
+/* A deep copy (dst is overwritten, not cleared). */
+void store_pod_copy(struct store_pod *dst, const struct store_pod *src);
 void store_pod_clear(struct store_pod *p);
 void store_pods_free(struct store_pod *v, size_t n);
 
@@ -113,6 +116,7 @@ int store_ctr_delete(struct store *s, const char *id, struct err *e);
 /* pod_id NULL: all containers. Oldest first. */
 int store_ctr_list(struct store *s, const char *pod_id, struct store_container **out, size_t *n,
                    struct err *e);
+void store_ctr_copy(struct store_container *dst, const struct store_container *src);
 void store_ctr_clear(struct store_container *c);
 void store_ctrs_free(struct store_container *v, size_t n);
 

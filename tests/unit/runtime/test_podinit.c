@@ -281,6 +281,24 @@ static void test_kill_waits_for_reaping(void)
         rt_spec_free(s);
 }
 
+/* The pid file is there, with the init's pid, by the time the call returns
+ * (a caller killed before it records the pid leaves it to its recovery). */
+static void test_pid_file(void)
+{
+        struct err e = ERR_INIT;
+        char *path = xasprintf("%s/init.pid", tmp);
+        pid_t init = -1;
+        CHECK(rt_pod_init_spawn_at("pod-c", path, &init, &e) == 0, "%s", e.msg);
+        char *v = NULL;
+        size_t n;
+        CHECK(file_read_all(path, &v, &n, 0, NULL) == 0 && init > 0 && strtol(v, NULL, 10) == init,
+              "pid file %s: %s (init %d)", path, v ? v : "(none)", (int)init);
+        free(v);
+        if (init > 0)
+                CHECK(rt_pod_init_kill(init, &e) == 0, "%s", e.msg);
+        free(path);
+}
+
 int main(void)
 {
         need_root_and_busybox();
@@ -295,6 +313,7 @@ int main(void)
                 test_shared_pid_ns(init);
         }
         test_kill_waits_for_reaping();
+        test_pid_file();
 
         struct err e = ERR_INIT;
         rm_rf(tmp, &e);
