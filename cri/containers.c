@@ -514,6 +514,12 @@ static int create_locked(struct cri_daemon *d, const Runtime__V1__CreateContaine
                 }
                 goto ready;
         }
+        /* The systemd driver's scope is started here, where sd-bus is: the
+         * static shim then clones the container into its cgroup. */
+        if (rt_cgroup_systemd_enabled() && rt_cgroup_create(spec->cgroup_path, &spec->resources, e) < 0) {
+                err_wrap(e, "create container %s", cfg->metadata->name);
+                goto out;
+        }
         shim_path = cri_shim_binary();
         struct shim_opts so = {
                 .id = c.rec.id,

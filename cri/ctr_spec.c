@@ -55,7 +55,7 @@ char *ctr_cgroup_path(const struct cri_daemon *d, const char *parent, const char
         if (parent == NULL || *parent == '\0')
                 parent = strcmp(d->cgroup_driver, "systemd") == 0 ? "corral.slice" : "/corral";
         if (str_has_suffix(parent, ".slice"))
-                return xasprintf("%s:cri-corral:%s", parent, id);
+                return xasprintf("%s:corral:%s", parent, id); /* corral-<id>.scope */
         return xasprintf("%s%s/%s", parent[0] == '/' ? "" : "/", parent, id);
 }
 

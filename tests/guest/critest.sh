@@ -9,7 +9,7 @@ dir=$(mktemp -d /tmp/corral-critest.XXXXXX)
 mkdir -p "$dir/cni"
 cat >"$dir/cni/10-critest.conflist" <<JSON
 {"cniVersion": "1.0.0", "name": "corral-critest", "plugins": [
-  {"type": "bridge", "bridge": "crt0", "isGateway": true, "ipMasq": true, "hairpinMode": true,
+  {"type": "bridge", "bridge": "crt0", "isGateway": true, "ipMasq": false, "hairpinMode": true,
    "ipam": {"type": "host-local", "ranges": [[{"subnet": "10.88.0.0/16"}]], "routes": [{"dst": "0.0.0.0/0"}],
             "dataDir": "$dir/ipam"}},
   {"type": "loopback"}]}

@@ -10,7 +10,9 @@
 # CORRAL_GUEST_CACHE (default /var/cache/corral-guest), CORRAL_GUEST_ACCEL
 # (default tcg; kvm where it works), CORRAL_GUEST_MEM (MiB, default 3072),
 # CORRAL_GUEST_TIMEOUT (s, default 900); CORRAL_GUEST_SCRIPT: a script (under the
-# sources or the build) to run instead of inside.sh, to look around in the guest.
+# sources or the build) to run instead of inside.sh, to look around in the guest;
+# CORRAL_GUEST_FILTER: a CTest regex or ginkgo focus that replaces tests.txt's;
+# CORRAL_GUEST_DRIVERS (default "systemd cgroupfs").
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 src=$(cd "$here/../.." && pwd)
@@ -25,6 +27,7 @@ img=$("$here/build-rootfs.sh") ; rc=$?
 [ $rc = 0 ] || { [ $rc = 77 ] && echo "guest: skipped: the guest image cannot be built here (see above)"; exit $rc; }
 t_img=$(( $(date +%s) - t0 ))
 kver=$(cat "$(dirname "$img")/kernel-release")
+initrd=$("$here/build-initrd.sh" "$kver") || { echo "guest: no initramfs"; exit 1; }
 
 out=$(mktemp -d /tmp/corral-guest-out.XXXXXX)
 cleanup() { [ -n "${CORRAL_GUEST_KEEP:-}" ] || rm -rf "$out"; }
@@ -32,6 +35,7 @@ trap cleanup EXIT
 # What the guest runs: inside.sh, told where everything is.
 cat >"$out/job.sh" <<JOB
 export CORRAL_SRC='$src' CORRAL_BUILD='$build' CORRAL_GUEST_WHAT='$what'
+export CORRAL_GUEST_FILTER='${CORRAL_GUEST_FILTER:-}' CORRAL_GUEST_DRIVERS='${CORRAL_GUEST_DRIVERS:-systemd cgroupfs}'
 exec bash '${CORRAL_GUEST_SCRIPT:-$src/tests/guest/inside.sh}'
 JOB
 
@@ -40,7 +44,7 @@ case $build/ in "$src"/*) ;; *) shares+=(build:"$build") ;; esac
 [ -d /opt/cri ] && shares+=(cri:/opt/cri)
 args=(-machine q35 -accel "${CORRAL_GUEST_ACCEL:-tcg}" -cpu max -smp 2 -m "${CORRAL_GUEST_MEM:-3072}"
       -nographic -no-reboot -serial "file:$out/console"  -monitor none
-      -kernel "/boot/vmlinuz-$kver" -initrd "/boot/initrd.img-$kver"
+      -kernel "/boot/vmlinuz-$kver" -initrd "$initrd"
       -drive "file=$img,if=virtio,format=raw,snapshot=on"
       -netdev user,id=n0 -device virtio-net-pci,netdev=n0)
 cmdline="root=/dev/vda rw console=ttyS0 quiet loglevel=3 systemd.show_status=0 net.ifnames=0"
