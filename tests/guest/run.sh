@@ -46,7 +46,7 @@ args=(-machine q35 -accel "${CORRAL_GUEST_ACCEL:-tcg}" -cpu max -smp 2 -m "${COR
       -nographic -no-reboot -serial "file:$out/console"  -monitor none
       -kernel "/boot/vmlinuz-$kver" -initrd "$initrd"
       -drive "file=$img,if=virtio,format=raw,snapshot=on"
-      -netdev user,id=n0 -device virtio-net-pci,netdev=n0)
+      -netdev user,id=n0 -device virtio-net-pci,netdev=n0,romfile=)
 cmdline="root=/dev/vda rw console=ttyS0 quiet loglevel=3 systemd.show_status=0 net.ifnames=0"
 cmdline+=" systemd.unified_cgroup_hierarchy=1 cgroup_no_v1=all hugepagesz=2M hugepages=16"
 cmdline+=" systemd.mask=serial-getty@ttyS0.service systemd.mask=getty@tty1.service"
