@@ -41,6 +41,7 @@ struct cri_daemon {
         /* Host facts detected once at start, for Status. */
         char *cgroup_mode;   /* "v1", "v2", "hybrid" */
         char *cgroup_driver; /* "cgroupfs" or "systemd" */
+        char *cgroup_note;   /* why the systemd driver is not (fully) in use, for Status; or NULL */
         bool has_sys_resource;
         bool has_kvm;
 };

@@ -54,8 +54,12 @@ char *ctr_cgroup_path(const struct cri_daemon *d, const char *parent, const char
 {
         if (parent == NULL || *parent == '\0')
                 parent = strcmp(d->cgroup_driver, "systemd") == 0 ? "corral.slice" : "/corral";
-        if (str_has_suffix(parent, ".slice"))
-                return xasprintf("%s:cri-corral:%s", parent, id);
+        if (str_has_suffix(parent, ".slice")) {
+                /* "/a.slice/a-b.slice" names the same slice as "a-b.slice" (critest
+                 * passes a path, as containerd accepts). */
+                const char *base = strrchr(parent, '/');
+                return xasprintf("%s:corral:%s", base ? base + 1 : parent, id); /* corral-<id>.scope */
+        }
         return xasprintf("%s%s/%s", parent[0] == '/' ? "" : "/", parent, id);
 }
 

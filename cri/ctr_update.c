@@ -41,10 +41,14 @@ int ctr_update_resources(struct cri_daemon *d, struct cri_call *call, const Prot
         ctr_resources_to_rt(rq->linux, &spec->resources);
         json = rt_spec_to_json(spec);
         struct shim_conn *sc = NULL;
-        if (ctr_connect(&c, &sc, e) == 0) {
+        /* Under the systemd driver the limits go through systemd (a
+         * daemon-reload would put back what the unit says): corrald's to do. */
+        bool host = cri_handler_of_pod_id(d, c.pod_id)->host_process;
+        bool direct = rt_cgroup_systemd_enabled() && host;
+        if (!direct && ctr_connect(&c, &sc, e) == 0) {
                 r = shim_update_resources(sc, json, e);
                 shim_close(sc);
-        } else if (!cri_handler_of_pod_id(d, c.pod_id)->host_process) {
+        } else if (!host) {
                 /* Its cgroup is in the guest: nothing on the host to fall back to. */
                 err_wrap(e, "the VM pod's shim");
         } else {

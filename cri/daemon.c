@@ -41,6 +41,16 @@ static void detect_host(struct cri_daemon *d)
         d->cgroup_mode = xstrdup(rt_cgroup_mode_name(f->cgroup_mode));
         bool systemd = d->cfg->cgroup_driver == CFG_CGROUP_SYSTEMD ||
                        (d->cfg->cgroup_driver == CFG_CGROUP_AUTO && f->systemd_running);
+        cleanup_err struct err e = ERR_INIT;
+        if (systemd && rt_cgroup_systemd_enable(&e) < 0) {
+                /* On v1 the slice names still map to paths (kubelet's systemd
+                 * layout), as before; elsewhere cgroupfs, and Status says why. */
+                if (f->cgroup_mode == RT_CGROUP_V2_UNIFIED)
+                        systemd = false;
+                d->cgroup_note =
+                        xasprintf("systemd cgroup driver: %s%s", e.msg, systemd ? "" : " (using cgroupfs)");
+                log_warn("daemon", "%s", d->cgroup_note);
+        }
         d->cgroup_driver = xstrdup(systemd ? "systemd" : "cgroupfs");
         d->has_sys_resource = f->cap_sys_resource;
         d->has_kvm = kvm_usable();
@@ -113,6 +123,7 @@ void cri_daemon_stop(struct cri_daemon *d, int grace_ms)
         free(d->delay_method);
         free(d->cgroup_mode);
         free(d->cgroup_driver);
+        free(d->cgroup_note);
         free(d);
         log_info("daemon", "stopped");
 }

@@ -100,6 +100,10 @@ static int ns_container_create(struct cri_daemon *d, const struct store_pod *p, 
 {
         (void)d;
         (void)p;
+        /* The systemd driver's scope is started here, where sd-bus is: the
+         * static shim then clones the container into its cgroup. */
+        if (rt_cgroup_systemd_enabled() && rt_cgroup_create(c->spec->cgroup_path, &c->spec->resources, e) < 0)
+                return -1;
         return cri_ns_shim_create(x, c, NULL, NULL, e);
 }
 

@@ -169,6 +169,12 @@ static char *host_json(const struct cri_daemon *d)
         }
         if (f->cgroup_mode != RT_CGROUP_V2_UNIFIED)
                 sbuf_printf(&b, "%s\"cgroup v2 unified hierarchy (using v1 controllers)\"", sep);
+        if (f->cgroup_mode != RT_CGROUP_V2_UNIFIED)
+                sep = ",";
+        if (d->cgroup_note) {
+                sbuf_puts(&b, sep);
+                json_quote(&b, d->cgroup_note);
+        }
         sbuf_puts(&b, "]}");
         return sbuf_steal(&b);
 }

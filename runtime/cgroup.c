@@ -57,9 +57,41 @@ const struct rt_cgroup_ops *cg_ops(const char **root)
         return rt_cgroup_mode() == RT_CGROUP_V2_UNIFIED ? &rt_cgroup_v2_ops : &rt_cgroup_v1_ops;
 }
 
+const struct rt_cgroup_ops *cg_unit_ops;
+
+/* A path whose last component is a unit name is the systemd driver's, when
+ * corrald enabled it (rt_cgroup_systemd_enable); the shim and the agent use
+ * the files of the same cgroup directly. */
+bool cg_systemd_is_unit(const char *path)
+{
+        const char *n = strrchr(path, '/');
+        n = n ? n + 1 : path;
+        return str_has_suffix(n, ".scope") || str_has_suffix(n, ".slice");
+}
+
+void cg_scope_leaf(char **path)
+{
+        if (rt_cgroup_mode() != RT_CGROUP_V2_UNIFIED || !str_has_suffix(*path, ".scope"))
+                return;
+        char *leaf = xasprintf("%s/%s", *path, CG_SCOPE_LEAF);
+        free(*path);
+        *path = leaf;
+}
+
+static const struct rt_cgroup_ops *cg_ops_for(const char *path, const char **root)
+{
+        const struct rt_cgroup_ops *ops = cg_ops(root);
+        return cg_unit_ops && cg_systemd_is_unit(path) ? cg_unit_ops : ops;
+}
+
+bool rt_cgroup_systemd_enabled(void)
+{
+        return cg_unit_ops != NULL;
+}
+
 const char *rt_cgroup_driver_name(void)
 {
-        return cg_ops(NULL)->name;
+        return cg_unit_ops ? cg_unit_ops->name : cg_ops(NULL)->name;
 }
 
 int cg_v2_dirfd(const char *path, struct err *e)
@@ -102,6 +134,16 @@ int rt_cgroup_resolve(const char *path, char **out, struct err *e)
         if (strstr(path, "..") && (strstr(path, "/..") || str_has_prefix(path, "..")))
                 return err_set(e, ERR_INVALID, "cgroup path %s contains ..", path);
         const char *c1 = strchr(path, ':');
+        if (c1 == NULL && path[0] != '/' && strchr(path, '/') == NULL && str_has_suffix(path, ".slice")) {
+                /* A bare slice name: where systemd puts it ("a-b.slice" in a.slice). */
+                struct sbuf b = {0};
+                if (expand_slice(path, &b, e) < 0) {
+                        sbuf_free(&b);
+                        return -1;
+                }
+                *out = sbuf_steal(&b);
+                return 0;
+        }
         if (c1 == NULL) {
                 *out = path[0] == '/' ? xstrdup(path) : xasprintf("/%s", path);
                 return 0;
@@ -229,10 +271,10 @@ int cg_rmdir_retry(const char *dir, int timeout_ms, struct err *e)
 
 #define DISPATCH(call)                                                                                       \
         const char *root;                                                                                    \
-        const struct rt_cgroup_ops *ops = cg_ops(&root);                                                     \
         cleanup_free char *p = NULL;                                                                         \
         if (rt_cgroup_resolve(path, &p, e) < 0)                                                              \
                 return -1;                                                                                   \
+        const struct rt_cgroup_ops *ops = cg_ops_for(p, &root);                                              \
         return ops->call
 
 int rt_cgroup_create(const char *path, const struct rt_resources *r, struct err *e)

@@ -11,8 +11,7 @@
 
 static const char *const wanted[] = {"cpu", "cpuset", "memory", "pids", "io", "hugetlb"};
 
-/* Enable in `dir`'s subtree_control every wanted controller it has. */
-static void enable_controllers(const char *dir)
+void cg_v2_enable_controllers(const char *dir)
 {
         cleanup_free char *avail = NULL;
         cleanup_free char *p = path_join(dir, "cgroup.controllers");
@@ -63,7 +62,7 @@ static int wr_num(const char *dir, const char *file, int64_t v, struct err *e)
 }
 
 /* kubelet/runc: shares [2, 262144] -> weight [1, 10000]. */
-static uint64_t shares_to_weight(uint64_t shares)
+uint64_t cg_shares_to_weight(uint64_t shares)
 {
         if (shares == 0)
                 return 0;
@@ -79,7 +78,7 @@ static int v2_update(const char *root, const char *path, const struct rt_resourc
         if (r == NULL)
                 return 0;
         cleanup_free char *dir = path_join(root, path);
-        if (r->cpu_shares && wr_num(dir, "cpu.weight", (int64_t)shares_to_weight(r->cpu_shares), e) < 0)
+        if (r->cpu_shares && wr_num(dir, "cpu.weight", (int64_t)cg_shares_to_weight(r->cpu_shares), e) < 0)
                 return -1;
         if (r->cpu_quota || r->cpu_period) {
                 char buf[64];
@@ -144,6 +143,12 @@ static int v2_update(const char *root, const char *path, const struct rt_resourc
 static int v2_remove(const char *root, const char *path, int timeout_ms, struct err *e)
 {
         cleanup_free char *dir = path_join(root, path);
+        if (str_has_suffix(path, ".scope")) {
+                /* The container's leaf inside a scope (CG_SCOPE_LEAF) goes first. */
+                cleanup_free char *leaf = path_join(dir, CG_SCOPE_LEAF);
+                if (cg_rmdir_retry(leaf, timeout_ms, e) < 0)
+                        return -1;
+        }
         return cg_rmdir_retry(dir, timeout_ms, e);
 }
 
@@ -152,7 +157,7 @@ static int v2_create(const char *root, const char *path, const struct rt_resourc
         cleanup_free char *rel = xstrdup(path);
         cleanup_free char *cur = xstrdup(root);
         for (char *save = NULL, *c = strtok_r(rel, "/", &save); c; c = strtok_r(NULL, "/", &save)) {
-                enable_controllers(cur);
+                cg_v2_enable_controllers(cur);
                 char *next = path_join(cur, c);
                 free(cur);
                 cur = next;

@@ -229,6 +229,7 @@ int rt_container_create(const struct rt_spec *spec, const struct rt_stdio *stdio
         if (spec->cgroup_path) {
                 if (rt_cgroup_resolve(spec->cgroup_path, &c->cgroup, e) < 0)
                         goto fail;
+                cg_scope_leaf(&c->cgroup);
                 if (rt_cgroup_create(c->cgroup, &spec->resources, e) < 0)
                         goto fail;
                 cg_made = true;

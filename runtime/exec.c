@@ -123,6 +123,7 @@ int rt_exec(pid_t target_pid, const struct rt_spec *spec, const struct rt_proces
         if (spec->cgroup_path) {
                 if (rt_cgroup_resolve(spec->cgroup_path, &cgroup, e) < 0)
                         goto out;
+                cg_scope_leaf(&cgroup);
         } else {
                 cgroup = target_cgroup(target_pid);
         }

@@ -138,5 +138,7 @@ char *rt_host_features_string(void)
                 f->clone_into_cgroup ? "yes" : "no", f->pidfd ? "yes" : "no", f->new_mount_api ? "yes" : "no",
                 f->user_namespaces ? "yes" : "no", f->idmap_overlay ? "yes" : "no",
                 f->idmap_layers ? "yes" : "no", f->systemd_running ? "yes" : "no",
-                f->systemd_running ? " (systemd cgroup paths created directly, no transient units)" : "");
+                f->systemd_running && f->cgroup_mode != RT_CGROUP_V2_UNIFIED
+                        ? " (cgroup v1: systemd slice names map to cgroup paths, no transient units)"
+                        : "");
 }

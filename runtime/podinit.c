@@ -13,6 +13,7 @@
 #include <sched.h>
 #include <signal.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
@@ -47,16 +48,19 @@ static pid_t raw_fork(void)
 
 /* argv as ps shows it: "corral-pod-init <name>", so a leftover init can be
  * told apart after a restart. Best effort (PR_SET_MM needs
- * CAP_SYS_RESOURCE). The buffer is this process's copy of a static. */
-static char cmdline[256];
-
+ * CAP_SYS_RESOURCE). The buffer must be anonymous memory: /proc/<pid>/cmdline
+ * reads it with FOLL_ANON, which refuses a file-backed mapping (a static in
+ * .data/.bss read back as 0 bytes). The page lives as long as the init. */
 static void set_cmdline(const char *name)
 {
-        size_t k = 0;
+        char *cmdline = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (cmdline == MAP_FAILED)
+                return;
+        size_t k = 0, cap = 256;
         for (const char *s = INIT_COMM; *s; s++)
                 cmdline[k++] = *s;
         cmdline[k++] = '\0';
-        for (const char *s = name; s && *s && k < sizeof(cmdline) - 1; s++)
+        for (const char *s = name; s && *s && k < cap - 1; s++)
                 cmdline[k++] = *s;
         cmdline[k++] = '\0';
         unsigned long start = (unsigned long)cmdline, end = start + k;

@@ -67,6 +67,22 @@ extern const struct rt_cgroup_ops rt_cgroup_v2_ops;
 
 /* The ops and root chosen once for this host. */
 const struct rt_cgroup_ops *cg_ops(const char **root);
+/* The systemd driver's ops once corrald enabled it (cgroup_systemd.c), for
+ * paths whose last component is a unit (cg_systemd_is_unit); else NULL. */
+extern const struct rt_cgroup_ops *cg_unit_ops;
+bool cg_systemd_is_unit(const char *path);
+/* A container whose cgroup is a systemd scope (cgroup v2) runs in this
+ * child of it, as crun does: systemd rewrites the scope's own files on every
+ * daemon-reload (memory.oom.group back to 0 on systemd 252), never those of
+ * a delegated child. */
+#define CG_SCOPE_LEAF "container"
+/* A resolved path that is a scope becomes its leaf (cgroup v2 only). */
+void cg_scope_leaf(char **path);
+/* Enable in `dir`'s cgroup.subtree_control every controller corral uses that
+ * it has (best effort). */
+void cg_v2_enable_controllers(const char *dir);
+/* kubelet/runc: cpu shares [2, 262144] -> cgroup v2 weight [1, 10000]. */
+uint64_t cg_shares_to_weight(uint64_t shares);
 /* An O_DIRECTORY fd of the v2 cgroup for CLONE_INTO_CGROUP, or -1 (v1). */
 int cg_v2_dirfd(const char *path, struct err *e);
 /* The v1 directory of `path` in the hierarchy holding `controller`, or NULL

@@ -446,14 +446,24 @@ enum rt_cgroup_mode {
 /* Detected once (statfs magic of /sys/fs/cgroup) and cached. */
 enum rt_cgroup_mode rt_cgroup_mode(void);
 const char *rt_cgroup_mode_name(enum rt_cgroup_mode m); /* "v1-legacy", "v1-hybrid", "v2" */
-/* Driver name for Status: "cgroupfs-v1" or "cgroupfs-v2". */
+/* Driver name for Status: "cgroupfs-v1", "cgroupfs-v2" or "systemd". */
 const char *rt_cgroup_driver_name(void);
+/* The systemd driver (cgroup_systemd.c, sd-bus; corrald only: the static
+ * shim and agent do not link it): from now on a cgroup path whose last
+ * component is a unit ("...slice:prefix:name" -> "<prefix>-<name>.scope", or a
+ * ".slice") is a transient systemd unit: rt_cgroup_create starts it over
+ * D-Bus (a scope with Delegate=yes, in its parent slice) with the resources
+ * as unit properties, rt_cgroup_update sets them, rt_cgroup_remove stops it
+ * and waits for the job. Fails, leaving cgroupfs in use, without cgroup v2,
+ * without systemd as init or when its bus does not answer. */
+int rt_cgroup_systemd_enable(struct err *e);
+bool rt_cgroup_systemd_enabled(void);
 
 /* Map a cgroup path to the path under the controller roots. Plain paths
  * are made absolute. systemd syntax "parent.slice:prefix:name" becomes
  * "/parent-chain.slice/.../prefix-name.scope" (e.g.
- * "kubepods-burstable-pod1.slice:cri-corral:abc" ->
- * "/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod1.slice/cri-corral-abc.scope");
+ * "kubepods-burstable-pod1.slice:corral:abc" ->
+ * "/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod1.slice/corral-abc.scope");
  * a name ending in ".slice" stays a slice. Without a running systemd the
  * directories are created directly (cgroupfs-style); with systemd running
  * the same is done (no D-Bus transient units) and Status says so. */

@@ -2,8 +2,9 @@
 # The second README command (and all that .ci/run does): every test.
 #  1. dependencies (Debian packages), 2. build with -Werror, 3. unit and
 #  integration tests (CTest, real daemon, real kernel features), 4. critest
-#  v1.32 on the default and vm handlers, 5. unit tests again under
-#  ASan+UBSan, 6. unit tests under valgrind, 7. short fuzz runs.
+#  v1.32 on the default and vm handlers, 5. the same on pure cgroup v2 with
+#  systemd in a QEMU guest, 6. unit tests again under ASan+UBSan, 7. unit
+#  tests under valgrind, 8. short fuzz runs.
 # Tests that cannot run on this host exit 77 and are listed as skipped.
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -33,6 +34,10 @@ case $? in
   77) echo "critest: SKIPPED (see the reason above)" ;;
   *) fail=1 ;;
 esac
+
+step "pure cgroup v2 with systemd as PID 1: unit, integration and critest in a QEMU guest (tests/guest)"
+# Both cgroup drivers; the guest image is built once and cached in /var/cache/corral-guest.
+ctest --test-dir "$b" --output-on-failure -L guest || fail=1
 
 step "unit tests under ASan + UBSan"
 a="$src/build/asan"

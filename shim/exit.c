@@ -43,7 +43,7 @@ void shim_exit_record(struct shim *s, int status)
                 cleanup_err struct err e = ERR_INIT;
                 uint64_t kills = 0;
                 if (rt_cgroup_oom_kills(s->cgroup, &kills, &e) == 0)
-                        s->oom_killed = kills > s->oom_base;
+                        s->oom_killed = s->oom_killed || kills > s->oom_base;
                 else
                         log_debug("shim", "oom counter of %s: %s", s->cgroup, e.msg);
                 /* Without its own pid namespace nothing kills what the init

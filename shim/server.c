@@ -476,6 +476,20 @@ void shim_fork_window_close(void)
                         (void)raise(sigs[i]); /* blocked: pending for the signalfd */
 }
 
+/* The OOM counter is read as it moves, not only at exit: under the systemd
+ * driver the container's scope (and its memory.events) is gone as soon as
+ * systemd sees the cgroup empty, which can be before the shim reaps. */
+static void on_oom_event(struct shim *s, struct watch *w, uint32_t events)
+{
+        (void)events;
+        char buf[4096];
+        while (read(w->fd, buf, sizeof(buf)) > 0)
+                ;
+        uint64_t kills = 0;
+        if (s->cgroup && rt_cgroup_oom_kills(s->cgroup, &kills, NULL) == 0 && kills > s->oom_base)
+                s->oom_killed = true;
+}
+
 static void on_signal(struct shim *s, struct watch *w, uint32_t events)
 {
         (void)events;
@@ -577,6 +591,12 @@ static int setup(struct shim *s, struct err *e)
                 s->cgroup = xstrdup(cg);
                 if (rt_cgroup_oom_kills(s->cgroup, &s->oom_base, NULL) < 0)
                         s->oom_base = 0;
+                s->oom.fd = rt_cgroup_oom_fd(s->cgroup, NULL);
+                s->oom.fn = on_oom_event;
+                if (s->oom.fd >= 0 && shim_watch_add(s, &s->oom, EPOLLIN) < 0) {
+                        close(s->oom.fd);
+                        s->oom.fd = -1;
+                }
         }
 
         s->ctl.fd = proto_listen(s->opts->state_dir, SHIM_CTL_SOCKET, e);
@@ -678,6 +698,7 @@ static void teardown(struct shim *s)
         shim_log_close(&s->log);
         rt_spec_free(steal_ptr(&s->spec));
         shim_watch_close(s, &s->redeliver);
+        shim_watch_close(s, &s->oom);
         shim_watch_close(s, &s->sig);
         if (s->epfd >= 0)
                 close(s->epfd);
@@ -690,7 +711,7 @@ int shim_run(const struct shim_opts *opts, int report_fd)
         memset(&s, 0, sizeof(s));
         s.opts = opts;
         s.epfd = -1;
-        s.sig.fd = s.ctl.fd = s.attach.fd = s.redeliver.fd = -1;
+        s.sig.fd = s.ctl.fd = s.attach.fd = s.redeliver.fd = s.oom.fd = -1;
         s.out.w.fd = s.err.w.fd = s.in.fd = -1;
         s.pty = -1;
         s.log.fd = -1;

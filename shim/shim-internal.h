@@ -171,6 +171,7 @@ struct shim {
         bool oci_mounted;         /* the rootfs overlay is mounted by us */
         char *cgroup;      /* owned copy of the container's cgroup, or NULL */
         uint64_t oom_base; /* OOM kills in the cgroup before start */
+        struct watch oom;  /* memory.events changes (v2), or fd -1 */
         pid_t pid;
         enum shim_status status;
         int exit_code;

@@ -196,6 +196,15 @@ static void test_systemd_paths(void)
         free(p);
         CHECK(rt_cgroup_resolve("-.slice:x:y", &p, &e) == 0 && strcmp(p, "/x-y.scope") == 0, "root slice");
         free(p);
+        /* A bare slice name (the pod slice corral picks under the systemd
+         * driver) is where systemd puts that slice, not a top-level directory. */
+        CHECK(rt_cgroup_resolve("corral-pod1.slice", &p, &e) == 0 &&
+                      strcmp(p, "/corral.slice/corral-pod1.slice") == 0,
+              "bare slice: %s", p);
+        free(p);
+        CHECK(rt_cgroup_resolve("/top.slice", &p, &e) == 0 && strcmp(p, "/top.slice") == 0,
+              "a path stays: %s", p);
+        free(p);
         CHECK(rt_cgroup_resolve("kubepods/burstable/pod1/abc", &p, &e) == 0 &&
                       strcmp(p, "/kubepods/burstable/pod1/abc") == 0,
               "plain");
