@@ -234,39 +234,6 @@ static int write_layer(const char *upper, const char *path, char **digest, int64
 
 /* ---------- the new config: the parent's with one more layer ---------- */
 
-static void emit(struct sbuf *b, yajl_val v)
-{
-        if (YAJL_IS_STRING(v)) {
-                json_quote(b, YAJL_GET_STRING(v));
-        } else if (YAJL_IS_NUMBER(v)) {
-                sbuf_puts(b, YAJL_GET_NUMBER(v));
-        } else if (YAJL_IS_TRUE(v)) {
-                sbuf_puts(b, "true");
-        } else if (YAJL_IS_FALSE(v)) {
-                sbuf_puts(b, "false");
-        } else if (YAJL_IS_ARRAY(v)) {
-                sbuf_putc(b, '[');
-                for (size_t i = 0; i < v->u.array.len; i++) {
-                        if (i)
-                                sbuf_putc(b, ',');
-                        emit(b, v->u.array.values[i]);
-                }
-                sbuf_putc(b, ']');
-        } else if (YAJL_IS_OBJECT(v)) {
-                sbuf_putc(b, '{');
-                for (size_t i = 0; i < v->u.object.len; i++) {
-                        if (i)
-                                sbuf_putc(b, ',');
-                        json_quote(b, v->u.object.keys[i]);
-                        sbuf_putc(b, ':');
-                        emit(b, v->u.object.values[i]);
-                }
-                sbuf_putc(b, '}');
-        } else {
-                sbuf_puts(b, "null");
-        }
-}
-
 static char *new_config(const char *parent, const char *diff_id, const struct img_commit_opts *o,
                         struct err *e)
 {
@@ -297,7 +264,7 @@ static char *new_config(const char *parent, const char *diff_id, const struct im
                         sbuf_puts(&b, "{\"type\":\"layers\",\"diff_ids\":[");
                         yajl_val ids = json_get(v, "diff_ids");
                         for (size_t j = 0; YAJL_IS_ARRAY(ids) && j < ids->u.array.len; j++) {
-                                emit(&b, ids->u.array.values[j]);
+                                json_emit(&b, ids->u.array.values[j]);
                                 sbuf_putc(&b, ',');
                         }
                         json_quote(&b, diff_id);
@@ -306,12 +273,12 @@ static char *new_config(const char *parent, const char *diff_id, const struct im
                         history = true;
                         sbuf_putc(&b, '[');
                         for (size_t j = 0; j < v->u.array.len; j++) {
-                                emit(&b, v->u.array.values[j]);
+                                json_emit(&b, v->u.array.values[j]);
                                 sbuf_putc(&b, ',');
                         }
                         goto entry;
                 } else {
-                        emit(&b, v);
+                        json_emit(&b, v);
                 }
                 continue;
         entry:

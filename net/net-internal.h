@@ -21,7 +21,5 @@ typedef int (*nl_cb)(const struct nlmsghdr *nlh, void *data);
 int nl_talk(struct mnl_socket *s, struct nlmsghdr *nlh, nl_cb cb, void *data, const char *what,
             struct err *e);
 
-/* Serialise a yajl tree value back to JSON (numbers keep their text). */
-void json_emit(struct sbuf *b, yajl_val v);
 
 #endif

@@ -182,6 +182,8 @@ bool json_get_int(yajl_val obj, const char *key, int64_t *out);
 bool json_get_bool(yajl_val obj, const char *key, bool *out);
 /* Append `s` to b as a quoted JSON string with escapes. */
 void json_quote(struct sbuf *b, const char *s);
+/* Append a yajl tree as JSON text (numbers keep their text); NULL is "null". */
+void json_emit(struct sbuf *b, yajl_val v);
 void json_quote_n(struct sbuf *b, const char *s, size_t n);
 /* json_quote copies bytes >= 0x80 as they are, and yajl's parser refuses
  * a string that is not UTF-8: check with utf8_valid, and carry other
