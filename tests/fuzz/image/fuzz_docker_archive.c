@@ -7,29 +7,9 @@
 #include <stdlib.h>
 
 #include "image/archive-internal.h"
+#include "stage.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-static char parent[64];
-
-static void cleanup(void)
-{
-        (void)rm_rf(parent, NULL);
-}
-
-static char *stage(void)
-{
-        static char *dir;
-        if (!dir) {
-                char tmpl[] = "/tmp/fuzz-docker-archive-XXXXXX";
-                if (!mkdtemp(tmpl))
-                        abort();
-                snprintf(parent, sizeof(parent), "%s", tmpl);
-                atexit(cleanup);
-                dir = xasprintf("%s/stage", tmpl);
-        }
-        return dir;
-}
 
 static void manifest(const char *buf, size_t len, const struct arc *a)
 {
@@ -65,7 +45,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         }
         struct err e = ERR_INIT;
         struct arc a;
-        if (arc_scan_mem(stage(), buf, len, &a, &e) == 0) {
+        if (arc_scan_mem(fuzz_stage("fuzz-docker-archive"), buf, len, &a, &e) == 0) {
                 char *m = NULL;
                 size_t mlen = 0;
                 if (arc_read(&a, "manifest.json", &m, &mlen, &e) == 0)

@@ -8,29 +8,9 @@
 #include <stdlib.h>
 
 #include "image/archive-internal.h"
+#include "stage.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-static char parent[64];
-
-static void cleanup(void)
-{
-        (void)rm_rf(parent, NULL);
-}
-
-static char *stage(void)
-{
-        static char *dir;
-        if (!dir) {
-                char tmpl[] = "/tmp/fuzz-oci-layout-XXXXXX";
-                if (!mkdtemp(tmpl))
-                        abort();
-                snprintf(parent, sizeof(parent), "%s", tmpl);
-                atexit(cleanup);
-                dir = xasprintf("%s/stage", tmpl);
-        }
-        return dir;
-}
 
 static void blob(const struct arc *a, const struct img_descriptor *d, int depth)
 {
@@ -84,7 +64,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 return 0;
         }
         struct arc a;
-        if (arc_scan_mem(stage(), buf, len, &a, &e) == 0) {
+        if (arc_scan_mem(fuzz_stage("fuzz-oci-layout"), buf, len, &a, &e) == 0) {
                 char *m = NULL;
                 size_t mlen = 0;
                 if (arc_read(&a, "index.json", &m, &mlen, &e) == 0)
