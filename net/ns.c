@@ -160,30 +160,38 @@ static int pin_child(void *arg)
         _exit(0);
 }
 
+/* What both pinning paths check and prepare first: the namespaces asked
+ * for (masked to the pinnable ones, in *flags), the hostname, and dir with
+ * its root mounted as the pins need. */
+static int pin_prepare(const char *dir, int *flags, const char *hostname, struct net_ns_paths *out,
+                       struct err *e)
+{
+        memset(out, 0, sizeof(*out));
+        *flags &= CLONE_NEWNET | CLONE_NEWIPC | CLONE_NEWUTS;
+        if (!*flags)
+                return err_set(e, ERR_INVALID, "pin namespaces in %s: no namespace asked for", dir);
+        if (hostname && strlen(hostname) > 64)
+                return err_set(e, ERR_INVALID, "hostname %s is longer than 64 bytes", hostname);
+        cleanup_free char *root = xstrdup(dir);
+        char *slash = strrchr(root, '/');
+        if (!slash || slash == root)
+                return err_set(e, ERR_INVALID, "ns dir %s must be an absolute path below a root", dir);
+        *slash = '\0';
+        if (prepare_root(root, e) < 0)
+                return err_wrap(e, "pin namespaces in %s", dir);
+        if (mkdir(dir, 0711) < 0 && errno != EEXIST)
+                return err_make(e, errno, "create %s", dir);
+        return 0;
+}
+
 int net_ns_pin(const char *dir, int flags, const char *hostname, struct net_ns_paths *out, struct err *e)
 {
         struct net_ns_paths paths = {0};
         struct pin_job j = {.hostname = hostname};
         enum { STACK = 64 << 10 };
 
-        memset(out, 0, sizeof(*out));
-        flags &= CLONE_NEWNET | CLONE_NEWIPC | CLONE_NEWUTS;
-        if (!flags)
-                return err_set(e, ERR_INVALID, "pin namespaces in %s: no namespace asked for", dir);
-        if (hostname && strlen(hostname) > 64)
-                return err_set(e, ERR_INVALID, "hostname %s is longer than 64 bytes", hostname);
-        {
-                cleanup_free char *root = xstrdup(dir);
-                char *slash = strrchr(root, '/');
-                if (!slash || slash == root)
-                        return err_set(e, ERR_INVALID, "ns dir %s must be an absolute path below a root",
-                                       dir);
-                *slash = '\0';
-                if (prepare_root(root, e) < 0)
-                        return err_wrap(e, "pin namespaces in %s", dir);
-        }
-        if (mkdir(dir, 0711) < 0 && errno != EEXIST)
-                return err_make(e, errno, "create %s", dir);
+        if (pin_prepare(dir, &flags, hostname, out, e) < 0)
+                return -1;
         j.flags = flags;
         for (size_t i = 0; i < ARRAY_SIZE(ns_types); i++) {
                 if (!(flags & ns_types[i].flag))
@@ -247,25 +255,8 @@ int net_ns_pin_userns(const char *dir, int flags, const char *hostname, int user
         char c;
         int ret = -1;
 
-        memset(out, 0, sizeof(*out));
-        flags &= CLONE_NEWNET | CLONE_NEWIPC | CLONE_NEWUTS;
-        if (!flags)
-                return err_set(e, ERR_INVALID, "pin namespaces in %s: no namespace asked for", dir);
-        if (hostname && strlen(hostname) > 64)
-                return err_set(e, ERR_INVALID, "hostname %s is longer than 64 bytes", hostname);
-
-        {
-                cleanup_free char *root = xstrdup(dir);
-                char *slash = strrchr(root, '/');
-                if (!slash || slash == root)
-                        return err_set(e, ERR_INVALID, "ns dir %s must be an absolute path below a root",
-                                       dir);
-                *slash = '\0';
-                if (prepare_root(root, e) < 0)
-                        return err_wrap(e, "pin namespaces in %s", dir);
-        }
-        if (mkdir(dir, 0711) < 0 && errno != EEXIST)
-                return err_make(e, errno, "create %s", dir);
+        if (pin_prepare(dir, &flags, hostname, out, e) < 0)
+                return -1;
 
         if (pipe2(p2c, O_CLOEXEC) < 0 || pipe2(c2p, O_CLOEXEC) < 0) {
                 err_make(e, errno, "pipe");
