@@ -142,6 +142,13 @@ def main():
         sys.exit(SKIP)
     prog = unittest.main(exit=False, verbosity=2)
     r = prog.result
-    if r.testsRun and len(r.skipped) == r.testsRun:
+    # A SkipTest from setUpModule/setUpClass is one skip and no test run:
+    # that is a skip by name, never a silent pass.
+    if r.skipped and len(r.skipped) >= r.testsRun and r.wasSuccessful():
+        for _, why in r.skipped:
+            print(f"SKIP: {why}")
         sys.exit(SKIP)
+    if r.testsRun == 0:
+        print("FAIL: no test ran")
+        sys.exit(1)
     sys.exit(0 if r.wasSuccessful() else 1)
