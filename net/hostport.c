@@ -513,6 +513,14 @@ out:
         return MNL_CB_OK;
 }
 
+static void list_q_reset(void *data)
+{
+        struct list_q *q = data;
+        net_hostport_rules_free(q->v, q->n);
+        q->v = NULL;
+        q->n = 0;
+}
+
 int net_hostport_list(const char *table, const char *pod_id, struct net_hostport_rule **out, size_t *n,
                       struct err *e)
 {
@@ -538,7 +546,7 @@ int nft_rules_of_pod(struct mnl_socket *sock, const char *table, const char *pod
         nftnl_rule_set_str(r, NFTNL_RULE_TABLE, table);
         nftnl_rule_nlmsg_build_payload(nlh, r);
         nftnl_rule_free(r);
-        if (nl_talk(s, nlh, rule_cb, &q, "list hostPort rules", &ie) < 0) {
+        if (nl_dump(s, nlh, rule_cb, &q, list_q_reset, "list hostPort rules", &ie) < 0) {
                 net_hostport_rules_free(q.v, q.n);
                 if (ie.errnum == ENOENT) { /* no table: no rules */
                         err_clear(&ie);

@@ -123,6 +123,14 @@ static void batch_ipt_chain_del(struct nft_batch *bt, const char *name)
         nft_batch_next(bt);
 }
 
+static void ipt_q_reset(void *data)
+{
+        struct ipt_q *q = data;
+        free(q->v);
+        q->v = NULL;
+        q->n = 0;
+}
+
 /* The POSTROUTING rules of table ip nat that match one of the pod's
  * addresses and jump to a CNI-* chain. No table or chain: none. */
 static int ipt_jumps(struct mnl_socket *s, struct ipt_q *q, struct err *e)
@@ -133,7 +141,7 @@ static int ipt_jumps(struct mnl_socket *s, struct ipt_q *q, struct err *e)
         struct nftnl_rule *r = ipt_rule("POSTROUTING");
         nftnl_rule_nlmsg_build_payload(nlh, r);
         nftnl_rule_free(r);
-        if (nl_talk(s, nlh, rule_cb, q, "list ip nat POSTROUTING", &ie) < 0) {
+        if (nl_dump(s, nlh, rule_cb, q, ipt_q_reset, "list ip nat POSTROUTING", &ie) < 0) {
                 if (ie.errnum == ENOENT) {
                         err_clear(&ie);
                         return 0;

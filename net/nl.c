@@ -44,6 +44,26 @@ static unsigned int next_seq(void)
         return __atomic_add_fetch(&seq, 1, __ATOMIC_RELAXED);
 }
 
+/* A dump the kernel marked interrupted (NLM_F_DUMP_INTR) still runs to its
+ * NLMSG_DONE: read the rest of it, so that the socket's next request does
+ * not see its messages. buf holds the last n bytes received. */
+static void drain_dump(struct mnl_socket *s, char *buf, size_t size, ssize_t n, unsigned int seq)
+{
+        for (;;) {
+                int len = (int)n;
+                for (const struct nlmsghdr *h = (const struct nlmsghdr *)buf; mnl_nlmsg_ok(h, len);
+                     h = mnl_nlmsg_next(h, &len))
+                        if (h->nlmsg_seq == seq &&
+                            (h->nlmsg_type == NLMSG_DONE || h->nlmsg_type == NLMSG_ERROR))
+                                return;
+                do
+                        n = mnl_socket_recvfrom(s, buf, size);
+                while (n < 0 && errno == EINTR);
+                if (n <= 0)
+                        return;
+        }
+}
+
 int nl_talk(struct mnl_socket *s, struct nlmsghdr *nlh, nl_cb cb, void *data, const char *what, struct err *e)
 {
         char buf[32768];
@@ -67,7 +87,29 @@ int nl_talk(struct mnl_socket *s, struct nlmsghdr *nlh, nl_cb cb, void *data, co
                 ret = mnl_cb_run(buf, (size_t)n, seq, portid, (mnl_cb_t)cb, data);
                 if (ret == MNL_CB_STOP)
                         return 0;
-                if (ret == MNL_CB_ERROR)
-                        return err_make(e, errno, "%s", what);
+                if (ret == MNL_CB_ERROR) {
+                        int err = errno;
+                        if (err == EINTR && (nlh->nlmsg_flags & NLM_F_DUMP) == NLM_F_DUMP)
+                                drain_dump(s, buf, sizeof(buf), n, seq);
+                        return err_make(e, err, "%s", what);
+                }
+        }
+}
+
+int nl_dump(struct mnl_socket *s, struct nlmsghdr *nlh, nl_cb cb, void *data, void (*reset)(void *data),
+            const char *what, struct err *e)
+{
+        for (int attempt = 1;; attempt++) {
+                struct err ie = ERR_INIT;
+                if (nl_talk(s, nlh, cb, data, what, &ie) == 0)
+                        return 0;
+                /* The set changed while it was read (another pod's rules):
+                 * what was seen may be torn, so read it again. */
+                if (ie.errnum != EINTR || attempt == 10) {
+                        err_move(e, &ie);
+                        return -1;
+                }
+                err_clear(&ie);
+                reset(data);
         }
 }

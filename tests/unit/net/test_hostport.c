@@ -5,6 +5,8 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <sys/socket.h>
 
 #include "nettest.h"
@@ -152,6 +154,65 @@ static int nft_comments(void)
         return n;
 }
 
+/* Another pod's rules coming and going while this one's are listed: the
+ * kernel marks such a dump interrupted (EINTR) and it must be read again,
+ * never failed (StopPodSandbox failed with "Interrupted system call"). */
+static atomic_bool churn_stop;
+static const char *churn_ip;
+
+static void *churn(void *arg)
+{
+        (void)arg;
+        struct net_port_mapping m = {NET_PROTO_TCP, NULL, 18099, 80};
+        while (!atomic_load(&churn_stop)) {
+                struct err ce = ERR_INIT;
+                (void)net_hostport_add(TABLE, "pod-hp-churn", churn_ip, &m, 1, &ce);
+                err_clear(&ce);
+                (void)net_hostport_del(TABLE, "pod-hp-churn", &ce);
+                err_clear(&ce);
+        }
+        return NULL;
+}
+
+static void test_list_while_changing(const char *ip)
+{
+        char pod[32];
+        struct net_port_mapping m = {NET_PROTO_TCP, NULL, 0, 80};
+        /* Enough rules that a dump takes several reads. */
+        for (int i = 0; i < 60; i++) {
+                snprintf(pod, sizeof(pod), "pod-hp-fill%d", i);
+                m.host_port = (uint16_t)(19000 + i);
+                CHECK_OK(net_hostport_add(TABLE, pod, ip, &m, 1, e));
+        }
+        churn_ip = ip;
+        atomic_store(&churn_stop, false);
+        pthread_t th;
+        CHECK(pthread_create(&th, NULL, churn, NULL) == 0);
+        int failed = 0;
+        for (int i = 0; i < 400; i++) {
+                struct net_hostport_rule *r = NULL;
+                size_t n = 0;
+                struct err le = ERR_INIT;
+                if (net_hostport_list(TABLE, "pod-hp-b", &r, &n, &le) < 0) {
+                        if (!failed++)
+                                printf("list while changing: %s\n", le.msg);
+                        err_clear(&le);
+                        continue;
+                }
+                if (n != 4 && !failed++)
+                        printf("list while changing: %zu rules of pod-hp-b, want 4\n", n);
+                net_hostport_rules_free(r, n);
+        }
+        atomic_store(&churn_stop, true);
+        pthread_join(th, NULL);
+        CHECK(failed == 0);
+        for (int i = 0; i < 60; i++) {
+                snprintf(pod, sizeof(pod), "pod-hp-fill%d", i);
+                CHECK_OK(net_hostport_del(TABLE, pod, e));
+        }
+        CHECK_OK(net_hostport_del(TABLE, "pod-hp-churn", e));
+}
+
 int main(void)
 {
         setvbuf(stdout, NULL, _IOLBF, 0);
@@ -223,6 +284,8 @@ int main(void)
         struct net_port_mapping mb = {NET_PROTO_UDP, NULL, 18090, 53};
         CHECK_OK(net_hostport_add(TABLE, "pod-hp-b", ipb[0], &mb, 1, e));
         CHECK(count_rules("pod-hp-b") == 4);
+        test_list_while_changing(ipb[0]);
+        CHECK(count_rules(NULL) == 10);
 
         CHECK_OK(net_hostport_del(TABLE, "pod-hp-a", e));
         CHECK(count_rules("pod-hp-a") == 0);
