@@ -12,6 +12,7 @@
 #include <sys/eventfd.h>
 
 #include "cri/ctr-internal.h"
+#include "cri/handler-internal.h"
 #include "shim/shim.h"
 
 struct watch {
@@ -173,4 +174,41 @@ void ctr_monitor_watch(struct cri_daemon *d, const struct store_container *c)
                 unlink_watch(m, w);
                 watch_free(m, w);
         }
+}
+
+struct swept_ids {
+        char (*id)[ID_LEN + 1];
+        size_t n;
+};
+
+static bool swept_of(const struct store_pod *p, const void *view, void *arg)
+{
+        (void)view;
+        struct swept_ids *l = arg;
+        if (p->state == STORE_POD_READY) {
+                l->id = xrealloc(l->id, (l->n + 1) * sizeof(*l->id));
+                memcpy(l->id[l->n++], p->id, sizeof(*l->id));
+        }
+        return true;
+}
+
+void cri_pods_sweep(struct cri_daemon *d)
+{
+        struct swept_ids l = {0};
+        model_pod_each(d->model, swept_of, &l);
+        for (size_t i = 0; i < l.n; i++) {
+                struct store_pod p = {0};
+                struct cri_pod_extra x = {0};
+                cleanup_err struct err e = ERR_INIT;
+                cleanup_free char *reason = NULL;
+                if (model_pod_get(d->model, l.id[i], &p, &e) == 0 &&
+                    cri_pod_extra_parse(p.extra_json, &x, &e) == 0) {
+                        const struct cri_handler_ops *ops = cri_handler_of_pod(&x);
+                        if (ops->sandbox_dead && ops->sandbox_dead(&x, &reason))
+                                cri_pod_died(d, l.id[i], reason);
+                }
+                cri_pod_extra_clear(&x);
+                store_pod_clear(&p);
+        }
+        free(l.id);
 }
