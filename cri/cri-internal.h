@@ -358,8 +358,8 @@ struct cri_pod_view {
         struct cri_map labels;
         struct cri_packed item; /* Runtime__V1__PodSandbox */
 };
-/* READY pods whose sandbox died by itself (a VM, its shim) become NOTREADY, with their event
- * (ctr_monitor.c; the exit monitor calls it every second). */
+/* READY pods whose sandbox died by itself (a VM, its shim) become NOTREADY, with their event;
+ * the others of such types are watched (ctr_monitor.c; once, at start-up). */
 void cri_pods_sweep(struct cri_daemon *d);
 
 /* ---------- status conversion (methods.c) ---------- */

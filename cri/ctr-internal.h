@@ -105,6 +105,9 @@ int ctr_monitor_start(struct cri_daemon *d, struct err *e);
 /* Watch a running container: its exit updates the record and publishes
  * CONTAINER_STOPPED_EVENT at once. */
 void ctr_monitor_watch(struct cri_daemon *d, const struct store_container *c);
+/* Watch a READY pod whose sandbox can die by itself (sandbox_watch): its
+ * death turns it NOTREADY and its containers EXITED at once, with events. */
+void ctr_monitor_watch_pod(struct cri_daemon *d, const struct store_pod *p, const struct cri_pod_extra *x);
 
 /* ---------- views.c ---------- */
 

@@ -317,14 +317,23 @@ void cri_event(struct cri_daemon *d, const char *container_id, const char *pod_i
 }
 
 /* A READY pod whose sandbox died by itself (a VM pod whose VM or shim is
- * gone) is NOTREADY now: nothing runs in it any more. The network stays
- * until StopPodSandbox. */
+ * gone) is NOTREADY now: nothing runs in it any more. Its containers are
+ * brought up to date first (the VM shim ended them with reason VMDied; a
+ * shim that is gone left exit files or nothing), each with its event, then
+ * the pod's. The network stays until StopPodSandbox. */
 void cri_pod_died(struct cri_daemon *d, const char *id, const char *reason)
 {
         cleanup_err struct err e = ERR_INIT;
         cri_pod_lock(d, id);
         struct store_pod cur = {0};
         if (model_pod_get(d->model, id, &cur, &e) == 0 && cur.state == STORE_POD_READY) {
+                struct store_container *v = NULL;
+                size_t n = 0;
+                if (model_ctr_list(d->model, id, &v, &n, &e) == 0)
+                        for (size_t i = 0; i < n; i++)
+                                ctr_refresh(d, &v[i]);
+                store_ctrs_free(v, n);
+                err_clear(&e);
                 cur.state = STORE_POD_NOTREADY;
                 if (model_pod_put(d->model, &cur, &e) == 0) {
                         log_warn("pod", "pod id=%s name=%s NOTREADY: %s", id, cur.name, reason);

@@ -1,7 +1,7 @@
 /* RuntimeService pod sandboxes, the read side: PodSandboxStatus,
  * ListPodSandbox, StreamPodSandboxes, answered from the model alone. A pod
  * that can die by itself (a VM pod whose VM died) is turned NOTREADY by the
- * exit monitor's sweep (cri_pods_sweep), not at read time. */
+ * exit monitor when its VM shim reports it (cri_pod_died), not at read time. */
 #include <string.h>
 #include <yajl/yajl_tree.h>
 

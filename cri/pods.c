@@ -329,6 +329,7 @@ static int create_pod(struct cri_daemon *d, const struct cfg_runtime *rt,
         p.extra_json = cri_pod_extra_json(&x);
         if (model_pod_put(d->model, &p, e) < 0)
                 goto fail;
+        ctr_monitor_watch_pod(d, &p, &x);
         memcpy(id_out, p.id, ID_LEN + 1);
         log_info("pod", "ready id=%s name=%s namespace=%s ip=%s", p.id, p.name, p.namespace,
                  ips && ips[0] ? ips[0] : "host");
