@@ -1,9 +1,9 @@
 /* RuntimeService containers: CreateContainer, StartContainer,
- * StopContainer, RemoveContainer and the pod-level contracts (stop / remove
- * / statuses of a pod's containers). Status, listing and events are in
- * ctr_status.c, ExecSync in ctr_exec.c, UpdateContainerResources and
- * ReopenContainerLog in ctr_update.c, restart recovery in ctr_recover.c,
- * the spec in ctr_spec.c.
+ * StopContainer, RemoveContainer. Status and listing are in ctr_status.c,
+ * ExecSync in ctr_exec.c, UpdateContainerResources and ReopenContainerLog
+ * in ctr_update.c, restart recovery in ctr_recover.c, the spec in
+ * ctr_spec.c; stop and remove (shared with the pod RPCs) in ctr_stop.c, the
+ * record transitions and events in ctr_state.c.
  *
  * A container is: a store record (written first, CREATED, not ready), an
  * active snapshot keyed by its id, a bundle <root>/containers/<id> with
@@ -29,252 +29,11 @@
 #include "shim/shim.h"
 #include "snapshot/snapshot.h"
 
-/* ---------- private state ---------- */
-
-int ctr_extra_parse(const char *json, struct ctr_extra *out)
-{
-        memset(out, 0, sizeof(*out));
-        if (json == NULL)
-                return -1;
-        yajl_val v = json_parse(json, strlen(json), "container state", NULL);
-        if (v == NULL)
-                return -1;
-        out->bundle = xstrdup(json_get_str(v, "bundle"));
-        out->state_dir = xstrdup(json_get_str(v, "state_dir"));
-        out->cgroup = xstrdup(json_get_str(v, "cgroup"));
-        out->stop_signal = xstrdup(json_get_str(v, "stop_signal"));
-        out->image_ref = xstrdup(json_get_str(v, "image_ref"));
-        out->user = xstrdup(json_get_str(v, "user"));
-        int64_t pid = 0;
-        if (json_get_int(v, "shim_pid", &pid))
-                out->shim_pid = (int)pid;
-        (void)json_get_bool(v, "ready", &out->ready);
-        yajl_tree_free(v);
-        return 0;
-}
-
-static void put_str(struct sbuf *b, const char *key, const char *val, bool comma)
-{
-        sbuf_printf(b, "%s\"%s\":", comma ? "," : "", key);
-        if (val)
-                json_quote(b, val);
-        else
-                sbuf_puts(b, "null");
-}
-
-char *ctr_extra_json(const struct ctr_extra *x)
-{
-        struct sbuf b = {0};
-        sbuf_putc(&b, '{');
-        put_str(&b, "bundle", x->bundle, false);
-        put_str(&b, "state_dir", x->state_dir, true);
-        put_str(&b, "cgroup", x->cgroup, true);
-        put_str(&b, "stop_signal", x->stop_signal, true);
-        put_str(&b, "image_ref", x->image_ref, true);
-        if (x->user)
-                put_str(&b, "user", x->user, true);
-        sbuf_printf(&b, ",\"shim_pid\":%d,\"ready\":%s}", x->shim_pid, x->ready ? "true" : "false");
-        return sbuf_steal(&b);
-}
-
-void ctr_extra_clear(struct ctr_extra *x)
-{
-        free(x->bundle);
-        free(x->state_dir);
-        free(x->cgroup);
-        free(x->stop_signal);
-        free(x->image_ref);
-        free(x->user);
-        memset(x, 0, sizeof(*x));
-}
-
-Runtime__V1__ContainerConfig *ctr_config(const struct store_container *c)
-{
-        if (c->config == NULL || c->config_len == 0)
-                return NULL;
-        return runtime__v1__container_config__unpack(NULL, c->config_len, c->config);
-}
-
-/* ---------- lookup, shim state ---------- */
-
-int ctr_resolve(struct cri_daemon *d, const char *id, struct store_container *out, struct err *e)
-{
-        if (id == NULL || *id == '\0')
-                return err_set(e, ERR_INVALID, "container id is empty");
-        char full[ID_LEN + 1];
-        if (model_ctr_resolve(d->model, id, full, e) < 0 || model_ctr_get(d->model, full, out, e) < 0)
-                return err_is(e, ERR_NOT_FOUND) ? err_set(e, ERR_NOT_FOUND, "container %s not found", id)
-                                                : -1;
-        return 0;
-}
-
-int ctr_connect(const struct store_container *c, struct shim_conn **out, struct err *e)
-{
-        struct ctr_extra x;
-        if (ctr_extra_parse(c->extra_json, &x) < 0 || x.state_dir == NULL) {
-                ctr_extra_clear(&x);
-                return err_set(e, ERR_INTERNAL, "container %s has no shim state", c->id);
-        }
-        int r = shim_connect(x.state_dir, out, e);
-        ctr_extra_clear(&x);
-        return r;
-}
-
+/* ---------- create ---------- */
 static void set_str(char **dst, const char *s)
 {
         free(*dst);
         *dst = xstrdup(s);
-}
-
-/* Kept in the record: a status after the exit still says who it ran as. */
-static void keep_user(struct store_container *c, const struct shim_state *st)
-{
-        struct ctr_extra x;
-        if (!st->has_user || ctr_extra_parse(c->extra_json, &x) < 0)
-                return;
-        if (x.user == NULL) {
-                struct sbuf b = {0};
-                sbuf_printf(&b, "%u:%u:", st->uid, st->gid);
-                for (uint32_t i = 0; i < st->n_groups; i++)
-                        sbuf_printf(&b, "%s%u", i ? "," : "", st->groups[i]);
-                x.user = sbuf_steal(&b);
-                free(c->extra_json);
-                c->extra_json = ctr_extra_json(&x);
-        }
-        ctr_extra_clear(&x);
-}
-
-void ctr_apply_state(struct store_container *c, const struct shim_state *st)
-{
-        keep_user(c, st);
-        if (st->pid > 0)
-                c->pid = st->pid;
-        if (st->started_ns)
-                c->started_ns = st->started_ns;
-        switch (st->status) {
-        case SHIM_CREATED:
-                c->state = STORE_CTR_CREATED;
-                break;
-        case SHIM_RUNNING:
-                c->state = STORE_CTR_RUNNING;
-                break;
-        case SHIM_EXITED:
-                c->state = STORE_CTR_EXITED;
-                c->exit_code = st->exit_code;
-                c->finished_ns = st->finished_ns ? st->finished_ns : time_now_ns();
-                if (st->reason[0]) {
-                        /* Ended from outside (the pod's VM died): say so. */
-                        set_str(&c->reason, st->reason);
-                        set_str(&c->message, st->message);
-                } else if (st->oom_killed) {
-                        set_str(&c->reason, "OOMKilled");
-                        set_str(&c->message, "the container was killed for exceeding its memory limit");
-                } else if (st->exit_code == 0) {
-                        set_str(&c->reason, "Completed");
-                } else {
-                        set_str(&c->reason, "Error");
-                        if (st->signal && (c->message == NULL || *c->message == '\0')) {
-                                free(c->message);
-                                c->message = xasprintf("killed by signal %d (%s)", st->signal,
-                                                       strsignal(st->signal));
-                        }
-                }
-                break;
-        }
-}
-
-/* The shim's view, or the exit file's, or "gone". Returns true when st is filled from a shim or exit
- * file. */
-static bool query_state(const struct store_container *c, struct shim_state *st, bool *gone)
-{
-        *gone = false;
-        cleanup_err struct err e = ERR_INIT;
-        struct shim_conn *sc = NULL;
-        if (ctr_connect(c, &sc, &e) == 0) {
-                int r = shim_state(sc, st, &e);
-                shim_close(sc);
-                if (r == 0)
-                        return true;
-                log_debug("cri", "shim state container=%s error=\"%s\"", c->id, e.msg);
-                return false; /* alive but not answering: keep what we know */
-        }
-        struct ctr_extra x;
-        (void)ctr_extra_parse(c->extra_json, &x);
-        err_clear(&e);
-        int r = x.state_dir ? shim_read_exit(x.state_dir, st, &e) : -1;
-        ctr_extra_clear(&x);
-        if (r == 0)
-                return true;
-        *gone = true;
-        return false;
-}
-
-/* Under the record's model lock: write the new state if the record is still what we saw. */
-static bool store_transition(struct cri_daemon *d, struct store_container *c, const struct shim_state *st,
-                             bool gone)
-{
-        bool exited = false;
-        model_lock(d->model, c->id);
-        struct store_container cur = {0};
-        cleanup_err struct err e = ERR_INIT;
-        if (model_ctr_get(d->model, c->id, &cur, &e) == 0 &&
-            (cur.state == STORE_CTR_CREATED || cur.state == STORE_CTR_RUNNING)) {
-                int before = cur.state;
-                if (st) {
-                        ctr_apply_state(&cur, st);
-                } else if (gone) {
-                        cur.state = STORE_CTR_EXITED;
-                        cur.exit_code = 255;
-                        cur.finished_ns = time_now_ns();
-                        set_str(&cur.reason, "ShimGone");
-                        set_str(&cur.message, "corral-shim is gone and left no exit status");
-                }
-                if (cur.state != before || (st && cur.started_ns != c->started_ns)) {
-                        if (model_ctr_put(d->model, &cur, &e) < 0)
-                                log_warn("cri", "update container=%s error=\"%s\"", c->id, e.msg);
-                        exited = cur.state == STORE_CTR_EXITED;
-                }
-                store_ctr_clear(c);
-                *c = cur;
-        } else {
-                store_ctr_clear(&cur);
-        }
-        model_unlock(d->model, c->id);
-        return exited;
-}
-
-void ctr_refresh(struct cri_daemon *d, struct store_container *c)
-{
-        if (c->state != STORE_CTR_CREATED && c->state != STORE_CTR_RUNNING)
-                return;
-        struct ctr_extra x;
-        (void)ctr_extra_parse(c->extra_json, &x);
-        bool ready = x.ready;
-        ctr_extra_clear(&x);
-        if (!ready)
-                return; /* being created right now */
-        struct shim_state st;
-        bool gone;
-        bool have = query_state(c, &st, &gone);
-        if (!have && !gone)
-                return;
-        if (have && ((st.status == SHIM_RUNNING && c->state == STORE_CTR_RUNNING) ||
-                     (st.status == SHIM_CREATED && c->state == STORE_CTR_CREATED)))
-                return;
-        if (store_transition(d, c, have ? &st : NULL, gone))
-                cri_event(d, c->id, c->pod_id, RUNTIME__V1__CONTAINER_EVENT_TYPE__CONTAINER_STOPPED_EVENT);
-}
-
-/* ---------- create ---------- */
-
-char *cri_shim_binary(void)
-{
-        char exe[PATH_MAX];
-        ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
-        if (n <= 0)
-                return xstrdup("corral-shim");
-        exe[n] = '\0';
-        return path_join(dirname(exe), "corral-shim");
 }
 
 /* log_directory + log_path, refusing anything that leaves the directory. */
@@ -566,20 +325,6 @@ static int create_container(struct cri_daemon *d, struct cri_call *call, const P
 
 /* ---------- start ---------- */
 
-const char *ctr_state_str(int st)
-{
-        switch (st) {
-        case STORE_CTR_CREATED:
-                return "created";
-        case STORE_CTR_RUNNING:
-                return "running";
-        case STORE_CTR_EXITED:
-                return "exited";
-        default:
-                return "unknown";
-        }
-}
-
 static int start_container(struct cri_daemon *d, struct cri_call *call, const ProtobufCMessage *req,
                            ProtobufCMessage **resp, struct err *e)
 {
@@ -644,71 +389,6 @@ out:
         return r;
 }
 
-/* ---------- stop ---------- */
-
-static int stop_signal_of(const struct store_container *c)
-{
-        int sig = 0;
-        Runtime__V1__ContainerConfig *cfg = ctr_config(c);
-        if (cfg) {
-                sig = ctr_signal_from_cri(cfg->stop_signal);
-                runtime__v1__container_config__free_unpacked(cfg, NULL);
-        }
-        if (sig == 0) {
-                struct ctr_extra x;
-                (void)ctr_extra_parse(c->extra_json, &x);
-                sig = ctr_signal_parse(x.stop_signal);
-                ctr_extra_clear(&x);
-        }
-        return sig ? sig : SIGTERM;
-}
-
-/* Stop one container: its stop signal, SIGKILL to all its processes at the
- * timeout. Idempotent on exited containers. Publishes STOPPED. */
-static int stop_one(struct cri_daemon *d, struct store_container *c, int64_t timeout_s, struct err *e)
-{
-        ctr_refresh(d, c);
-        if (c->state == STORE_CTR_EXITED || c->state == STORE_CTR_UNKNOWN)
-                return 0;
-        struct shim_conn *sc = NULL;
-        if (ctr_connect(c, &sc, e) < 0) {
-                /* Gone between refresh and now: refresh records it. */
-                err_clear(e);
-                ctr_refresh(d, c);
-                return 0;
-        }
-        int64_t t0 = time_mono_ns();
-        struct shim_state st;
-        int r = 0;
-        bool killed = false;
-        if (timeout_s > 0 && c->state == STORE_CTR_RUNNING) {
-                int sig = stop_signal_of(c);
-                if (shim_kill(sc, sig, false, e) < 0)
-                        goto out;
-                r = shim_wait(sc, timeout_s * 1000, &st, e);
-                if (r < 0 && !err_is(e, ERR_DEADLINE))
-                        goto out;
-                if (r < 0)
-                        err_clear(e);
-                killed = r == 0;
-        }
-        if (!killed) {
-                if ((r = shim_kill(sc, SIGKILL, true, e)) < 0)
-                        goto out;
-                /* SIGKILL cannot be ignored; a process in D state can still take a while. */
-                r = shim_wait(sc, 60000, &st, e);
-                if (r < 0)
-                        goto out;
-        }
-        if (store_transition(d, c, &st, false))
-                cri_event(d, c->id, c->pod_id, RUNTIME__V1__CONTAINER_EVENT_TYPE__CONTAINER_STOPPED_EVENT);
-        log_info("cri", "container stopped id=%s exit=%d ms=%.3f", c->id, st.exit_code,
-                 (double)(time_mono_ns() - t0) / 1e6);
-out:
-        shim_close(sc);
-        return r < 0 ? err_wrap(e, "stop container %s", c->id) : 0;
-}
-
 static int stop_container(struct cri_daemon *d, struct cri_call *call, const ProtobufCMessage *req,
                           ProtobufCMessage **resp, struct err *e)
 {
@@ -724,70 +404,13 @@ static int stop_container(struct cri_daemon *d, struct cri_call *call, const Pro
         if (r < 0)
                 return -1;
         if (r == 0)
-                r = stop_one(d, &c, rq->timeout, e);
+                r = ctr_stop_one(d, &c, rq->timeout, e);
         store_ctr_clear(&c);
         if (r < 0)
                 return r;
         Runtime__V1__StopContainerResponse *out = xmalloc(sizeof(*out));
         runtime__v1__stop_container_response__init(out);
         *resp = &out->base;
-        return 0;
-}
-
-/* ---------- remove ---------- */
-
-static int remove_locked(struct cri_daemon *d, struct store_container *c, struct err *e)
-{
-        if (stop_one(d, c, 0, e) < 0)
-                return err_wrap(e, "remove container %s", c->id);
-        struct ctr_extra x;
-        (void)ctr_extra_parse(c->extra_json, &x);
-        int shim_pid = shim_live_pid(x.state_dir);
-        struct shim_conn *sc = NULL;
-        cleanup_err struct err e2 = ERR_INIT;
-        if (x.state_dir && shim_connect(x.state_dir, &sc, &e2) == 0) {
-                if (shim_shutdown(sc, &e2) < 0)
-                        log_warn("cri", "remove container=%s: shim shutdown error=\"%s\"", c->id, e2.msg);
-                shim_close(sc);
-        }
-        /* Wait for the shim to go, so that its directory is not pulled away under it. */
-        for (int i = 0; shim_pid && i < 400 && shim_pid_alive(shim_pid); i++) {
-                struct timespec ts = {0, 5 * 1000000L};
-                nanosleep(&ts, NULL);
-        }
-        if (shim_pid && shim_pid_alive(shim_pid) && shim_live_pid(x.state_dir) == shim_pid) {
-                log_warn("cri", "remove container=%s: shim pid=%d did not exit, killing it", c->id, shim_pid);
-                (void)kill(shim_pid, SIGKILL);
-        }
-        err_clear(&e2);
-        if (x.cgroup) {
-                char *cg = NULL;
-                if (rt_cgroup_resolve(x.cgroup, &cg, &e2) == 0 && rt_cgroup_remove(cg, 2000, &e2) < 0)
-                        log_warn("cri", "remove container=%s: cgroup %s error=\"%s\"", c->id, cg, e2.msg);
-                free(cg);
-                err_clear(&e2);
-        }
-        if (d->snaps && snap_remove(d->snaps, c->snapshot_key ? c->snapshot_key : c->id, &e2) < 0 &&
-            !err_is(&e2, ERR_NOT_FOUND)) {
-                err_move(e, &e2);
-                ctr_extra_clear(&x);
-                return err_wrap(e, "remove container %s: snapshot", c->id);
-        }
-        if (x.bundle) {
-                /* An OCI container's shim mounts the rootfs there and unmounts it
-                 * when it ends; one that was killed from outside could not. */
-                cleanup_free char *rootfs = path_join(x.bundle, "rootfs");
-                (void)umount2(rootfs, MNT_DETACH);
-                (void)rm_rf(x.bundle, NULL);
-        }
-        if (x.state_dir)
-                (void)rm_rf(x.state_dir, NULL);
-        ctr_extra_clear(&x);
-        if (model_ctr_delete(d->model, c->id, e) < 0 && !err_is(e, ERR_NOT_FOUND))
-                return err_wrap(e, "remove container %s", c->id);
-        err_clear(e);
-        cri_event(d, c->id, c->pod_id, RUNTIME__V1__CONTAINER_EVENT_TYPE__CONTAINER_DELETED_EVENT);
-        log_info("cri", "container removed id=%s", c->id);
         return 0;
 }
 
@@ -809,7 +432,7 @@ static int remove_container(struct cri_daemon *d, struct cri_call *call, const P
                 char pod_id[ID_LEN + 1];
                 snprintf(pod_id, sizeof(pod_id), "%s", c.pod_id);
                 cri_pod_lock(d, pod_id);
-                r = remove_locked(d, &c, e);
+                r = ctr_remove_locked(d, &c, e);
                 cri_pod_unlock(d, pod_id);
         }
         store_ctr_clear(&c);
@@ -821,64 +444,10 @@ static int remove_container(struct cri_daemon *d, struct cri_call *call, const P
         return 0;
 }
 
-/* ---------- a pod's containers ---------- */
-
-int cri_containers_stop_pod(struct cri_daemon *d, const char *pod_id, int64_t timeout_s, struct err *e)
-{
-        struct store_container *v = NULL;
-        size_t n = 0;
-        if (model_ctr_list(d->model, pod_id, &v, &n, e) < 0)
-                return -1;
-        int r = 0;
-        for (size_t i = 0; i < n && r == 0; i++)
-                if (v[i].state == STORE_CTR_RUNNING || v[i].state == STORE_CTR_CREATED)
-                        r = stop_one(d, &v[i], timeout_s, e);
-        store_ctrs_free(v, n);
-        return r;
-}
-
-int cri_containers_remove_pod(struct cri_daemon *d, const char *pod_id, struct err *e)
-{
-        struct store_container *v = NULL;
-        size_t n = 0;
-        if (model_ctr_list(d->model, pod_id, &v, &n, e) < 0)
-                return -1;
-        int r = 0;
-        for (size_t i = 0; i < n && r == 0; i++)
-                r = remove_locked(d, &v[i], e);
-        store_ctrs_free(v, n);
-        return r;
-}
-
-size_t cri_containers_statuses(struct cri_daemon *d, const char *pod_id, Runtime__V1__ContainerStatus ***out)
-{
-        *out = NULL;
-        struct store_container *v = NULL;
-        size_t n = 0;
-        cleanup_err struct err e = ERR_INIT;
-        if (model_ctr_list(d->model, pod_id, &v, &n, &e) < 0 || n == 0) {
-                store_ctrs_free(v, n);
-                return 0;
-        }
-        Runtime__V1__ContainerStatus **arr = xcalloc(n, sizeof(*arr));
-        size_t k = 0;
-        for (size_t i = 0; i < n; i++)
-                arr[k++] = ctr_status_build(d, &v[i]);
-        store_ctrs_free(v, n);
-        *out = arr;
-        return k;
-}
-
 const struct cri_handler cri_container_handlers[] = {
         {.name = "CreateContainer", .unary = create_container},
         {.name = "StartContainer", .unary = start_container},
         {.name = "StopContainer", .unary = stop_container},
         {.name = "RemoveContainer", .unary = remove_container},
-        {.name = "ContainerStatus", .unary = ctr_status},
-        {.name = "ListContainers", .unary = ctr_list},
-        {.name = "StreamContainers", .stream = ctr_stream},
-        {.name = "UpdateContainerResources", .unary = ctr_update_resources},
-        {.name = "ReopenContainerLog", .unary = ctr_reopen_log},
-        {.name = "ExecSync", .unary = ctr_exec_sync},
         {0},
 };

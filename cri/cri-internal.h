@@ -92,6 +92,9 @@ extern const struct cri_handler cri_image_handlers[];      /* images.c */
 extern const struct cri_handler cri_pod_handlers[];        /* pods.c */
 extern const struct cri_handler cri_pod_status_handlers[]; /* pod_status.c */
 extern const struct cri_handler cri_container_handlers[];  /* containers.c */
+extern const struct cri_handler cri_ctr_status_handlers[]; /* ctr_status.c */
+extern const struct cri_handler cri_ctr_update_handlers[]; /* ctr_update.c */
+extern const struct cri_handler cri_ctr_exec_handlers[];   /* ctr_exec.c */
 extern const struct cri_handler cri_stats_handlers[];      /* stats.c */
 extern const struct cri_handler cri_streaming_handlers[];  /* streaming.c */
 extern const struct cri_handler cri_image_io_handlers[];   /* image_io.c */
@@ -219,15 +222,27 @@ Runtime__V1__PodSandboxMetadata *cri_pod_metadata(const char *name, const char *
 /* The pod config a pod was created with (unpacked from the store record). */
 Runtime__V1__PodSandboxConfig *cri_pod_config(const struct store_pod *p);
 
-/* ---------- per-pod serialisation (pods.c) ---------- */
+/* ---------- per-pod serialisation (ctr_state.c) ---------- */
+
+struct cri_podlock;
+struct cri_inflight;
+/* d->sandboxes: the per-pod locks (ctr_state.c) and RunPodSandbox's runs in
+ * flight (pods.c). */
+struct cri_sandboxes {
+        pthread_mutex_t mu;
+        pthread_cond_t cv;
+        struct cri_podlock *locks;
+        struct cri_inflight *runs;
+};
 
 /* Operations on one pod (and its containers' create/remove) run one at a
  * time; different pods never wait on each other. */
 void cri_pod_lock(struct cri_daemon *d, const char *pod_id);
 void cri_pod_unlock(struct cri_daemon *d, const char *pod_id);
+void cri_pod_locks_free(struct cri_sandboxes *s);
 /* Resolve a full or unique-prefix pod id; ERR_NOT_FOUND names it. */
 int cri_pod_resolve(struct cri_daemon *d, const char *id, struct store_pod *out, struct err *e);
-/* The pod's private state kept in store_pod.extra_json. */
+/* The pod's private state kept in store_pod.extra_json (record.c). */
 struct cri_pod_extra {
         char *ns_dir;  /* pinned namespaces */
         char *pod_dir; /* hostname, hosts, resolv.conf */
@@ -249,6 +264,7 @@ struct cri_pod_extra {
 };
 int cri_pod_extra_parse(const char *json, struct cri_pod_extra *out, struct err *e);
 void cri_pod_extra_clear(struct cri_pod_extra *x);
+char *cri_pod_extra_json(const struct cri_pod_extra *x);
 
 /* The pod's hostname: the config's, or the node's when it gives none or
  * the pod is on the host network. Caller frees. */
@@ -315,9 +331,9 @@ bool cri_vm_ctr_usage(const struct cri_pod_extra *x, const char *ctr_id, uint64_
 /* The corral-shim next to our binary (caller frees). */
 char *cri_shim_binary(void);
 
-/* ---------- containers of a pod (containers.c) ---------- */
+/* ---------- containers of a pod (ctr_stop.c, views.c, ctr_recover.c, ctr_monitor.c) ---------- */
 
-/* Stop every running container of the pod (timeout_s grace each, 0 = kill). */
+/* Stop every running container the pod owns (timeout_s grace each, 0 = kill). */
 int cri_containers_stop_pod(struct cri_daemon *d, const char *pod_id, int64_t timeout_s, struct err *e);
 /* Remove every container of the pod. */
 int cri_containers_remove_pod(struct cri_daemon *d, const char *pod_id, struct err *e);
@@ -328,17 +344,22 @@ int cri_containers_recover(struct cri_daemon *d, struct err *e);
 /* Stop the container exit monitor that recover started; call it first in
  * cri_pods_fini (before the store goes). */
 void cri_containers_fini(struct cri_daemon *d);
-/* Publish a container event (type: CONTAINER_*_EVENT) for id in pod. */
+/* Publish a container event (type: CONTAINER_*_EVENT) for id in pod (ctr_state.c). */
 void cri_event(struct cri_daemon *d, const char *container_id, const char *pod_id,
                Runtime__V1__ContainerEventType type);
+/* A READY pod whose sandbox died by itself (its VM, its shim) is NOTREADY
+ * now, with its event (ctr_state.c). */
+void cri_pod_died(struct cri_daemon *d, const char *id, const char *reason);
 
-/* ---------- what the model caches per record (ctr_status.c, pod_status.c) ---------- */
+/* ---------- what the model caches per record (views.c) ---------- */
 
-extern const struct model_hooks cri_model_hooks; /* ctr_status.c */
-void *cri_pod_view_make(const struct store_pod *p);
-void cri_pod_view_free(void *view);
-/* READY pods whose sandbox died by itself (a VM, its shim) become NOTREADY, with their event
- * (pod_status.c; the exit monitor calls it every second). */
+extern const struct model_hooks cri_model_hooks;
+struct cri_pod_view {
+        struct cri_map labels;
+        struct cri_packed item; /* Runtime__V1__PodSandbox */
+};
+/* READY pods whose sandbox died by itself (a VM, its shim) become NOTREADY, with their event;
+ * the others of such types are watched (ctr_monitor.c; once, at start-up). */
 void cri_pods_sweep(struct cri_daemon *d);
 
 /* ---------- status conversion (methods.c) ---------- */

@@ -1,5 +1,5 @@
-/* cri/ containers, private to containers.c, ctr_spec.c, ctr_signal.c,
- * ctr_status.c, ctr_exec.c, ctr_recover.c and stats.c. */
+/* cri/ containers: the files that work on container records (see the
+ * layering in docs/architecture.md, "State"). */
 #ifndef CORRAL_CRI_CTR_INTERNAL_H
 #define CORRAL_CRI_CTR_INTERNAL_H
 
@@ -63,7 +63,7 @@ int ctr_signal_parse(const char *s);
  * unknown values: the caller then uses the image's or the default. */
 int ctr_signal_from_cri(int v);
 
-/* ---------- containers.c ---------- */
+/* ---------- ctr_state.c ---------- */
 
 /* Resolve a full or unique-prefix container id; ERR_NOT_FOUND names it. */
 int ctr_resolve(struct cri_daemon *d, const char *id, struct store_container *out, struct err *e);
@@ -74,8 +74,28 @@ void ctr_refresh(struct cri_daemon *d, struct store_container *c);
 int ctr_connect(const struct store_container *c, struct shim_conn **out, struct err *e);
 /* Apply a shim state to a record (state, times, exit code, reason). */
 void ctr_apply_state(struct store_container *c, const struct shim_state *st);
+/* Under the record's model lock: write the new state (st, or ShimGone when
+ * gone) if the record is still what the caller saw; true when it exited now. */
+bool ctr_transition(struct cri_daemon *d, struct store_container *c, const struct shim_state *st, bool gone);
+/* The container by id, up to date with its shim, RUNNING, with shim state
+ * (*x); `what` names the refused action. The caller checks the pid. */
+int ctr_running(struct cri_daemon *d, const char *id, const char *what, struct store_container *c,
+                struct ctr_extra *x, struct err *e);
+
+/* ---------- record.c ---------- */
+
 /* The packed CRI config of a record (NULL when absent). */
 Runtime__V1__ContainerConfig *ctr_config(const struct store_container *c);
+/* "created", "running", "exited", "unknown" */
+const char *ctr_state_str(int st);
+
+/* ---------- ctr_stop.c ---------- */
+
+/* Stop one container: its stop signal, SIGKILL to all its processes at the
+ * timeout. Idempotent on exited containers. Publishes STOPPED. */
+int ctr_stop_one(struct cri_daemon *d, struct store_container *c, int64_t timeout_s, struct err *e);
+/* Stop, then remove everything of it; the caller holds the pod's lock. */
+int ctr_remove_locked(struct cri_daemon *d, struct store_container *c, struct err *e);
 
 /* ---------- ctr_monitor.c ---------- */
 
@@ -85,30 +105,20 @@ int ctr_monitor_start(struct cri_daemon *d, struct err *e);
 /* Watch a running container: its exit updates the record and publishes
  * CONTAINER_STOPPED_EVENT at once. */
 void ctr_monitor_watch(struct cri_daemon *d, const struct store_container *c);
+/* Watch a READY pod whose sandbox can die by itself (sandbox_watch): its
+ * death turns it NOTREADY and its containers EXITED at once, with events. */
+void ctr_monitor_watch_pod(struct cri_daemon *d, const struct store_pod *p, const struct cri_pod_extra *x);
 
-/* ---------- ctr_status.c ---------- */
+/* ---------- views.c ---------- */
 
 Runtime__V1__ContainerStatus *ctr_status_build(struct cri_daemon *d, const struct store_container *c);
 Runtime__V1__Container *ctr_item_build(const struct store_container *c);
-int ctr_status(struct cri_daemon *d, struct cri_call *call, const ProtobufCMessage *req,
-               ProtobufCMessage **resp, struct err *e);
-int ctr_list(struct cri_daemon *d, struct cri_call *call, const ProtobufCMessage *req,
-             ProtobufCMessage **resp, struct err *e);
-int ctr_stream(struct cri_daemon *d, struct cri_call *call, const ProtobufCMessage *req, struct err *e);
-
-/* "created", "running", "exited", "unknown" */
-const char *ctr_state_str(int st);
-
-/* ---------- ctr_update.c ---------- */
-
-int ctr_update_resources(struct cri_daemon *d, struct cri_call *call, const ProtobufCMessage *req,
-                         ProtobufCMessage **resp, struct err *e);
-int ctr_reopen_log(struct cri_daemon *d, struct cri_call *call, const ProtobufCMessage *req,
-                   ProtobufCMessage **resp, struct err *e);
-
-/* ---------- ctr_exec.c ---------- */
-
-int ctr_exec_sync(struct cri_daemon *d, struct cri_call *call, const ProtobufCMessage *req,
-                  ProtobufCMessage **resp, struct err *e);
+Runtime__V1__ContainerState ctr_cri_state(int st);
+/* What the model keeps per container. */
+struct ctr_view {
+        bool ready; /* false: a create in progress, not listed */
+        struct cri_map labels;
+        struct cri_packed item; /* Runtime__V1__Container */
+};
 
 #endif

@@ -6,8 +6,8 @@
 #include "cri/ctr-internal.h"
 #include "shim/shim.h"
 
-int ctr_exec_sync(struct cri_daemon *d, struct cri_call *call, const ProtobufCMessage *req,
-                  ProtobufCMessage **resp, struct err *e)
+static int ctr_exec_sync(struct cri_daemon *d, struct cri_call *call, const ProtobufCMessage *req,
+                         ProtobufCMessage **resp, struct err *e)
 {
         const Runtime__V1__ExecSyncRequest *rq = (const Runtime__V1__ExecSyncRequest *)req;
         if (rq->n_cmd == 0 || rq->cmd[0] == NULL || *rq->cmd[0] == '\0')
@@ -71,3 +71,8 @@ out:
         store_ctr_clear(&c);
         return r;
 }
+
+const struct cri_handler cri_ctr_exec_handlers[] = {
+        {.name = "ExecSync", .unary = ctr_exec_sync},
+        {0},
+};

@@ -78,5 +78,7 @@ int cri_containers_recover(struct cri_daemon *d, struct err *e)
         store_ctrs_free(v, n);
         log_info("cri", "containers recovered live=%zu exited=%zu shim_gone=%zu half_made_removed=%zu", live,
                  exited, gone, removed);
+        /* VMs that died while corrald was down; the live ones are watched. */
+        cri_pods_sweep(d);
         return 0;
 }

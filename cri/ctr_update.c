@@ -8,8 +8,8 @@
 #include "runtime/runtime.h"
 #include "shim/shim.h"
 
-int ctr_update_resources(struct cri_daemon *d, struct cri_call *call, const ProtobufCMessage *req,
-                         ProtobufCMessage **resp, struct err *e)
+static int ctr_update_resources(struct cri_daemon *d, struct cri_call *call, const ProtobufCMessage *req,
+                                ProtobufCMessage **resp, struct err *e)
 {
         (void)call;
         const Runtime__V1__UpdateContainerResourcesRequest *rq =
@@ -103,8 +103,8 @@ out:
         return r;
 }
 
-int ctr_reopen_log(struct cri_daemon *d, struct cri_call *call, const ProtobufCMessage *req,
-                   ProtobufCMessage **resp, struct err *e)
+static int ctr_reopen_log(struct cri_daemon *d, struct cri_call *call, const ProtobufCMessage *req,
+                          ProtobufCMessage **resp, struct err *e)
 {
         (void)call;
         const Runtime__V1__ReopenContainerLogRequest *rq =
@@ -129,3 +129,9 @@ int ctr_reopen_log(struct cri_daemon *d, struct cri_call *call, const ProtobufCM
         *resp = &out->base;
         return 0;
 }
+
+const struct cri_handler cri_ctr_update_handlers[] = {
+        {.name = "UpdateContainerResources", .unary = ctr_update_resources},
+        {.name = "ReopenContainerLog", .unary = ctr_reopen_log},
+        {0},
+};

@@ -90,6 +90,10 @@ struct cri_handler_ops {
                             struct err *e);
         /* True (with *reason, caller frees) when a READY pod has died by itself; may be NULL. */
         bool (*sandbox_dead)(const struct cri_pod_extra *x, char **reason);
+        /* A connection that becomes readable (or hangs up) when a READY
+         * pod's sandbox may have died, for the exit monitor's epoll: then it
+         * asks sandbox_dead. NULL for types that cannot die by themselves. */
+        int (*sandbox_watch)(const struct cri_pod_extra *x, struct shim_conn **out, struct err *e);
         /* PodSandboxStatus verbose: the key and object of the type's own state; may be NULL. */
         const char *info_key;
         char *(*sandbox_info)(struct cri_daemon *d, const struct store_pod *p, const struct cri_pod_extra *x);

@@ -198,6 +198,19 @@ static int vm_guest_conn(const struct cri_pod_extra *x, struct shim_conn **out, 
         return shim_connect(x->vm_dir, out, e);
 }
 
+/* The VM shim answers a wait on its VM socket when the VM ends; a shim that
+ * dies hangs the connection up. */
+static int vm_sandbox_watch(const struct cri_pod_extra *x, struct shim_conn **out, struct err *e)
+{
+        *out = NULL;
+        if (vm_guest_conn(x, out, e) < 0 || shim_wait_begin(*out, e) < 0) {
+                shim_close(*out);
+                *out = NULL;
+                return -1;
+        }
+        return 0;
+}
+
 const struct cri_handler_ops cri_handler_vm = {
         .type = "vm",
         .unusable = vm_unusable,
@@ -212,6 +225,7 @@ const struct cri_handler_ops cri_handler_vm = {
         .sandbox_start = vm_sandbox_start,
         .sandbox_stop = vm_sandbox_stop,
         .sandbox_dead = cri_vm_pod_dead,
+        .sandbox_watch = vm_sandbox_watch,
         .info_key = "vm",
         .sandbox_info = vm_sandbox_info,
         .stop_again_on_remove = true,

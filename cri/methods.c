@@ -17,17 +17,13 @@ static const char *const streaming_rpcs[] = {
 static const struct cri_handler *const *handler_tables(void)
 {
         static const struct cri_handler *const tables[] = {
-                cri_info_handlers,
-                cri_event_handlers,
-                cri_image_handlers,
-                cri_pod_handlers,
-                cri_pod_status_handlers,
-                cri_container_handlers,
-                cri_stats_handlers,
-                cri_streaming_handlers,
-                cri_pod_metrics_handlers,
-                cri_image_io_handlers,
-                NULL,
+                cri_info_handlers,       cri_event_handlers,
+                cri_image_handlers,      cri_pod_handlers,
+                cri_pod_status_handlers, cri_container_handlers,
+                cri_ctr_status_handlers, cri_ctr_update_handlers,
+                cri_ctr_exec_handlers,   cri_stats_handlers,
+                cri_streaming_handlers,  cri_pod_metrics_handlers,
+                cri_image_io_handlers,   NULL,
         };
         return tables;
 }

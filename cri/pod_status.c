@@ -1,7 +1,7 @@
 /* RuntimeService pod sandboxes, the read side: PodSandboxStatus,
  * ListPodSandbox, StreamPodSandboxes, answered from the model alone. A pod
  * that can die by itself (a VM pod whose VM died) is turned NOTREADY by the
- * exit monitor's sweep (cri_pods_sweep), not at read time. */
+ * exit monitor when its VM shim reports it (cri_pod_died), not at read time. */
 #include <string.h>
 #include <yajl/yajl_tree.h>
 
@@ -9,13 +9,6 @@
 #include "cri/cri-internal.h"
 #include "cri/handler-internal.h"
 #include "store/store.h"
-
-/* What the model keeps per pod for lists and the sweep. */
-struct pod_view {
-        struct cri_map labels;
-        struct cri_packed item; /* Runtime__V1__PodSandbox */
-        bool swept;             /* its handler type can die by itself (sandbox_dead) */
-};
 
 static char **ips_of(const struct store_pod *p)
 {
@@ -29,62 +22,6 @@ static char **ips_of(const struct store_pod *p)
                                 strv_push(&out, v->u.array.values[i]->u.string);
         yajl_tree_free(v);
         return out;
-}
-
-/* A READY pod whose sandbox died by itself (a VM pod whose VM or shim is
- * gone) is NOTREADY now: nothing runs in it any more. The network stays
- * until StopPodSandbox. */
-static void pod_died(struct cri_daemon *d, const char *id, const char *reason)
-{
-        cleanup_err struct err e = ERR_INIT;
-        cri_pod_lock(d, id);
-        struct store_pod cur = {0};
-        if (model_pod_get(d->model, id, &cur, &e) == 0 && cur.state == STORE_POD_READY) {
-                cur.state = STORE_POD_NOTREADY;
-                if (model_pod_put(d->model, &cur, &e) == 0) {
-                        log_warn("pod", "pod id=%s name=%s NOTREADY: %s", id, cur.name, reason);
-                        cri_event(d, id, id, RUNTIME__V1__CONTAINER_EVENT_TYPE__CONTAINER_STOPPED_EVENT);
-                }
-        }
-        store_pod_clear(&cur);
-        cri_pod_unlock(d, id);
-}
-
-struct swept_ids {
-        char (*id)[ID_LEN + 1];
-        size_t n;
-};
-
-static bool swept_of(const struct store_pod *p, const void *view, void *arg)
-{
-        const struct pod_view *v = view;
-        struct swept_ids *l = arg;
-        if (v && v->swept && p->state == STORE_POD_READY) {
-                l->id = xrealloc(l->id, (l->n + 1) * sizeof(*l->id));
-                memcpy(l->id[l->n++], p->id, sizeof(*l->id));
-        }
-        return true;
-}
-
-void cri_pods_sweep(struct cri_daemon *d)
-{
-        struct swept_ids l = {0};
-        model_pod_each(d->model, swept_of, &l);
-        for (size_t i = 0; i < l.n; i++) {
-                struct store_pod p = {0};
-                struct cri_pod_extra x = {0};
-                cleanup_err struct err e = ERR_INIT;
-                cleanup_free char *reason = NULL;
-                if (model_pod_get(d->model, l.id[i], &p, &e) == 0 &&
-                    cri_pod_extra_parse(p.extra_json, &x, &e) == 0) {
-                        const struct cri_handler_ops *ops = cri_handler_of_pod(&x);
-                        if (ops->sandbox_dead && ops->sandbox_dead(&x, &reason))
-                                pod_died(d, l.id[i], reason);
-                }
-                cri_pod_extra_clear(&x);
-                store_pod_clear(&p);
-        }
-        free(l.id);
 }
 
 static Runtime__V1__PodSandboxState pod_state(int st)
@@ -190,46 +127,6 @@ static int pod_status(struct cri_daemon *d, struct cri_call *call, const Protobu
         return 0;
 }
 
-static Runtime__V1__PodSandbox *build_item(const struct store_pod *p)
-{
-        Runtime__V1__PodSandbox *s = xmalloc(sizeof(*s));
-        runtime__v1__pod_sandbox__init(s);
-        s->id = xstrdup(p->id);
-        s->metadata = cri_pod_metadata(p->name, p->uid, p->namespace, p->attempt);
-        s->state = pod_state(p->state);
-        s->created_at = p->created_ns;
-        s->runtime_handler = xstrdup(p->runtime_handler ? p->runtime_handler : "");
-        s->n_labels = cri_map_from_json(p->labels_json, &runtime__v1__pod_sandbox__labels_entry__descriptor,
-                                        (void ***)&s->labels);
-        s->n_annotations = cri_map_from_json(p->annotations_json,
-                                             &runtime__v1__pod_sandbox__annotations_entry__descriptor,
-                                             (void ***)&s->annotations);
-        return s;
-}
-
-void *cri_pod_view_make(const struct store_pod *p)
-{
-        struct pod_view *v = xzalloc(sizeof(*v));
-        cri_map_parse(p->labels_json, &v->labels);
-        Runtime__V1__PodSandbox *it = build_item(p);
-        cri_packed_make(&it->base, &v->item);
-        protobuf_c_message_free_unpacked(&it->base, NULL);
-        struct cri_pod_extra x = {0};
-        cleanup_err struct err e = ERR_INIT;
-        if (cri_pod_extra_parse(p->extra_json, &x, &e) == 0)
-                v->swept = cri_handler_of_pod(&x)->sandbox_dead != NULL;
-        cri_pod_extra_clear(&x);
-        return v;
-}
-
-void cri_pod_view_free(void *p)
-{
-        struct pod_view *v = p;
-        cri_map_clear(&v->labels);
-        free(v->item.buf);
-        free(v);
-}
-
 struct collect {
         const Runtime__V1__PodSandboxFilter *f;
         struct cri_packed *items;
@@ -239,7 +136,7 @@ struct collect {
 static bool collect_one(const struct store_pod *p, const void *view, void *arg)
 {
         struct collect *k = arg;
-        const struct pod_view *v = view;
+        const struct cri_pod_view *v = view;
         const Runtime__V1__PodSandboxFilter *f = k->f;
         if (v == NULL || p->state == STORE_POD_CREATING)
                 return true;

@@ -98,29 +98,3 @@ int cri_pod_userns(const Runtime__V1__PodSandboxConfig *cfg, const struct cfg_ru
         }
         return 0;
 }
-
-void cri_pod_userns_to_json(struct sbuf *b, const struct cri_pod_extra *x)
-{
-        if (!x->userns)
-                return;
-        b->len--; /* the closing brace */
-        sbuf_printf(b, ",\"userns\":[%u,%u,%u,%u,%u,%u]}", x->userns_uid[0], x->userns_uid[1],
-                    x->userns_uid[2], x->userns_gid[0], x->userns_gid[1], x->userns_gid[2]);
-}
-
-void cri_pod_userns_from_json(yajl_val v, struct cri_pod_extra *x)
-{
-        const char *path[] = {"userns", NULL};
-        yajl_val u = yajl_tree_get(v, path, yajl_t_array);
-        if (u == NULL || !YAJL_IS_ARRAY(u) || u->u.array.len != 6)
-                return;
-        x->userns = true;
-        for (size_t i = 0; i < 6; i++) {
-                yajl_val n = u->u.array.values[i];
-                uint32_t id = YAJL_IS_INTEGER(n) ? (uint32_t)YAJL_GET_INTEGER(n) : 0;
-                if (i < 3)
-                        x->userns_uid[i] = id;
-                else
-                        x->userns_gid[i - 3] = id;
-        }
-}

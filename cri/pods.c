@@ -29,68 +29,16 @@
 #include "runtime/runtime.h"
 #include "store/store.h"
 
-/* ---------- per-pod locks and in-flight runs ---------- */
+/* ---------- RunPodSandbox runs in flight ---------- */
 
-struct podlock {
-        char id[ID_LEN + 1];
-        pthread_mutex_t mu;
-        int refs;
-        struct podlock *next;
-};
-
-struct inflight {
+struct cri_inflight {
         char *key;
-        struct inflight *next;
+        struct cri_inflight *next;
 };
-
-struct cri_sandboxes {
-        pthread_mutex_t mu;
-        pthread_cond_t cv;
-        struct podlock *locks;
-        struct inflight *runs;
-};
-
-void cri_pod_lock(struct cri_daemon *d, const char *pod_id)
-{
-        struct cri_sandboxes *s = d->sandboxes;
-        pthread_mutex_lock(&s->mu);
-        struct podlock *l = s->locks;
-        while (l && strcmp(l->id, pod_id) != 0)
-                l = l->next;
-        if (l == NULL) {
-                l = xzalloc(sizeof(*l));
-                snprintf(l->id, sizeof(l->id), "%s", pod_id);
-                pthread_mutex_init(&l->mu, NULL);
-                l->next = s->locks;
-                s->locks = l;
-        }
-        l->refs++;
-        pthread_mutex_unlock(&s->mu);
-        pthread_mutex_lock(&l->mu);
-}
-
-void cri_pod_unlock(struct cri_daemon *d, const char *pod_id)
-{
-        struct cri_sandboxes *s = d->sandboxes;
-        pthread_mutex_lock(&s->mu);
-        struct podlock **pp = &s->locks;
-        while (*pp && strcmp((*pp)->id, pod_id) != 0)
-                pp = &(*pp)->next;
-        struct podlock *l = *pp;
-        if (l) {
-                pthread_mutex_unlock(&l->mu);
-                if (--l->refs == 0) {
-                        *pp = l->next;
-                        pthread_mutex_destroy(&l->mu);
-                        free(l);
-                }
-        }
-        pthread_mutex_unlock(&s->mu);
-}
 
 static bool inflight_has(struct cri_sandboxes *s, const char *key)
 {
-        for (struct inflight *r = s->runs; r; r = r->next)
+        for (struct cri_inflight *r = s->runs; r; r = r->next)
                 if (strcmp(r->key, key) == 0)
                         return true;
         return false;
@@ -98,9 +46,9 @@ static bool inflight_has(struct cri_sandboxes *s, const char *key)
 
 static void inflight_remove(struct cri_sandboxes *s, const char *key)
 {
-        for (struct inflight **pp = &s->runs; *pp; pp = &(*pp)->next) {
+        for (struct cri_inflight **pp = &s->runs; *pp; pp = &(*pp)->next) {
                 if (strcmp((*pp)->key, key) == 0) {
-                        struct inflight *r = *pp;
+                        struct cri_inflight *r = *pp;
                         *pp = r->next;
                         free(r->key);
                         free(r);
@@ -108,101 +56,6 @@ static void inflight_remove(struct cri_sandboxes *s, const char *key)
                 }
         }
 }
-
-/* ---------- the pod's private state ---------- */
-
-static char *extra_to_json(const struct cri_pod_extra *x)
-{
-        struct sbuf b = {0};
-        sbuf_puts(&b, "{\"ns_dir\":");
-        json_quote(&b, x->ns_dir);
-        sbuf_puts(&b, ",\"pod_dir\":");
-        json_quote(&b, x->pod_dir);
-        sbuf_puts(&b, ",\"cgroup\":");
-        json_quote(&b, x->cgroup);
-        sbuf_printf(&b,
-                    ",\"host_net\":%s,\"host_ipc\":%s,\"host_pid\":%s,\"shared_pid\":%s,\"pod_init_pid\":%d,"
-                    "\"net_setup\":%s}",
-                    x->host_net ? "true" : "false", x->host_ipc ? "true" : "false",
-                    x->host_pid ? "true" : "false", x->shared_pid ? "true" : "false", x->pod_init_pid,
-                    x->net_setup ? "true" : "false");
-        cri_pod_userns_to_json(&b, x);
-        if (x->vm) {
-                /* Only VM pods carry these: namespace records stay as they were. */
-                b.len--; /* the closing brace */
-                sbuf_puts(&b, ",\"vm\":true,\"vm_dir\":");
-                json_quote(&b, x->vm_dir);
-                sbuf_printf(&b, ",\"vm_shim_pid\":%d}", x->vm_shim_pid);
-        }
-        if (x->oci_runtime) {
-                /* Only OCI-handler pods: the runtime binary stays the pod's for its life. */
-                b.len--;
-                sbuf_puts(&b, ",\"oci_runtime\":");
-                json_quote(&b, x->oci_runtime);
-                sbuf_putc(&b, '}');
-        }
-        return sbuf_steal(&b);
-}
-
-int cri_pod_extra_parse(const char *json, struct cri_pod_extra *out, struct err *e)
-{
-        memset(out, 0, sizeof(*out));
-        if (json == NULL)
-                return err_set(e, ERR_INTERNAL, "pod record has no private state");
-        yajl_val v = json_parse(json, strlen(json), "pod state", e);
-        if (v == NULL)
-                return -1;
-        out->ns_dir = xstrdup(json_get_str(v, "ns_dir"));
-        out->pod_dir = xstrdup(json_get_str(v, "pod_dir"));
-        out->cgroup = xstrdup(json_get_str(v, "cgroup"));
-        (void)json_get_bool(v, "host_net", &out->host_net);
-        (void)json_get_bool(v, "host_ipc", &out->host_ipc);
-        (void)json_get_bool(v, "host_pid", &out->host_pid);
-        (void)json_get_bool(v, "shared_pid", &out->shared_pid);
-        (void)json_get_bool(v, "net_setup", &out->net_setup);
-        int64_t pid = 0;
-        if (json_get_int(v, "pod_init_pid", &pid))
-                out->pod_init_pid = (int)pid;
-        cri_pod_userns_from_json(v, out);
-        (void)json_get_bool(v, "vm", &out->vm);
-        out->vm_dir = xstrdup(json_get_str(v, "vm_dir"));
-        if (json_get_int(v, "vm_shim_pid", &pid))
-                out->vm_shim_pid = (int)pid;
-        out->oci_runtime = xstrdup(json_get_str(v, "oci_runtime"));
-        yajl_tree_free(v);
-        return 0;
-}
-
-void cri_pod_extra_clear(struct cri_pod_extra *x)
-{
-        free(x->ns_dir);
-        free(x->pod_dir);
-        free(x->cgroup);
-        free(x->vm_dir);
-        free(x->oci_runtime);
-        memset(x, 0, sizeof(*x));
-}
-
-int cri_pod_save_extra(struct cri_daemon *d, struct store_pod *p, const struct cri_pod_extra *x,
-                       struct err *e)
-{
-        free(p->extra_json);
-        p->extra_json = extra_to_json(x);
-        return model_pod_put(d->model, p, e);
-}
-
-int cri_pod_resolve(struct cri_daemon *d, const char *id, struct store_pod *out, struct err *e)
-{
-        if (id == NULL || *id == '\0')
-                return err_set(e, ERR_INVALID, "pod sandbox id is empty");
-        char full[ID_LEN + 1];
-        if (model_pod_resolve(d->model, id, full, e) < 0 || model_pod_get(d->model, full, out, e) < 0)
-                return err_is(e, ERR_NOT_FOUND) ? err_set(e, ERR_NOT_FOUND, "pod sandbox %s not found", id)
-                                                : -1;
-        return 0;
-}
-
-/* ---------- helpers ---------- */
 
 static char **strv_of(char **a, size_t n)
 {
@@ -352,7 +205,7 @@ static int create_pod(struct cri_daemon *d, const struct cfg_runtime *rt,
         else /* crictl and tests give none: one cgroup per pod, under corral's own. */
                 x.cgroup = strcmp(d->cgroup_driver, "systemd") == 0 ? xasprintf("corral-pod%.12s.slice", p.id)
                                                                     : xasprintf("/corral/pod-%s", p.id);
-        p.extra_json = extra_to_json(&x);
+        p.extra_json = cri_pod_extra_json(&x);
         if (model_pod_put(d->model, &p, e) < 0)
                 goto fail_record;
 
@@ -383,7 +236,7 @@ static int create_pod(struct cri_daemon *d, const struct cfg_runtime *rt,
                 /* Record that DEL is due before ADD runs: a crash in between is repaired. */
                 x.net_setup = true;
                 free(p.extra_json);
-                p.extra_json = extra_to_json(&x);
+                p.extra_json = cri_pod_extra_json(&x);
                 if (model_pod_put(d->model, &p, e) < 0)
                         goto fail;
                 if (net_cni_add(d->cni, &a, &res, e) < 0) {
@@ -473,9 +326,10 @@ static int create_pod(struct cri_daemon *d, const struct cfg_runtime *rt,
                 p.ips_json = sbuf_steal(&b);
         }
         free(p.extra_json);
-        p.extra_json = extra_to_json(&x);
+        p.extra_json = cri_pod_extra_json(&x);
         if (model_pod_put(d->model, &p, e) < 0)
                 goto fail;
+        ctr_monitor_watch_pod(d, &p, &x);
         memcpy(id_out, p.id, ID_LEN + 1);
         log_info("pod", "ready id=%s name=%s namespace=%s ip=%s", p.id, p.name, p.namespace,
                  ips && ips[0] ? ips[0] : "host");
@@ -557,7 +411,7 @@ static int run_pod(struct cri_daemon *d, struct cri_call *call, const ProtobufCM
                 log_info("pod", "RunPodSandbox retried: returning the existing pod id=%s", id);
         } else {
                 store_pod_clear(&existing);
-                struct inflight *r = xzalloc(sizeof(*r));
+                struct cri_inflight *r = xzalloc(sizeof(*r));
                 r->key = xstrdup(key);
                 r->next = s->runs;
                 s->runs = r;
@@ -592,7 +446,7 @@ static int stop_locked(struct cri_daemon *d, struct store_pod *p, struct err *e)
         bool was_ready = p->state == STORE_POD_READY;
         int r = teardown(d, p, &x, e);
         free(p->extra_json);
-        p->extra_json = extra_to_json(&x);
+        p->extra_json = cri_pod_extra_json(&x);
         cri_pod_extra_clear(&x);
         p->state = STORE_POD_NOTREADY;
         cleanup_err struct err e2 = ERR_INIT;
@@ -802,7 +656,7 @@ static void recover(struct cri_daemon *d)
                         (void)teardown(d, p, &x, &e);
                         err_clear(&e);
                         free(p->extra_json);
-                        p->extra_json = extra_to_json(&x);
+                        p->extra_json = cri_pod_extra_json(&x);
                         p->state = STORE_POD_NOTREADY;
                         (void)model_pod_put(d->model, p, &e);
                         err_clear(&e);
@@ -838,14 +692,9 @@ void cri_pods_fini(struct cri_daemon *d)
         cleanup_free char *nsdir = path_join(d->cfg->state, "ns");
         if (dir_is_empty(nsdir))
                 (void)umount2(nsdir, MNT_DETACH);
-        while (s->locks) {
-                struct podlock *l = s->locks;
-                s->locks = l->next;
-                pthread_mutex_destroy(&l->mu);
-                free(l);
-        }
+        cri_pod_locks_free(s);
         while (s->runs) {
-                struct inflight *r = s->runs;
+                struct cri_inflight *r = s->runs;
                 s->runs = r->next;
                 free(r->key);
                 free(r);

@@ -110,7 +110,9 @@ int shim_kill(struct shim_conn *c, int signo, bool all, struct err *e);
 int shim_wait(struct shim_conn *c, int64_t timeout_ms, struct shim_state *st, struct err *e);
 /* The same wait without a thread per container: send it, watch
  * shim_conn_fd() for POLLIN (in corrald's own epoll), then collect the
- * state. The connection carries nothing else meanwhile. */
+ * state. The connection carries nothing else meanwhile. On a VM shim's
+ * own socket (its vm_dir) the wait is answered, with no state, when the
+ * VM ends. */
 int shim_wait_begin(struct shim_conn *c, struct err *e);
 int shim_wait_finish(struct shim_conn *c, struct shim_state *st, struct err *e);
 int shim_conn_fd(const struct shim_conn *c);

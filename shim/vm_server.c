@@ -13,7 +13,9 @@
  *     interactive exec (vm_exec.c) relayed through the agent; each
  *     container's <container state>/attach (vm_attach.c)
  *   - the VMM's pidfd: a VM that dies ends every container with reason
- *     VMDied (exit files written), and <state>/vm-exit says why
+ *     VMDied (exit files written), <state>/vm-exit says why, and a wait
+ *     pending on the VM socket (corrald's exit monitor keeps one) is
+ *     answered: the pod's death reaches corrald as an event
  * Agent calls that are quick (create, start, signal, stats) are made
  * synchronously; Wait and Exec, which last, asynchronously. */
 #include <errno.h>
@@ -224,6 +226,22 @@ static void vm_died(struct vshim *s)
         cleanup_free char *p = path_join(s->o->state_dir, SHIM_VM_EXIT_FILE);
         (void)file_write_atomic(p, b.buf, b.len, 0644, NULL);
         sbuf_free(&b);
+        /* After the file: whoever waited reads why from it. */
+        for (struct vconn *k = s->conns; k; k = k->next)
+                if (k->w.owner == NULL && k->pending == OP_WAIT) {
+                        k->pending = OP_REPLY;
+                        reply(k, NULL, NULL);
+                }
+}
+
+/* OP_WAIT on the VM socket: answered when the VM ends (at once when it has). */
+static int do_vm_wait(struct vshim *s, struct vconn *k)
+{
+        if (s->vm_dead)
+                return 0;
+        k->pending = OP_WAIT;
+        k->deadline_ms = 0;
+        return 1;
 }
 
 static int need_vm(struct vshim *s, struct err *e)
@@ -645,7 +663,7 @@ static void handle(struct vshim *s, struct vconn *k, const struct proto_msg *req
                 r = vm_sock ? err_set(&e, ERR_INVALID, "not a container socket") : do_kill(s, c, req, &e);
                 break;
         case OP_WAIT:
-                r = vm_sock ? err_set(&e, ERR_INVALID, "not a container socket") : do_wait(s, k, req, &e);
+                r = vm_sock ? do_vm_wait(s, k) : do_wait(s, k, req, &e);
                 break;
         case OP_EXEC:
                 r = vm_sock ? err_set(&e, ERR_INVALID, "not a container socket") : do_exec(s, k, req, &e);
