@@ -49,6 +49,7 @@ int ctr_extra_parse(const char *json, struct ctr_extra *out)
         if (json_get_int(v, "shim_pid", &pid))
                 out->shim_pid = (int)pid;
         (void)json_get_bool(v, "ready", &out->ready);
+        (void)json_get_bool(v, "deferred", &out->deferred);
         yajl_tree_free(v);
         return 0;
 }
@@ -73,7 +74,10 @@ char *ctr_extra_json(const struct ctr_extra *x)
         put_str(&b, "image_ref", x->image_ref, true);
         if (x->user)
                 put_str(&b, "user", x->user, true);
-        sbuf_printf(&b, ",\"shim_pid\":%d,\"ready\":%s}", x->shim_pid, x->ready ? "true" : "false");
+        sbuf_printf(&b, ",\"shim_pid\":%d,\"ready\":%s", x->shim_pid, x->ready ? "true" : "false");
+        if (x->deferred)
+                sbuf_puts(&b, ",\"deferred\":true");
+        sbuf_putc(&b, '}');
         return sbuf_steal(&b);
 }
 
@@ -251,8 +255,8 @@ void ctr_refresh(struct cri_daemon *d, struct store_container *c)
         (void)ctr_extra_parse(c->extra_json, &x);
         bool ready = x.ready;
         ctr_extra_clear(&x);
-        if (!ready)
-                return; /* being created right now */
+        if (!ready || ctr_deferred(c))
+                return; /* being created right now, or no shim to ask yet */
         struct shim_state st;
         bool gone;
         bool have = query_state(c, &st, &gone);
@@ -487,8 +491,13 @@ static int create_locked(struct cri_daemon *d, const Runtime__V1__CreateContaine
                 .tty = cfg->tty,
                 .host_cgroup = true,
         };
+        const struct cri_handler_ops *h = cri_handler_of_pod(&px);
+        if (h->create_at_start && h->create_at_start()) {
+                c.x.deferred = true;
+                goto ready;
+        }
         c.shim = true; /* a shim may exist even when create fails late */
-        int cr = cri_handler_of_pod(&px)->container_create(d, pod, &px, &cc, e);
+        int cr = h->container_create(d, pod, &px, &cc, e);
         if (!cc.host_cgroup) {
                 /* The cgroup is not on the host (a VM's guest): nothing to remove here. */
                 free(c.x.cgroup);
@@ -500,7 +509,7 @@ static int create_locked(struct cri_daemon *d, const Runtime__V1__CreateContaine
         }
         c.x.shim_pid = cc.shim_pid;
         c.rec.pid = cc.pid;
-        /* 5. ready */
+ready: /* 5. ready */
         c.x.ready = true;
         free(c.rec.extra_json);
         c.rec.extra_json = ctr_extra_json(&c.x);
@@ -596,6 +605,10 @@ static int start_container(struct cri_daemon *d, struct cri_call *call, const Pr
                 err_set(e, ERR_PRECONDITION, "container %s is %s, not created", c.id, ctr_state_str(c.state));
                 goto out;
         }
+        if (ctr_deferred(&c) && ctr_defer_spawn(d, &c, e) < 0) {
+                err_wrap(e, "start container %s", c.id);
+                goto out;
+        }
         if (ctr_connect(&c, &sc, e) < 0) {
                 err_wrap(e, "start container %s", c.id);
                 goto out;
@@ -670,6 +683,10 @@ static int stop_one(struct cri_daemon *d, struct store_container *c, int64_t tim
         ctr_refresh(d, c);
         if (c->state == STORE_CTR_EXITED || c->state == STORE_CTR_UNKNOWN)
                 return 0;
+        if (ctr_deferred(c)) {
+                ctr_defer_stop(d, c);
+                return 0;
+        }
         struct shim_conn *sc = NULL;
         if (ctr_connect(c, &sc, e) < 0) {
                 /* Gone between refresh and now: refresh records it. */
