@@ -68,6 +68,14 @@ class Deferred(Base):
         self.assertCode(grpc.StatusCode.NOT_FOUND, self.status, cid2)
         self.rt.RemoveContainer(api_pb2.RemoveContainerRequest(container_id=cid), timeout=30)
 
+    def test_update_resources_before_start(self):
+        cid = self.create(self.pod, self.pcfg, "upd", ["sleep", "600"])
+        self.rt.UpdateContainerResources(api_pb2.UpdateContainerResourcesRequest(
+            container_id=cid, linux=api_pb2.LinuxContainerResources(memory_limit_in_bytes=96 << 20)), timeout=30)
+        self.rt.StartContainer(api_pb2.StartContainerRequest(container_id=cid), timeout=30)
+        self.assertEqual(self.status(cid).status.state, RUNNING)
+        self.rt.RemoveContainer(api_pb2.RemoveContainerRequest(container_id=cid), timeout=30)
+
     def test_kill9_between_create_and_start(self):
         a = self.create(self.pod, self.pcfg, "a", ["sleep", "600"])
         b = self.create(self.pod, self.pcfg, "b", ["sleep", "600"])
