@@ -246,8 +246,13 @@ static int create_locked(struct cri_daemon *d, const Runtime__V1__CreateContaine
                 .tty = cfg->tty,
                 .host_cgroup = true,
         };
+        const struct cri_handler_ops *h = cri_handler_of_pod(&px);
+        if (h->create_at_start && h->create_at_start()) {
+                c.x.deferred = true;
+                goto ready;
+        }
         c.shim = true; /* a shim may exist even when create fails late */
-        int cr = cri_handler_of_pod(&px)->container_create(d, pod, &px, &cc, e);
+        int cr = h->container_create(d, pod, &px, &cc, e);
         if (!cc.host_cgroup) {
                 /* The cgroup is not on the host (a VM's guest): nothing to remove here. */
                 free(c.x.cgroup);
@@ -259,7 +264,7 @@ static int create_locked(struct cri_daemon *d, const Runtime__V1__CreateContaine
         }
         c.x.shim_pid = cc.shim_pid;
         c.rec.pid = cc.pid;
-        /* 5. ready */
+ready: /* 5. ready */
         c.x.ready = true;
         free(c.rec.extra_json);
         c.rec.extra_json = ctr_extra_json(&c.x);
@@ -339,6 +344,10 @@ static int start_container(struct cri_daemon *d, struct cri_call *call, const Pr
         ctr_refresh(d, &c);
         if (c.state != STORE_CTR_CREATED) {
                 err_set(e, ERR_PRECONDITION, "container %s is %s, not created", c.id, ctr_state_str(c.state));
+                goto out;
+        }
+        if (ctr_deferred(&c) && ctr_defer_spawn(d, &c, e) < 0) {
+                err_wrap(e, "start container %s", c.id);
                 goto out;
         }
         if (ctr_connect(&c, &sc, e) < 0) {

@@ -22,6 +22,8 @@ struct ctr_extra {
         char *image_ref;   /* repo digest (or id) of the image, for ContainerStatus.image_ref */
         int shim_pid;
         bool ready; /* the shim created the container: false = half-made */
+        /* Created with no shim yet: StartContainer spawns it (ctr_defer.c). */
+        bool deferred;
         /* The started process's "uid:gid:g1,g2,..." (from the shim, read
          * from /proc when it started), for ContainerStatus.user; NULL before. */
         char *user;
@@ -96,6 +98,19 @@ const char *ctr_state_str(int st);
 int ctr_stop_one(struct cri_daemon *d, struct store_container *c, int64_t timeout_s, struct err *e);
 /* Stop, then remove everything of it; the caller holds the pod's lock. */
 int ctr_remove_locked(struct cri_daemon *d, struct store_container *c, struct err *e);
+
+/* ---------- ctr_defer.c: the shim spawned by StartContainer ---------- */
+
+/* Is `c` a created container whose shim does not exist yet? (record.c) */
+bool ctr_deferred(const struct store_container *c);
+
+/* Spawn the shim of a deferred container (under its pod's lock); 0 and
+ * nothing done if another call did it first. `c` is re-read. */
+int ctr_defer_spawn(struct cri_daemon *d, struct store_container *c, struct err *e);
+/* A deferred container stopped before it started: exited, nothing to kill. */
+void ctr_defer_stop(struct cri_daemon *d, struct store_container *c);
+/* At restart: a deferred container whose spawn had begun is a shim's again. */
+void ctr_defer_recover(struct cri_daemon *d, struct store_container *c);
 
 /* ---------- ctr_monitor.c ---------- */
 

@@ -65,6 +65,7 @@ int cri_containers_recover(struct cri_daemon *d, struct err *e)
                 if (c->state != STORE_CTR_CREATED && c->state != STORE_CTR_RUNNING)
                         continue;
                 int before = c->state;
+                ctr_defer_recover(d, c);
                 ctr_refresh(d, c);
                 if (c->state == STORE_CTR_EXITED && c->reason && strcmp(c->reason, "ShimGone") == 0)
                         gone++;

@@ -236,8 +236,8 @@ void ctr_refresh(struct cri_daemon *d, struct store_container *c)
         (void)ctr_extra_parse(c->extra_json, &x);
         bool ready = x.ready;
         ctr_extra_clear(&x);
-        if (!ready)
-                return; /* being created right now */
+        if (!ready || ctr_deferred(c))
+                return; /* being created right now, or no shim to ask yet */
         struct shim_state st;
         bool gone;
         bool have = query_state(c, &st, &gone);

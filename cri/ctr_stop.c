@@ -35,6 +35,10 @@ int ctr_stop_one(struct cri_daemon *d, struct store_container *c, int64_t timeou
         ctr_refresh(d, c);
         if (c->state == STORE_CTR_EXITED || c->state == STORE_CTR_UNKNOWN)
                 return 0;
+        if (ctr_deferred(c)) {
+                ctr_defer_stop(d, c);
+                return 0;
+        }
         struct shim_conn *sc = NULL;
         if (ctr_connect(c, &sc, e) < 0) {
                 /* Gone between refresh and now: refresh records it. */

@@ -45,7 +45,9 @@ static int ctr_update_resources(struct cri_daemon *d, struct cri_call *call, con
          * daemon-reload would put back what the unit says): corrald's to do. */
         bool host = cri_handler_of_pod_id(d, c.pod_id)->host_process;
         bool direct = rt_cgroup_systemd_enabled() && host;
-        if (!direct && ctr_connect(&c, &sc, e) == 0) {
+        if (ctr_deferred(&c)) {
+                r = 0; /* no process yet: StartContainer makes it from spec.json */
+        } else if (!direct && ctr_connect(&c, &sc, e) == 0) {
                 r = shim_update_resources(sc, json, e);
                 shim_close(sc);
         } else if (!host) {

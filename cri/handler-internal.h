@@ -110,6 +110,9 @@ struct cri_handler_ops {
         /* Create the container's process (not started). */
         int (*container_create)(struct cri_daemon *d, const struct store_pod *p,
                                 const struct cri_pod_extra *x, struct cri_ctr_create *c, struct err *e);
+        /* CreateContainer only records the container; StartContainer
+         * calls container_create (with spec NULL) and starts it at once. */
+        bool (*create_at_start)(void);
         /* A container is a host process: a host pid (exec joins it) and a host cgroup. */
         bool host_process;
         /* cpu and memory of a running container whose cgroup is not on the host; may be NULL. */

@@ -107,6 +107,14 @@ static int ns_container_create(struct cri_daemon *d, const struct store_pod *p, 
         return cri_ns_shim_create(x, c, NULL, NULL, e);
 }
 
+/* The shim, and the container process it makes, come with StartContainer
+ * (as containerd's task): CreateContainer stays a record, a snapshot and
+ * a spec. The systemd driver's scope needs the spec: not deferred there. */
+static bool ns_create_at_start(void)
+{
+        return !rt_cgroup_systemd_enabled();
+}
+
 static char *ns_unusable(const struct cri_daemon *d, const struct cfg_runtime *rt)
 {
         (void)d;
@@ -139,6 +147,7 @@ const struct cri_handler_ops cri_handler_ns = {
         .sandbox_start = cri_ns_sandbox_start,
         .sandbox_stop = cri_ns_sandbox_stop,
         .container_create = ns_container_create,
+        .create_at_start = ns_create_at_start,
         .host_process = true,
         .exec = cri_ns_exec,
         .port_forward = cri_ns_port_forward,

@@ -129,19 +129,24 @@ static int teardown(struct cri_daemon *d, const struct store_pod *p, struct cri_
 {
         int ret = 0;
         cleanup_err struct err e2 = ERR_INIT;
+        int64_t t[5];
+        t[0] = time_mono_ns();
         if (cri_handler_of_pod(x)->sandbox_stop(d, p, x, &e2) < 0) {
                 /* Keep going: the network and namespaces still go; kubelet retries the rest. */
                 ret = err_set(e, e2.kind, "stop pod %s: %s", p->id, e2.msg);
                 err_clear(&e2);
         }
+        t[1] = time_mono_ns();
         if (net_hostport_del(NULL, p->id, &e2) < 0) {
                 ret = err_set(e, e2.kind, "remove hostPorts of pod %s: %s", p->id, e2.msg);
                 err_clear(&e2);
         }
+        t[2] = time_mono_ns();
         if (x->net_setup) {
                 cleanup_free char *netns = path_join(x->ns_dir, "net");
                 struct net_cni_args a;
                 fill_cni_args(&a, p, net_ns_is_pinned(netns) ? netns : NULL);
+                a.defer_link_delete = true; /* RemovePodSandbox waits for it */
                 if (net_cni_del(d->cni, &a, &e2) < 0) {
                         if (ret == 0)
                                 ret = err_set(e, e2.kind, "CNI DEL for pod %s: %s", p->id, e2.msg);
@@ -150,11 +155,16 @@ static int teardown(struct cri_daemon *d, const struct store_pod *p, struct cri_
                         x->net_setup = false;
                 }
         }
+        t[3] = time_mono_ns();
         if (x->ns_dir && net_ns_unpin(x->ns_dir, &e2) < 0) {
                 if (ret == 0)
                         ret = err_set(e, e2.kind, "unpin namespaces of pod %s: %s", p->id, e2.msg);
                 err_clear(&e2);
         }
+        t[4] = time_mono_ns();
+        log_debug("pod", "teardown id=%s ms: sandbox=%.3f hostport=%.3f cni_del=%.3f unpin=%.3f", p->id,
+                  (double)(t[1] - t[0]) / 1e6, (double)(t[2] - t[1]) / 1e6, (double)(t[3] - t[2]) / 1e6,
+                  (double)(t[4] - t[3]) / 1e6);
         return ret;
 }
 
@@ -438,8 +448,10 @@ static int run_pod(struct cri_daemon *d, struct cri_call *call, const ProtobufCM
 /* With the pod lock held. */
 static int stop_locked(struct cri_daemon *d, struct store_pod *p, struct err *e)
 {
+        int64_t t0 = time_mono_ns();
         if (cri_containers_stop_pod(d, p->id, 0, e) < 0)
                 return err_wrap(e, "stop the containers of pod %s", p->id);
+        log_debug("pod", "stop id=%s containers ms=%.3f", p->id, (double)(time_mono_ns() - t0) / 1e6);
         struct cri_pod_extra x;
         if (cri_pod_extra_parse(p->extra_json, &x, e) < 0)
                 return -1;
@@ -509,6 +521,13 @@ static int remove_locked(struct cri_daemon *d, struct store_pod *p, struct err *
                 return -1;
         if (cri_containers_remove_pod(d, p->id, e) < 0)
                 return err_wrap(e, "remove the containers of pod %s", p->id);
+        if (d->cni && net_cni_settle(d->cni, p->id) > 0) {
+                /* StopPodSandbox's DEL did not finish (corrald died first): again. */
+                struct net_cni_args a;
+                fill_cni_args(&a, p, NULL);
+                if (net_cni_del(d->cni, &a, e) < 0)
+                        return err_wrap(e, "CNI DEL for pod %s", p->id);
+        }
         struct cri_pod_extra x;
         if (cri_pod_extra_parse(p->extra_json, &x, e) < 0)
                 return -1;

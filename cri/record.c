@@ -30,6 +30,7 @@ int ctr_extra_parse(const char *json, struct ctr_extra *out)
         if (json_get_int(v, "shim_pid", &pid))
                 out->shim_pid = (int)pid;
         (void)json_get_bool(v, "ready", &out->ready);
+        (void)json_get_bool(v, "deferred", &out->deferred);
         yajl_tree_free(v);
         return 0;
 }
@@ -54,8 +55,22 @@ char *ctr_extra_json(const struct ctr_extra *x)
         put_str(&b, "image_ref", x->image_ref, true);
         if (x->user)
                 put_str(&b, "user", x->user, true);
-        sbuf_printf(&b, ",\"shim_pid\":%d,\"ready\":%s}", x->shim_pid, x->ready ? "true" : "false");
+        sbuf_printf(&b, ",\"shim_pid\":%d,\"ready\":%s", x->shim_pid, x->ready ? "true" : "false");
+        if (x->deferred)
+                sbuf_puts(&b, ",\"deferred\":true");
+        sbuf_putc(&b, '}');
         return sbuf_steal(&b);
+}
+
+bool ctr_deferred(const struct store_container *c)
+{
+        if (c->state != STORE_CTR_CREATED)
+                return false;
+        struct ctr_extra x;
+        (void)ctr_extra_parse(c->extra_json, &x);
+        bool d = x.deferred;
+        ctr_extra_clear(&x);
+        return d;
 }
 
 void ctr_extra_clear(struct ctr_extra *x)

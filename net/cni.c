@@ -689,7 +689,7 @@ int net_cni_add(struct net_cni *c, const struct net_cni_args *a, struct net_cni_
 undo : {
         struct call d = k;
         d.cmd = "DEL";
-        if (done ? native_del(conf, a, a->netns, k.ifname, result, NULL) > 0
+        if (done ? native_del(conf, a, a->netns, k.ifname, result, NULL, NULL) > 0
                  : run_chain(c, &d, conf, rc, result, NULL, NULL) == 0) {
                 cleanup_free char *path = cache_path(c, a->pod_id);
                 (void)unlink(path);
@@ -739,12 +739,16 @@ int net_cni_del(struct net_cni *c, const struct net_cni_args *a, struct err *e)
         const char *ifname = a->ifname ? a->ifname : k.ifname ? k.ifname : "eth0";
         struct call call = {"DEL",  a->pod_id, live_netns(a->netns ? a->netns : k.netns),
                             ifname, args,      conf->name};
-        int done = c->native ? native_del(conf, a, call.netns, ifname, k.result, e) : 0;
+        path = cache_path(c, a->pod_id);
+        int done = c->native ? native_del(conf, a, call.netns, ifname, k.result, path, e) : 0;
         if (done < 0 || (!done && run_chain(c, &call, conf, rc, k.result, NULL, e) < 0)) {
                 /* The cache stays so a retry can finish the job. */
                 goto out;
         }
-        path = cache_path(c, a->pod_id);
+        if (done == 2) { /* the deferred job removes the cache when it is done */
+                ret = 0;
+                goto out;
+        }
         if (unlink(path) < 0 && errno != ENOENT) {
                 err_make(e, errno, "remove %s", path);
                 goto out;
@@ -756,6 +760,15 @@ out:
         cni_conf_free(cur);
         cached_free(&k);
         return ret;
+}
+
+int net_cni_settle(struct net_cni *c, const char *pod_id)
+{
+        native_defer_wait(pod_id);
+        if (check_pod_id(pod_id, NULL) < 0)
+                return 0;
+        cleanup_free char *path = cache_path(c, pod_id);
+        return access(path, F_OK) == 0;
 }
 
 static int version_ge_040(const char *v)

@@ -14,6 +14,8 @@
 
 #include "net/cni-internal.h"
 
+struct native_ip;
+
 /* ---------- ADD and DEL (native.c) ---------- */
 
 /* ADD for the network `conf` when it qualifies: 1 done with *result (the
@@ -24,7 +26,29 @@ int native_add(const struct cni_conf *conf, const struct net_cni_args *a, const 
 /* DEL likewise: 1 done, 0 run the plugins. `netns` "" or NULL when gone;
  * `prev_result` (may be NULL) gives the addresses then. */
 int native_del(const struct cni_conf *conf, const struct net_cni_args *a, const char *netns,
-               const char *ifname, const char *prev_result, struct err *e);
+               const char *ifname, const char *prev_result, const char *cache_path, struct err *e);
+/* native_del returns 2 when the link's deletion was handed to a thread
+ * (a->defer_link_delete): it releases the address and unlinks `cache_path`
+ * after. */
+
+/* ---------- the deferred part of DEL (native_defer.c) ---------- */
+
+struct native_del_job {
+        int nsfd; /* the pod's netns, held open */
+        char *ifname;
+        bool loopback;
+        char *ipam_dir;
+        char *pod_id;
+        char *cache_path;
+};
+/* Takes the job (and its fd); on error nothing is left running. */
+int native_defer_start(struct native_del_job *j, struct err *e);
+/* Wait for the jobs of `pod_id` (NULL: all) to end. */
+void native_defer_wait(const char *pod_id);
+/* Enter `netns`, delete `ifname` (when del) and give its IPv4 addresses;
+ * loopback set down when asked. */
+int native_pod_teardown(const char *netns, const char *ifname, bool loopback, bool del, struct native_ip *ips,
+                        size_t max, size_t *n, struct err *e);
 
 /* ---------- host-local (native_ipam.c) ---------- */
 
@@ -128,10 +152,10 @@ int native_port_attach(struct mnl_socket *host, const char *peer, int br_index, 
  * without a gateway goes via the gateway of the first address. */
 int native_iface_configure(struct mnl_socket *pod, int index, const struct native_ip *ips, size_t n_ips,
                            const struct native_route *routes, size_t n_routes, struct err *e);
-/* The IPv4 addresses of `ifname` (up to `max`), then the link is deleted
- * (its veth peer goes with it). A missing link gives *n = 0. */
-int native_iface_delete(struct mnl_socket *pod, const char *ifname, struct native_ip *ips, size_t max,
-                        size_t *n, struct err *e);
+/* The IPv4 addresses of `ifname` (up to `max`), then, when `del`, the link
+ * is deleted (its veth peer goes with it). A missing link gives *n = 0. */
+int native_iface_delete(struct mnl_socket *pod, const char *ifname, bool del, struct native_ip *ips,
+                        size_t max, size_t *n, struct err *e);
 /* Write `val` to /proc/sys/<key> of the calling thread's netns; errors
  * are ignored as the plugins ignore them. */
 void native_sysctl(const char *key, const char *val);

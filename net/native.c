@@ -8,6 +8,7 @@
  * option such as vlan or resolvConf, IPv6) runs the plugins. */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <libmnl/libmnl.h>
 #include <linux/rtnetlink.h>
 #include <net/if.h>
@@ -228,7 +229,7 @@ out:
 
 /* Inside the pod's netns: the addresses of `ifname`, then the link goes;
  * loopback's DEL sets lo down. */
-static int pod_teardown(const char *netns, const char *ifname, bool loopback, struct native_ip *ips,
+int native_pod_teardown(const char *netns, const char *ifname, bool loopback, bool del, struct native_ip *ips,
                         size_t max, size_t *n, struct err *e)
 {
         int saved = -1, ret = -1;
@@ -236,7 +237,7 @@ static int pod_teardown(const char *netns, const char *ifname, bool loopback, st
         if (net_ns_enter(netns, &saved, e) < 0)
                 return -1;
         cleanup_nl struct mnl_socket *pod = nl_open(NULL, NETLINK_ROUTE, e);
-        if (!pod || native_iface_delete(pod, ifname, ips, max, n, e) < 0)
+        if (!pod || native_iface_delete(pod, ifname, del, ips, max, n, e) < 0)
                 goto out;
         if (loopback) {
                 struct native_link lo;
@@ -337,7 +338,7 @@ fail:
         if (linked) {
                 struct native_ip had[MAX_IPS];
                 size_t n;
-                (void)pod_teardown(a->netns, ifname, false, had, MAX_IPS, &n, NULL);
+                (void)native_pod_teardown(a->netns, ifname, false, true, had, MAX_IPS, &n, NULL);
         }
         if (masq) {
                 uint32_t v[MAX_IPS];
@@ -355,7 +356,7 @@ out:
 /* ---------- DEL ---------- */
 
 int native_del(const struct cni_conf *conf, const struct net_cni_args *a, const char *netns,
-               const char *ifname, const char *prev_result, struct err *e)
+               const char *ifname, const char *prev_result, const char *cache_path, struct err *e)
 {
         struct bridge_conf bc;
         cleanup_free char *why = NULL;
@@ -369,9 +370,17 @@ int native_del(const struct cni_conf *conf, const struct net_cni_args *a, const 
                 return r < 0 ? -1 : 0;
         }
         int ret = -1;
-        if (netns && netns[0] && pod_teardown(netns, ifname, bc.loopback, had, MAX_IPS, &n, e) < 0)
+        /* Deferred: the addresses now (for the masquerade rule), the link's
+         * deletion and then the address's release in a thread, holding the
+         * netns open: no address is handed out again while its veth lives. */
+        cleanup_close int nsfd = -1;
+        bool defer = a->defer_link_delete && cache_path && netns && netns[0];
+        if (defer && (nsfd = open(netns, O_RDONLY | O_CLOEXEC)) < 0)
+                defer = false;
+        if (netns && netns[0] &&
+            native_pod_teardown(netns, ifname, bc.loopback && !defer, !defer, had, MAX_IPS, &n, e) < 0)
                 goto out;
-        if (native_ipam_release(bc.ipam.dir, a->pod_id, ifname, e) < 0)
+        if (!defer && native_ipam_release(bc.ipam.dir, a->pod_id, ifname, e) < 0)
                 goto out;
         if (bc.ip_masq) {
                 uint32_t v[MAX_IPS];
@@ -393,6 +402,15 @@ int native_del(const struct cni_conf *conf, const struct net_cni_args *a, const 
                         goto out;
         }
         ret = 1;
+        if (defer) {
+                struct native_del_job j = {.nsfd = steal_fd(&nsfd),
+                                           .ifname = xstrdup(ifname),
+                                           .loopback = bc.loopback,
+                                           .ipam_dir = xstrdup(bc.ipam.dir),
+                                           .pod_id = xstrdup(a->pod_id),
+                                           .cache_path = xstrdup(cache_path)};
+                ret = native_defer_start(&j, e) < 0 ? -1 : 2;
+        }
 out:
         if (ret < 0)
                 err_wrap(e, "network %s (native bridge) DEL", conf->name);

@@ -395,8 +395,8 @@ int native_iface_configure(struct mnl_socket *pod, int index, const struct nativ
         return 0;
 }
 
-int native_iface_delete(struct mnl_socket *pod, const char *ifname, struct native_ip *ips, size_t max,
-                        size_t *n, struct err *e)
+int native_iface_delete(struct mnl_socket *pod, const char *ifname, bool del, struct native_ip *ips,
+                        size_t max, size_t *n, struct err *e)
 {
         struct native_link l;
         struct err ie = ERR_INIT;
@@ -412,6 +412,8 @@ int native_iface_delete(struct mnl_socket *pod, const char *ifname, struct nativ
         }
         if (list_addrs(pod, l.index, ips, max, n, e) < 0)
                 return err_wrap(e, "addresses of %s", ifname);
+        if (!del)
+                return 0;
         struct nlmsghdr *nlh = req(buf, RTM_DELLINK, 0, AF_UNSPEC, l.index, NULL);
         if (nl_talk(pod, nlh, NULL, NULL, "delete link", &ie) < 0 && ie.errnum != ENODEV) {
                 err_move(e, &ie);

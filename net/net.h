@@ -126,6 +126,10 @@ struct net_cni_args {
         const struct net_bandwidth *bandwidth; /* bandwidth */
         const char *pod_cidr;                  /* ipRanges */
         const struct net_dns *dns;             /* dns */
+        /* DEL on the native path may return before the veth is deleted (the
+         * kernel takes ~20 ms): the address is released, and the cached
+         * result removed, once the link is gone. net_cni_settle waits. */
+        bool defer_link_delete;
 };
 
 struct net_cni_ip {
@@ -168,6 +172,9 @@ int net_cni_add(struct net_cni *c, const struct net_cni_args *a, struct net_cni_
  * config when nothing is cached), then drop the cache entry. Idempotent;
  * a netns that is gone is fine. `a->netns` may be NULL. */
 int net_cni_del(struct net_cni *c, const struct net_cni_args *a, struct err *e);
+/* Wait for a deferred DEL of `pod_id` to finish; 1 when its cached result
+ * is still there (a DEL did not finish: run it again), 0 otherwise. */
+int net_cni_settle(struct net_cni *c, const char *pod_id);
 /* CHECK in order with the cached result (config versions >= 0.4.0). */
 int net_cni_check(struct net_cni *c, const struct net_cni_args *a, struct err *e);
 /* The cached result of a pod's ADD (after a restart, for PodSandboxStatus). */

@@ -321,8 +321,13 @@ static int v1_kill_all(const char *root, const char *path, int sig, struct err *
         for (int round = 0; round < 100; round++) {
                 pid_t *pids = NULL;
                 size_t n = 0;
-                /* Frozen tasks cannot fork between our read and our kill. */
-                bool frozen = freeze(fz, true) == 0;
+                /* Frozen tasks cannot fork between our read and our kill.
+                 * SIGKILL's first round goes without: each freeze and thaw of
+                 * an otherwise unfrozen host flips a kernel static key (text
+                 * patching on every CPU), and a container whose init is gone
+                 * (or that does not fork) needs no more; a child forked in
+                 * between is seen by the next round, which freezes. */
+                bool frozen = (sig != SIGKILL || round > 0) && freeze(fz, true) == 0;
                 int r = v1_pids(root, path, &pids, &n, e);
                 for (size_t i = 0; r == 0 && i < n; i++)
                         (void)kill(pids[i], sig);

@@ -296,17 +296,33 @@ class Containers(Base):
         self.assertEqual(self.log_text(st), "/made/for/me")
 
     def test_create_failure_leaves_nothing(self):
-        cfg = cp.ctr_config("nobin", self.image, ["/no/such/binary"])
-        e = self.assertCode(grpc.StatusCode.NOT_FOUND, self.rt.CreateContainer,
+        # Fails in the spec, after the record and the snapshot are made.
+        cfg = cp.ctr_config("badcap", self.image, ["true"])
+        cfg.linux.security_context.capabilities.add_capabilities.append("CAP_NO_SUCH")
+        e = self.assertCode(grpc.StatusCode.INVALID_ARGUMENT, self.rt.CreateContainer,
                             api_pb2.CreateContainerRequest(pod_sandbox_id=self.pod, config=cfg,
                                                            sandbox_config=self.pcfg))
-        self.assertIn("/no/such/binary", e.details())
-        self.assertNoContainer("nobin")
+        self.assertIn("CAP_NO_SUCH", e.details())
+        self.assertNoContainer("badcap")
         # no snapshot of it either: only the image's layer and the listed containers' remain
         snaps = os.path.join(self.d.root, "snapshots", "overlay2")
         listed = len(self.rt.ListContainers(api_pb2.ListContainersRequest()).containers)
         dirs = [x for x in os.listdir(snaps) if x != "l"] if os.path.isdir(snaps) else []
         self.assertEqual(len(dirs), listed + 1, dirs)
+
+    def test_missing_binary_fails_start(self):
+        # The process is made by StartContainer (as containerd's task): a
+        # binary missing from the image is a start error, said by name.
+        cid = self.create(self.pod, self.pcfg, "nobin", ["/no/such/binary"])
+        e = self.assertCode(grpc.StatusCode.NOT_FOUND, self.rt.StartContainer,
+                            api_pb2.StartContainerRequest(container_id=cid), timeout=30)
+        self.assertIn("/no/such/binary", e.details())
+        st = self.status(cid).status
+        self.assertEqual(st.state, EXITED)
+        self.assertEqual(st.reason, "StartError")
+        self.assertIn("/no/such/binary", st.message)
+        self.rt.RemoveContainer(api_pb2.RemoveContainerRequest(container_id=cid), timeout=30)
+        self.assertNoContainer("nobin")
 
     def test_mounts(self):
         host = os.path.join(self.d.dir, "vol")

@@ -98,6 +98,54 @@ static void test_host_driver(void)
         }
 }
 
+/* SIGKILL's first round does not freeze (runtime/cgroup_v1.c): processes
+ * that keep forking must still all die, by the rounds that do. */
+static void test_kill_all_forking(void)
+{
+        char cg[64];
+        struct err e = ERR_INIT;
+        snprintf(cg, sizeof(cg), "/corral-cgtest-%d/fork", (int)getpid());
+        CHECK(rt_cgroup_create(cg, &(struct rt_resources){0}, &e) == 0, "%s", e.msg);
+        int entered[2];
+        CHECK(pipe(entered) == 0, "pipe");
+        pid_t p = fork();
+        if (p == 0) {
+                close(entered[1]);
+                char c;
+                if (read(entered[0], &c, 1) != 1) /* in the cgroup first */
+                        _exit(1);
+                for (int i = 0; i < 2000; i++) { /* a child every ms, each forking one more */
+                        if (fork() == 0) {
+                                if (fork() == 0)
+                                        pause();
+                                pause();
+                        }
+                        usleep(1000);
+                }
+                pause();
+                _exit(0);
+        }
+        close(entered[0]);
+        CHECK(rt_cgroup_enter(cg, p, &e) == 0, "%s", e.msg);
+        CHECK(write(entered[1], "g", 1) == 1, "go");
+        close(entered[1]);
+        usleep(50000);
+        CHECK(rt_cgroup_kill_all(cg, SIGKILL, &e) == 0, "%s", e.msg);
+        waitpid(p, NULL, 0);
+        pid_t *pids = NULL;
+        size_t n = 0;
+        for (int i = 0; i < 100; i++) { /* orphans are reaped by init, not us */
+                free(pids);
+                pids = NULL;
+                if (rt_cgroup_pids(cg, &pids, &n, &e) < 0 || n == 0)
+                        break;
+                usleep(10000);
+        }
+        free(pids);
+        CHECK(n == 0, "%zu processes survive kill_all", n);
+        CHECK(rt_cgroup_remove(cg, 2000, &e) == 0, "%s", e.msg);
+}
+
 static void test_v2_driver(void)
 {
         const char *root = NULL;
@@ -162,6 +210,7 @@ int main(void)
         fprintf(stderr, "cgroup mode %s, driver %s\n", rt_cgroup_mode_name(rt_cgroup_mode()),
                 rt_cgroup_driver_name());
         test_host_driver();
+        test_kill_all_forking();
         test_v2_driver();
         if (failures) {
                 fprintf(stderr, "%d failure(s)\n", failures);
