@@ -90,6 +90,7 @@ int main(void)
         CHECK(net_links_counters("/nonexistent/net", &v, &n, &e) < 0 && v == NULL && n == 0);
         err_clear(&e);
 
+        net_ns_paths_free(&p);
         test_cleanup();
         printf("ok\n");
         return 0;
