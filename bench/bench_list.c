@@ -46,7 +46,8 @@ static void make_pod(int i)
         Runtime__V1__PodSandboxMetadata md = RUNTIME__V1__POD_SANDBOX_METADATA__INIT;
         Runtime__V1__PodSandboxConfig pc = RUNTIME__V1__POD_SANDBOX_CONFIG__INIT;
         Runtime__V1__LinuxPodSandboxConfig lx = RUNTIME__V1__LINUX_POD_SANDBOX_CONFIG__INIT;
-        Runtime__V1__LinuxSandboxSecurityContext sc = RUNTIME__V1__LINUX_SANDBOX_SECURITY_CONTEXT__INIT;
+        Runtime__V1__LinuxSandboxSecurityContext sc;
+        runtime__v1__linux_sandbox_security_context__init(&sc); /* the INIT macro names a deprecated field */
         Runtime__V1__NamespaceOption no = RUNTIME__V1__NAMESPACE_OPTION__INIT;
         md.name = name;
         md.uid = name;

@@ -208,6 +208,9 @@ struct pod_side {
 static int pod_setup(const char *netns, struct pod_side *p, struct err *e)
 {
         int saved = -1, ret = -1;
+        /* Before any goto: clang refuses a jump past a cleanup variable. */
+        cleanup_free char *dad = xasprintf("net/ipv6/conf/%s/accept_dad", p->ifname);
+        cleanup_free char *arp = xasprintf("net/ipv4/conf/%s/arp_notify", p->ifname);
         if (net_ns_enter(netns, &saved, e) < 0)
                 return -1;
         cleanup_nl struct mnl_socket *pod = nl_open(NULL, NETLINK_ROUTE, e);
@@ -215,8 +218,6 @@ static int pod_setup(const char *netns, struct pod_side *p, struct err *e)
                 goto out;
         if (native_veth_create(pod, p->ifname, p->mtu, saved, p->peer, &p->cont, e) < 0)
                 goto out;
-        cleanup_free char *dad = xasprintf("net/ipv6/conf/%s/accept_dad", p->ifname);
-        cleanup_free char *arp = xasprintf("net/ipv4/conf/%s/arp_notify", p->ifname);
         native_sysctl(dad, "0");
         native_sysctl(arp, "1");
         if (native_iface_configure(pod, p->cont.index, p->ips, p->n_ips, p->routes, p->n_routes, e) < 0)
