@@ -9,6 +9,7 @@ set -uo pipefail
 b=$CORRAL_BUILD
 tmp=$BENCH_TMP/kubesim
 src=$(cd "$(dirname "$0")/.." && pwd)
+. "$src/bench/daemons.sh"
 mkdir -p "$tmp"
 py=/usr/bin/python3
 export CORRAL_PYGEN=${CORRAL_PYGEN:-$b/py}
@@ -24,18 +25,14 @@ addr=$("$py" "$src/tests/fixtures/registry.py" start --dir "$tmp/reg") || { echo
 "$py" "$src/tests/fixtures/registry.py" push-all --addr "$addr" --only busybox,pause >/dev/null
 image="$addr/busybox:latest"
 
-stop_daemon() { kill "$1" 2>/dev/null; wait "$1" 2>/dev/null; }
 
 for size in $sizes; do
   n=${size%x*}; m=${size#*x}
   echo "== kubesim ${n} pods x ${m} containers, ${dur} s"
   if [[ " $runtimes " == *" corral "* ]]; then
-  d="$tmp/corral-$size"; mkdir -p "$d/cni"
-  echo "{\"cni\": {\"conf_dir\": \"$d/cni\"}}" >"$d/c.json"
-  "$b/bin/corrald" --config "$d/c.json" --root "$d/root" --state "$d/state" \
-    --listen "unix://$d/c.sock" --log-level warn 2>"$d/log" &
-  cpid=$!; pids+=($cpid)
-  for _ in $(seq 200); do [ -S "$d/c.sock" ] && break; sleep 0.05; done
+  d="$tmp/corral-$size"
+  start_corrald "$d" || exit 1
+  cpid=$daemon_pid
   "$py" "$src/bench/kubesim.py" --endpoint "unix://$d/c.sock" --pid $cpid --label corral --image "$image" \
     --pods "$n" --ctrs "$m" --duration "$dur" ${KUBESIM_ARGS:-}
   stop_daemon $cpid
@@ -43,24 +40,9 @@ for size in $sizes; do
 
   [[ " $runtimes " == *" containerd "* ]] || continue
   if command -v containerd >/dev/null && command -v runc >/dev/null; then
-    d="$tmp/ctrd-$size"; mkdir -p "$d/cni"
-    cat >"$d/config.toml" <<T
-version = 2
-root = "$d/root"
-state = "$d/state"
-[grpc]
-  address = "$d/c.sock"
-[plugins."io.containerd.grpc.v1.cri"]
-  sandbox_image = "$addr/pause:latest"
-  restrict_oom_score_adj = true
-  [plugins."io.containerd.grpc.v1.cri".cni]
-    conf_dir = "$d/cni"
-  [plugins."io.containerd.grpc.v1.cri".registry.mirrors."$addr"]
-    endpoint = ["http://$addr"]
-T
-    containerd --config "$d/config.toml" >"$d/log" 2>&1 &
-    dpid=$!; pids+=($dpid)
-    for _ in $(seq 200); do [ -S "$d/c.sock" ] && break; sleep 0.05; done
+    d="$tmp/ctrd-$size"
+    start_containerd "$d" "$addr" || continue
+    dpid=$daemon_pid
     "$py" "$src/bench/kubesim.py" --endpoint "unix://$d/c.sock" --pid $dpid --label containerd --image "$image" \
       --pods "$n" --ctrs "$m" --duration "$dur" ${KUBESIM_ARGS:-}
     stop_daemon $dpid

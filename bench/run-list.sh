@@ -8,6 +8,7 @@ set -uo pipefail
 b=$CORRAL_BUILD
 tmp=$BENCH_TMP/list
 src=$(cd "$(dirname "$0")/.." && pwd)
+. "$src/bench/daemons.sh"
 mkdir -p "$tmp"
 py=/usr/bin/python3
 sizes=${LIST_SIZES:-334x3}
@@ -20,40 +21,21 @@ addr=$("$py" "$src/tests/fixtures/registry.py" start --dir "$tmp/reg") || { echo
 "$py" "$src/tests/fixtures/registry.py" push-all --addr "$addr" --only busybox,pause >/dev/null
 image="$addr/busybox:latest"
 cpu_s() { awk '{printf "%.2f", ($14 + $15) / 100}' "/proc/$1/stat"; }
-stop_daemon() { kill "$1" 2>/dev/null; wait "$1" 2>/dev/null; }
 
 for size in $sizes; do
   n=${size%x*}; m=${size#*x}
   echo "== list and status calls, ${n} pods x ${m} created containers, ${calls} calls each"
-  d="$tmp/corral-$size"; mkdir -p "$d/cni"
-  echo "{\"cni\": {\"conf_dir\": \"$d/cni\"}, \"registries\": {\"$addr\": {\"insecure\": true}}}" >"$d/c.json"
-  "$b/bin/corrald" --config "$d/c.json" --root "$d/root" --state "$d/state" \
-    --listen "unix://$d/c.sock" --log-level warn 2>"$d/log" &
-  cpid=$!; pids+=($cpid)
-  for _ in $(seq 200); do [ -S "$d/c.sock" ] && break; sleep 0.05; done
+  d="$tmp/corral-$size"
+  start_corrald "$d" "\"registries\": {\"$addr\": {\"insecure\": true}}" || exit 1
+  cpid=$daemon_pid
   "$b/bin/bench_list" -r "unix://$d/c.sock" -i "$image" -p "$n" -c "$m" -n "$calls" -l corral
   echo "  corrald CPU $(cpu_s $cpid) s in all, RSS $(awk '/VmRSS/ {print $2}' /proc/$cpid/status) KiB"
   stop_daemon $cpid
 
   if command -v containerd >/dev/null && command -v runc >/dev/null; then
-    d="$tmp/ctrd-$size"; mkdir -p "$d/cni"
-    cat >"$d/config.toml" <<T
-version = 2
-root = "$d/root"
-state = "$d/state"
-[grpc]
-  address = "$d/c.sock"
-[plugins."io.containerd.grpc.v1.cri"]
-  sandbox_image = "$addr/pause:latest"
-  restrict_oom_score_adj = true
-  [plugins."io.containerd.grpc.v1.cri".cni]
-    conf_dir = "$d/cni"
-  [plugins."io.containerd.grpc.v1.cri".registry.mirrors."$addr"]
-    endpoint = ["http://$addr"]
-T
-    containerd --config "$d/config.toml" >"$d/log" 2>&1 &
-    dpid=$!; pids+=($dpid)
-    for _ in $(seq 200); do [ -S "$d/c.sock" ] && break; sleep 0.05; done
+    d="$tmp/ctrd-$size"
+    start_containerd "$d" "$addr" || continue
+    dpid=$daemon_pid
     "$b/bin/bench_list" -r "unix://$d/c.sock" -i "$image" -p "$n" -c "$m" -n "$calls" -l containerd
     echo "  containerd CPU $(cpu_s $dpid) s in all"
     stop_daemon $dpid

@@ -131,8 +131,8 @@ void shim_oci_delete(struct shim *s);
 /* `exec --process` of args (env over the container's) with stdio; *pid is
  * the runtime's (its exit status is the command's), *pidfile (caller frees)
  * where it writes the command's own pid. */
-int shim_oci_exec(struct shim *s, char *const *args, char *const *env, const struct rt_stdio *stdio, pid_t *pid,
-                  char **pidfile, struct err *e);
+int shim_oci_exec(struct shim *s, char *const *args, char *const *env, const struct rt_stdio *stdio,
+                  pid_t *pid, char **pidfile, struct err *e);
 
 /* ---------- server.c ---------- */
 
@@ -169,9 +169,9 @@ struct shim {
         struct rt_container *ctr; /* NULL with an OCI runtime */
         bool oci_created;         /* the OCI runtime holds state for it (delete due) */
         bool oci_mounted;         /* the rootfs overlay is mounted by us */
-        char *cgroup;      /* owned copy of the container's cgroup, or NULL */
-        uint64_t oom_base; /* OOM kills in the cgroup before start */
-        struct watch oom;  /* memory.events changes (v2), or fd -1 */
+        char *cgroup;             /* owned copy of the container's cgroup, or NULL */
+        uint64_t oom_base;        /* OOM kills in the cgroup before start */
+        struct watch oom;         /* memory.events changes (v2), or fd -1 */
         pid_t pid;
         enum shim_status status;
         int exit_code;

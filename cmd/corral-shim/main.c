@@ -17,7 +17,8 @@ static void usage(FILE *f)
 {
         fprintf(f,
                 "usage: corral-shim --id ID --bundle DIR --state DIR [--log PATH] [--stdin] [--stdin-once]\n"
-                "                   [--tty] [--runtime PATH --runtime-root DIR] [--report-fd N] [--debug-log PATH] [--log-level LEVEL]\n"
+                "                   [--tty] [--runtime PATH --runtime-root DIR] [--report-fd N] [--debug-log "
+                "PATH] [--log-level LEVEL]\n"
                 "       corral-shim vm --id POD --bundle DIR --state DIR [--report-fd N] [--debug-log PATH]\n"
                 "       corral-shim exec --bundle DIR --pid PID [--tty] [--resize-fd N] [--report-fd N]\n"
                 "                   [--cwd DIR] [--env K=V]... -- CMD [ARG]...\n");
