@@ -21,7 +21,7 @@ typedef int (*nl_cb)(const struct nlmsghdr *nlh, void *data);
 int nl_talk(struct mnl_socket *s, struct nlmsghdr *nlh, nl_cb cb, void *data, const char *what,
             struct err *e);
 /* A dump that is read again (after reset(data)) while the kernel reports
- * it interrupted by a concurrent change (EINTR), up to 10 times. */
+ * it interrupted by a concurrent change (EINTR), up to 20 times. */
 int nl_dump(struct mnl_socket *s, struct nlmsghdr *nlh, nl_cb cb, void *data, void (*reset)(void *data),
             const char *what, struct err *e);
 

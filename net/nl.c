@@ -105,11 +105,13 @@ int nl_dump(struct mnl_socket *s, struct nlmsghdr *nlh, nl_cb cb, void *data, vo
                         return 0;
                 /* The set changed while it was read (another pod's rules):
                  * what was seen may be torn, so read it again. */
-                if (ie.errnum != EINTR || attempt == 10) {
+                if (ie.errnum != EINTR || attempt == 20) {
                         err_move(e, &ie);
                         return -1;
                 }
                 err_clear(&ie);
                 reset(data);
+                /* Let the change that interrupted it finish first. */
+                nanosleep(&(struct timespec){0, (attempt < 5 ? attempt : 5) * 1000000L}, NULL);
         }
 }

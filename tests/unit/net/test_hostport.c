@@ -7,6 +7,7 @@
 #include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <time.h>
 #include <sys/socket.h>
 
 #include "nettest.h"
@@ -170,6 +171,9 @@ static void *churn(void *arg)
                 err_clear(&ce);
                 (void)net_hostport_del(TABLE, "pod-hp-churn", &ce);
                 err_clear(&ce);
+                /* Pods come and go, not without a pause: a writer that
+                 * never stops could interrupt every read. */
+                nanosleep(&(struct timespec){0, 10000000}, NULL);
         }
         return NULL;
 }
