@@ -65,6 +65,17 @@ def delete_bridge(name):
     subprocess.run(["ip", "link", "del", name], capture_output=True)
 
 
+def start_images():
+    """The registry fixture of a test module: (Images, None), or (None, why)
+    when it cannot run here, for setUpModule; the tests skip with that reason."""
+    try:
+        return Images(), None
+    except registry.Skip as e:
+        return None, "registry fixture unavailable: %s" % e
+    except Exception as e:  # noqa: BLE001 - any failure to get images is a skip with its reason
+        return None, "registry fixture failed: %s" % e
+
+
 class Images:
     """The fixture registry with the busybox image pushed; pull through the daemon."""
 

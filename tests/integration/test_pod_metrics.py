@@ -38,12 +38,7 @@ def setUpModule():
     if vmp._images:
         _images = vmp._images
         return
-    try:
-        _images = cp.Images()
-    except cp.registry.Skip as e:
-        _skip_reason = "registry fixture unavailable: %s" % e
-    except Exception as e:  # noqa: BLE001 - any failure to get images is a skip with its reason
-        _skip_reason = "registry fixture failed: %s" % e
+    _images, _skip_reason = cp.start_images()
 
 
 def tearDownModule():

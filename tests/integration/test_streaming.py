@@ -36,12 +36,7 @@ _images = None
 
 def setUpModule():
     global _skip_reason, _images
-    try:
-        _images = cp.Images()
-    except cp.registry.Skip as e:
-        _skip_reason = "registry fixture unavailable: %s" % e
-    except Exception as e:  # noqa: BLE001 - no images, no containers: skip with the reason
-        _skip_reason = "registry fixture failed: %s" % e
+    _images, _skip_reason = cp.start_images()
 
 
 def tearDownModule():
