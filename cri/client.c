@@ -92,15 +92,24 @@ static int status_error(grpc_status_code status, grpc_slice details, const char 
         return err_set(e, (enum err_kind)status, "%s", *msg ? msg : "call failed");
 }
 
+/* The reply's bytes in one heap buffer: one copy out of gRPC's slices. */
 static char *bb_to_bytes(grpc_byte_buffer *bb, size_t *len)
 {
+        size_t n = grpc_byte_buffer_length(bb), off = 0;
+        char *out = xmalloc(n ? n : 1);
         grpc_byte_buffer_reader r;
         grpc_byte_buffer_reader_init(&r, bb);
-        grpc_slice s = grpc_byte_buffer_reader_readall(&r);
+        grpc_slice s;
+        while (grpc_byte_buffer_reader_next(&r, &s) != 0) {
+                size_t k = GRPC_SLICE_LENGTH(s);
+                if (k > n - off)
+                        k = n - off;
+                memcpy(out + off, GRPC_SLICE_START_PTR(s), k);
+                off += k;
+                grpc_slice_unref(s);
+        }
         grpc_byte_buffer_reader_destroy(&r);
-        *len = GRPC_SLICE_LENGTH(s);
-        char *out = xmemdup(GRPC_SLICE_START_PTR(s), *len ? *len : 1);
-        grpc_slice_unref(s);
+        *len = off;
         return out;
 }
 

@@ -135,6 +135,13 @@ struct cri_packed cri_packed_copy(const struct cri_packed *p)
         return (struct cri_packed){.buf = xmemdup(p->buf, p->len), .len = p->len};
 }
 
+void cri_packed_put(struct sbuf *b, uint32_t tag, const struct cri_packed *p)
+{
+        uint8_t key = (uint8_t)(tag << 3 | PROTOBUF_C_WIRE_TYPE_LENGTH_PREFIXED);
+        sbuf_append(b, &key, 1);
+        sbuf_append(b, p->buf, p->len);
+}
+
 void cri_packed_attach(ProtobufCMessage *parent, uint32_t tag, struct cri_packed *items, size_t n)
 {
         if (n == 0)

@@ -33,6 +33,8 @@ struct cri_daemon {
         struct cri_sandboxes *sandboxes; /* pods.c: per-pod locks, in-flight RunPodSandbox */
         struct stream_server *streaming; /* streaming.c */
         struct cri_metrics *metrics;     /* metrics.c */
+        struct cri_list_cache *ctr_list; /* ctr_status.c: unfiltered ListContainers */
+        struct cri_list_cache *pod_list; /* pod_status.c: unfiltered ListPodSandbox */
         int64_t started_ns;
         atomic_bool stopping;
         /* Test hook (see cri_daemon_opts.debug_delay). */
@@ -63,9 +65,35 @@ int cri_call_send(struct cri_call *call, const ProtobufCMessage *msg, struct err
  * -1 (ERR_CANCELLED) when it went away. */
 int cri_call_recv(struct cri_call *call, ProtobufCMessage **msg, struct err *e);
 
+/* A unary reply given as the output message's wire bytes (a reply copied
+ * straight from the model's packed views, with no message built); takes b's
+ * buffer. The handler then returns 0 with *resp left NULL. */
+void cri_call_reply_bytes(struct cri_call *call, struct sbuf *b);
+
+/* A reply many calls send as they are (reply.c): immutable, refcounted. */
+struct cri_shared_reply;
+/* Takes b's buffer; one reference. */
+struct cri_shared_reply *cri_shared_reply_new(struct sbuf *b);
+struct cri_shared_reply *cri_shared_reply_ref(struct cri_shared_reply *r);
+void cri_shared_reply_unref(void *r);
+const char *cri_shared_reply_bytes(const struct cri_shared_reply *r, size_t *len);
+/* As cri_call_reply_bytes, with r's bytes; takes the caller's reference. */
+void cri_call_reply_shared(struct cri_call *call, struct cri_shared_reply *r);
+
+/* The last reply of an unfiltered list and the model generation it shows
+ * (reply.c). A handler asks _get first: a reference to the reply when the
+ * model has not changed since, else NULL and *gen, the generation to build
+ * at; it then builds the bytes and hands them to _put, which keeps them and
+ * returns a reference for the call. */
+struct cri_list_cache;
+struct cri_list_cache *cri_list_cache_new(void);
+void cri_list_cache_free(struct cri_list_cache *c);
+struct cri_shared_reply *cri_list_cache_get(struct cri_list_cache *c, struct cri_daemon *d, uint64_t *gen);
+struct cri_shared_reply *cri_list_cache_put(struct cri_list_cache *c, uint64_t gen, struct sbuf *b);
+
 /* A unary handler fills *resp with a heap message of the method's output
  * type (every part malloc'ed: the server frees it with
- * protobuf_c_message_free_unpacked). */
+ * protobuf_c_message_free_unpacked), or replies with cri_call_reply_bytes. */
 typedef int (*cri_unary_fn)(struct cri_daemon *d, struct cri_call *call, const ProtobufCMessage *req,
                             ProtobufCMessage **resp, struct err *e);
 /* A streaming handler sends with cri_call_send and returns when done. */
@@ -213,6 +241,8 @@ struct cri_packed {
 void cri_packed_make(const ProtobufCMessage *m, struct cri_packed *out);
 /* A heap copy of p (for a reply built under the model's read lock). */
 struct cri_packed cri_packed_copy(const struct cri_packed *p);
+/* Appends p to the wire bytes in b as an element of field `tag` (< 16). */
+void cri_packed_put(struct sbuf *b, uint32_t tag, const struct cri_packed *p);
 /* Moves the n buffers (heap, freed with the parent) into the parent as
  * elements of its field `tag` (the parent has none of its own yet). */
 void cri_packed_attach(ProtobufCMessage *parent, uint32_t tag, struct cri_packed *items, size_t n);
@@ -356,8 +386,15 @@ void cri_pod_died(struct cri_daemon *d, const char *id, const char *reason);
 extern const struct model_hooks cri_model_hooks;
 struct cri_pod_view {
         struct cri_map labels;
-        struct cri_packed item; /* Runtime__V1__PodSandbox */
+        struct cri_packed item;   /* Runtime__V1__PodSandbox */
+        struct cri_packed status; /* Runtime__V1__PodSandboxStatus */
 };
+/* The status of a pod record (heap; PodSandboxStatus, the events). */
+Runtime__V1__PodSandboxStatus *cri_pod_status_build(const struct store_pod *p);
+Runtime__V1__PodSandboxState cri_pod_state(int st);
+/* Appends each of the pod's container statuses, as packed in its view, as
+ * elements of field `tag` of the message in b. */
+void cri_ctr_statuses_put(struct cri_daemon *d, const char *pod_id, uint32_t tag, struct sbuf *b);
 /* READY pods whose sandbox died by itself (a VM, its shim) become NOTREADY, with their event;
  * the others of such types are watched (ctr_monitor.c; once, at start-up). */
 void cri_pods_sweep(struct cri_daemon *d);

@@ -126,14 +126,15 @@ void ctr_monitor_watch_pod(struct cri_daemon *d, const struct store_pod *p, cons
 
 /* ---------- views.c ---------- */
 
-Runtime__V1__ContainerStatus *ctr_status_build(struct cri_daemon *d, const struct store_container *c);
+Runtime__V1__ContainerStatus *ctr_status_build(const struct store_container *c);
 Runtime__V1__Container *ctr_item_build(const struct store_container *c);
 Runtime__V1__ContainerState ctr_cri_state(int st);
 /* What the model keeps per container. */
 struct ctr_view {
         bool ready; /* false: a create in progress, not listed */
         struct cri_map labels;
-        struct cri_packed item; /* Runtime__V1__Container */
+        struct cri_packed item;   /* Runtime__V1__Container */
+        struct cri_packed status; /* Runtime__V1__ContainerStatus */
 };
 
 #endif

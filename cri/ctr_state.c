@@ -252,49 +252,6 @@ void ctr_refresh(struct cri_daemon *d, struct store_container *c)
 
 /* ---------- events ---------- */
 
-static Runtime__V1__PodSandboxStatus *pod_status_of(const struct store_pod *p)
-{
-        Runtime__V1__PodSandboxStatus *s = xmalloc(sizeof(*s));
-        runtime__v1__pod_sandbox_status__init(s);
-        s->id = xstrdup(p->id);
-        s->metadata = cri_pod_metadata(p->name, p->uid, p->namespace, p->attempt);
-        s->state = p->state == STORE_POD_READY ? RUNTIME__V1__POD_SANDBOX_STATE__SANDBOX_READY
-                                               : RUNTIME__V1__POD_SANDBOX_STATE__SANDBOX_NOTREADY;
-        s->created_at = p->created_ns;
-        s->n_labels =
-                cri_map_from_json(p->labels_json, &runtime__v1__pod_sandbox_status__labels_entry__descriptor,
-                                  (void ***)&s->labels);
-        s->n_annotations = cri_map_from_json(p->annotations_json,
-                                             &runtime__v1__pod_sandbox_status__annotations_entry__descriptor,
-                                             (void ***)&s->annotations);
-        s->runtime_handler = xstrdup(p->runtime_handler ? p->runtime_handler : "");
-        if (p->ips_json) {
-                yajl_val v = json_parse(p->ips_json, strlen(p->ips_json), "ips", NULL);
-                if (v && YAJL_IS_ARRAY(v) && v->u.array.len > 0) {
-                        s->network = xmalloc(sizeof(*s->network));
-                        runtime__v1__pod_sandbox_network_status__init(s->network);
-                        for (size_t i = 0; i < v->u.array.len; i++) {
-                                const char *ip = YAJL_GET_STRING(v->u.array.values[i]);
-                                if (ip == NULL)
-                                        continue;
-                                if (i == 0) {
-                                        s->network->ip = xstrdup(ip);
-                                        continue;
-                                }
-                                Runtime__V1__PodIP *pi = xmalloc(sizeof(*pi));
-                                runtime__v1__pod_ip__init(pi);
-                                pi->ip = xstrdup(ip);
-                                s->network->additional_ips =
-                                        xrealloc(s->network->additional_ips,
-                                                 (s->network->n_additional_ips + 1) * sizeof(*pi));
-                                s->network->additional_ips[s->network->n_additional_ips++] = pi;
-                        }
-                }
-                yajl_tree_free(v);
-        }
-        return s;
-}
-
 void cri_event(struct cri_daemon *d, const char *container_id, const char *pod_id,
                Runtime__V1__ContainerEventType type)
 {
@@ -308,7 +265,7 @@ void cri_event(struct cri_daemon *d, const char *container_id, const char *pod_i
         struct store_pod p = {0};
         cleanup_err struct err e = ERR_INIT;
         if (pod_id && model_pod_get(d->model, pod_id, &p, &e) == 0) {
-                ev->pod_sandbox_status = pod_status_of(&p);
+                ev->pod_sandbox_status = cri_pod_status_build(&p);
                 ev->n_containers_statuses = cri_containers_statuses(d, pod_id, &ev->containers_statuses);
         }
         store_pod_clear(&p);

@@ -82,28 +82,49 @@ static char *verbose_info(struct cri_daemon *d, const struct store_container *c)
         return sbuf_steal(&b);
 }
 
+static bool put_status(const struct store_container *c, const void *view, void *arg)
+{
+        (void)c;
+        const struct ctr_view *v = view;
+        if (v)
+                cri_packed_put(arg, 1 /* status */, &v->status);
+        return true;
+}
+
+/* The status as packed in the container's view; verbose adds the info
+ * built from the record and its spec. */
 static int ctr_status(struct cri_daemon *d, struct cri_call *call, const ProtobufCMessage *req,
                       ProtobufCMessage **resp, struct err *e)
 {
-        (void)call;
+        (void)resp;
         const Runtime__V1__ContainerStatusRequest *rq = (const Runtime__V1__ContainerStatusRequest *)req;
+        char id[ID_LEN + 1];
+        if (rq->container_id == NULL || *rq->container_id == '\0')
+                return err_set(e, ERR_INVALID, "container id is empty");
+        if (model_ctr_resolve(d->model, rq->container_id, id, e) < 0)
+                return err_is(e, ERR_NOT_FOUND)
+                               ? err_set(e, ERR_NOT_FOUND, "container %s not found", rq->container_id)
+                               : -1;
+        struct sbuf b = {0};
         struct store_container c = {0};
-        if (ctr_resolve(d, rq->container_id, &c, e) < 0)
-                return -1;
-        Runtime__V1__ContainerStatusResponse *r = xmalloc(sizeof(*r));
-        runtime__v1__container_status_response__init(r);
-        r->status = ctr_status_build(d, &c);
-        if (rq->verbose) {
-                Runtime__V1__ContainerStatusResponse__InfoEntry *kv = xmalloc(sizeof(*kv));
-                runtime__v1__container_status_response__info_entry__init(kv);
-                kv->key = xstrdup("info");
-                kv->value = verbose_info(d, &c);
-                r->info = xcalloc(1, sizeof(*r->info));
-                r->info[0] = kv;
-                r->n_info = 1;
+        if (!model_ctr_with(d->model, id, put_status, &b) ||
+            (rq->verbose && model_ctr_get(d->model, id, &c, e) < 0)) {
+                sbuf_free(&b);
+                return err_set(e, ERR_NOT_FOUND, "container %s not found", rq->container_id);
         }
-        store_ctr_clear(&c);
-        *resp = &r->base;
+        if (rq->verbose) {
+                Runtime__V1__ContainerStatusResponse__InfoEntry kv;
+                runtime__v1__container_status_response__info_entry__init(&kv);
+                kv.key = "info";
+                kv.value = verbose_info(d, &c);
+                struct cri_packed p;
+                cri_packed_make(&kv.base, &p);
+                cri_packed_put(&b, 2 /* info */, &p);
+                free(p.buf);
+                free(kv.value);
+                store_ctr_clear(&c);
+        }
+        cri_call_reply_bytes(call, &b);
         return 0;
 }
 
@@ -111,8 +132,9 @@ static int ctr_status(struct cri_daemon *d, struct cri_call *call, const Protobu
 
 struct collect {
         const Runtime__V1__ContainerFilter *f;
-        const char *id; /* resolved filter id or NULL */
-        struct cri_packed *items;
+        const char *id;           /* resolved filter id or NULL */
+        struct sbuf *b;           /* a reply: items put as field 1 */
+        struct cri_packed *items; /* else copies */
         size_t n, cap;
 };
 static bool collect_one(const struct store_container *c, const void *view, void *arg)
@@ -127,17 +149,22 @@ static bool collect_one(const struct store_container *c, const void *view, void 
                 return true;
         if (k->f && !cri_map_match(&v->labels, k->f->n_label_selector, (void *const *)k->f->label_selector))
                 return true;
+        if (k->b) {
+                cri_packed_put(k->b, 1 /* containers */, &v->item);
+                return !k->id; /* one id: done */
+        }
         if (k->n == k->cap) {
                 k->cap = k->cap ? k->cap * 2 : 64;
                 k->items = xrealloc(k->items, k->cap * sizeof(*k->items));
         }
         k->items[k->n++] = cri_packed_copy(&v->item);
-        return !k->id; /* one id: done */
+        return !k->id;
 }
 
-/* The packed list items the filter selects (caller frees each buf and the array). */
-static void collect(struct cri_daemon *d, const Runtime__V1__ContainerFilter *f, struct cri_packed **out,
-                    size_t *nout)
+/* The list items the filter selects: put into b when b is given, else
+ * copied out (caller frees each buf and the array). */
+static void collect(struct cri_daemon *d, const Runtime__V1__ContainerFilter *f, struct sbuf *b,
+                    struct cri_packed **out, size_t *nout)
 {
         *out = NULL;
         *nout = 0;
@@ -150,7 +177,7 @@ static void collect(struct cri_daemon *d, const Runtime__V1__ContainerFilter *f,
         if (f && f->pod_sandbox_id && *f->pod_sandbox_id &&
             model_pod_resolve(d->model, f->pod_sandbox_id, pod_id, &e) < 0)
                 return;
-        struct collect k = {.f = f, .id = *id ? id : NULL};
+        struct collect k = {.f = f, .id = *id ? id : NULL, .b = b};
         model_ctr_each(d->model, *pod_id ? pod_id : NULL, collect_one, &k);
         *out = k.items;
         *nout = k.n;
@@ -159,17 +186,27 @@ static void collect(struct cri_daemon *d, const Runtime__V1__ContainerFilter *f,
 static int ctr_list(struct cri_daemon *d, struct cri_call *call, const ProtobufCMessage *req,
                     ProtobufCMessage **resp, struct err *e)
 {
-        (void)call;
+        (void)resp;
         (void)e;
         const Runtime__V1__ListContainersRequest *rq = (const Runtime__V1__ListContainersRequest *)req;
-        Runtime__V1__ListContainersResponse *r = xmalloc(sizeof(*r));
-        runtime__v1__list_containers_response__init(r);
+        const Runtime__V1__ContainerFilter *f = rq->filter;
+        bool all =
+                f == NULL || ((f->id == NULL || !*f->id) && f->state == NULL &&
+                              (f->pod_sandbox_id == NULL || !*f->pod_sandbox_id) && f->n_label_selector == 0);
+        uint64_t gen = 0;
+        struct cri_shared_reply *cached = all ? cri_list_cache_get(d->ctr_list, d, &gen) : NULL;
+        if (cached) {
+                cri_call_reply_shared(call, cached);
+                return 0;
+        }
+        struct sbuf b = {0};
         struct cri_packed *items;
         size_t n;
-        collect(d, rq->filter, &items, &n);
-        cri_packed_attach(&r->base, 1 /* containers */, items, n);
-        free(items);
-        *resp = &r->base;
+        collect(d, f, &b, &items, &n);
+        if (all)
+                cri_call_reply_shared(call, cri_list_cache_put(d->ctr_list, gen, &b));
+        else
+                cri_call_reply_bytes(call, &b);
         return 0;
 }
 
@@ -178,7 +215,7 @@ static int ctr_stream(struct cri_daemon *d, struct cri_call *call, const Protobu
         const Runtime__V1__StreamContainersRequest *rq = (const Runtime__V1__StreamContainersRequest *)req;
         struct cri_packed *items;
         size_t n;
-        collect(d, rq->filter, &items, &n);
+        collect(d, rq->filter, NULL, &items, &n);
         /* Batches of 100 keep each message far below the size cap. */
         int r = 0;
         for (size_t i = 0; i < n && r == 0; i += 100) {
@@ -196,8 +233,9 @@ static int ctr_stream(struct cri_daemon *d, struct cri_call *call, const Protobu
 }
 
 const struct cri_handler cri_ctr_status_handlers[] = {
-        {.name = "ContainerStatus", .unary = ctr_status},
-        {.name = "ListContainers", .unary = ctr_list},
+        /* From memory under a read lock: inline, no hand-off to a worker. */
+        {.name = "ContainerStatus", .unary = ctr_status, .flags = CRI_INLINE},
+        {.name = "ListContainers", .unary = ctr_list, .flags = CRI_INLINE},
         {.name = "StreamContainers", .stream = ctr_stream},
         {0},
 };

@@ -74,6 +74,8 @@ int cri_daemon_start(const struct cfg *cfg, const struct cri_daemon_opts *opts, 
         }
         if (model_open(d->store, &cri_model_hooks, &d->model, e) < 0)
                 goto fail;
+        d->ctr_list = cri_list_cache_new();
+        d->pod_list = cri_list_cache_new();
         detect_host(d);
         if (cri_metrics_init(d, e) < 0 || cri_network_init(d, e) < 0)
                 goto fail;
@@ -119,6 +121,8 @@ void cri_daemon_stop(struct cri_daemon *d, int grace_ms)
         cri_network_fini(d);
         cri_metrics_fini(d);
         model_free(d->model);
+        cri_list_cache_free(d->ctr_list);
+        cri_list_cache_free(d->pod_list);
         store_close(d->store);
         free(d->delay_method);
         free(d->cgroup_mode);

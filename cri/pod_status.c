@@ -10,126 +10,92 @@
 #include "cri/handler-internal.h"
 #include "store/store.h"
 
-static char **ips_of(const struct store_pod *p)
+static char *verbose_info(struct cri_daemon *d, const struct store_pod *p)
 {
-        if (p->ips_json == NULL)
-                return NULL;
-        yajl_val v = json_parse(p->ips_json, strlen(p->ips_json), "ips", NULL);
-        char **out = NULL;
-        if (v && YAJL_IS_ARRAY(v))
-                for (size_t i = 0; i < v->u.array.len; i++)
-                        if (YAJL_IS_STRING(v->u.array.values[i]))
-                                strv_push(&out, v->u.array.values[i]->u.string);
-        yajl_tree_free(v);
-        return out;
-}
-
-static Runtime__V1__PodSandboxState pod_state(int st)
-{
-        return st == STORE_POD_READY ? RUNTIME__V1__POD_SANDBOX_STATE__SANDBOX_READY
-                                     : RUNTIME__V1__POD_SANDBOX_STATE__SANDBOX_NOTREADY;
-}
-
-static Runtime__V1__PodSandboxStatus *build_status(const struct store_pod *p)
-{
-        Runtime__V1__PodSandboxStatus *s = xmalloc(sizeof(*s));
-        runtime__v1__pod_sandbox_status__init(s);
-        s->id = xstrdup(p->id);
-        s->metadata = cri_pod_metadata(p->name, p->uid, p->namespace, p->attempt);
-        s->state = pod_state(p->state);
-        s->created_at = p->created_ns;
-        s->runtime_handler = xstrdup(p->runtime_handler ? p->runtime_handler : "");
-        s->n_labels =
-                cri_map_from_json(p->labels_json, &runtime__v1__pod_sandbox_status__labels_entry__descriptor,
-                                  (void ***)&s->labels);
-        s->n_annotations = cri_map_from_json(p->annotations_json,
-                                             &runtime__v1__pod_sandbox_status__annotations_entry__descriptor,
-                                             (void ***)&s->annotations);
         struct cri_pod_extra x = {0};
-        cleanup_err struct err e = ERR_INIT;
-        (void)cri_pod_extra_parse(p->extra_json, &x, &e);
-        s->network = xmalloc(sizeof(*s->network));
-        runtime__v1__pod_sandbox_network_status__init(s->network);
-        cleanup_strv char **ips = x.host_net || p->state != STORE_POD_READY ? NULL : ips_of(p);
-        s->network->ip = xstrdup(ips && ips[0] ? ips[0] : "");
-        size_t n_ips = strv_len(ips);
-        if (n_ips > 1) {
-                s->network->n_additional_ips = n_ips - 1;
-                s->network->additional_ips = xcalloc(n_ips - 1, sizeof(*s->network->additional_ips));
-                for (size_t i = 1; i < n_ips; i++) {
-                        Runtime__V1__PodIP *ip = xmalloc(sizeof(*ip));
-                        runtime__v1__pod_ip__init(ip);
-                        ip->ip = xstrdup(ips[i]);
-                        s->network->additional_ips[i - 1] = ip;
-                }
+        cleanup_err struct err pe = ERR_INIT;
+        (void)cri_pod_extra_parse(p->extra_json, &x, &pe);
+        struct sbuf b = {0};
+        sbuf_puts(&b, "{\"netns\":");
+        json_quote(&b, p->netns_path ? p->netns_path : "");
+        sbuf_puts(&b, ",\"nsDir\":");
+        json_quote(&b, x.ns_dir);
+        sbuf_puts(&b, ",\"podDir\":");
+        json_quote(&b, x.pod_dir);
+        sbuf_puts(&b, ",\"cgroupParent\":");
+        json_quote(&b, x.cgroup);
+        sbuf_printf(&b, ",\"podInitPid\":%d,\"cniAttached\":%s", x.pod_init_pid,
+                    x.net_setup ? "true" : "false");
+        const struct cri_handler_ops *h = cri_handler_of_pod(&x);
+        if (h->sandbox_info) {
+                cleanup_free char *hi = h->sandbox_info(d, p, &x);
+                sbuf_printf(&b, ",\"%s\":%s", h->info_key, hi);
         }
-        s->linux = xmalloc(sizeof(*s->linux));
-        runtime__v1__linux_pod_sandbox_status__init(s->linux);
-        s->linux->namespaces = xmalloc(sizeof(*s->linux->namespaces));
-        runtime__v1__namespace__init(s->linux->namespaces);
-        Runtime__V1__NamespaceOption *o = xmalloc(sizeof(*o));
-        runtime__v1__namespace_option__init(o);
-        o->network = x.host_net ? RUNTIME__V1__NAMESPACE_MODE__NODE : RUNTIME__V1__NAMESPACE_MODE__POD;
-        o->ipc = x.host_ipc ? RUNTIME__V1__NAMESPACE_MODE__NODE : RUNTIME__V1__NAMESPACE_MODE__POD;
-        o->pid = x.host_pid     ? RUNTIME__V1__NAMESPACE_MODE__NODE
-                 : x.shared_pid ? RUNTIME__V1__NAMESPACE_MODE__POD
-                                : RUNTIME__V1__NAMESPACE_MODE__CONTAINER;
-        s->linux->namespaces->options = o;
+        sbuf_putc(&b, '}');
         cri_pod_extra_clear(&x);
-        return s;
+        return sbuf_steal(&b);
 }
 
+static bool put_status(const struct store_pod *p, const void *view, void *arg)
+{
+        (void)p;
+        const struct cri_pod_view *v = view;
+        if (v)
+                cri_packed_put(arg, 1 /* status */, &v->status);
+        return true;
+}
+
+/* The pod's and its containers' statuses as packed in their views: a reply
+ * that copies bytes, with no message built. */
 static int pod_status(struct cri_daemon *d, struct cri_call *call, const ProtobufCMessage *req,
                       ProtobufCMessage **resp, struct err *e)
 {
-        (void)call;
+        (void)resp;
         const Runtime__V1__PodSandboxStatusRequest *rq = (const Runtime__V1__PodSandboxStatusRequest *)req;
+        char id[ID_LEN + 1];
+        if (rq->pod_sandbox_id == NULL || *rq->pod_sandbox_id == '\0')
+                return err_set(e, ERR_INVALID, "pod sandbox id is empty");
+        if (model_pod_resolve(d->model, rq->pod_sandbox_id, id, e) < 0)
+                return err_is(e, ERR_NOT_FOUND)
+                               ? err_set(e, ERR_NOT_FOUND, "pod sandbox %s not found", rq->pod_sandbox_id)
+                               : -1;
+        struct sbuf b = {0};
         struct store_pod p = {0};
-        if (cri_pod_resolve(d, rq->pod_sandbox_id, &p, e) < 0)
-                return -1;
-        Runtime__V1__PodSandboxStatusResponse *r = xmalloc(sizeof(*r));
-        runtime__v1__pod_sandbox_status_response__init(r);
-        r->status = build_status(&p);
-        r->n_containers_statuses = cri_containers_statuses(d, p.id, &r->containers_statuses);
-        r->timestamp = time_now_ns();
-        if (rq->verbose) {
-                struct cri_pod_extra x = {0};
-                cleanup_err struct err pe = ERR_INIT;
-                (void)cri_pod_extra_parse(p.extra_json, &x, &pe);
-                struct sbuf b = {0};
-                sbuf_puts(&b, "{\"netns\":");
-                json_quote(&b, p.netns_path ? p.netns_path : "");
-                sbuf_puts(&b, ",\"nsDir\":");
-                json_quote(&b, x.ns_dir);
-                sbuf_puts(&b, ",\"podDir\":");
-                json_quote(&b, x.pod_dir);
-                sbuf_puts(&b, ",\"cgroupParent\":");
-                json_quote(&b, x.cgroup);
-                sbuf_printf(&b, ",\"podInitPid\":%d,\"cniAttached\":%s", x.pod_init_pid,
-                            x.net_setup ? "true" : "false");
-                const struct cri_handler_ops *h = cri_handler_of_pod(&x);
-                if (h->sandbox_info) {
-                        cleanup_free char *hi = h->sandbox_info(d, &p, &x);
-                        sbuf_printf(&b, ",\"%s\":%s", h->info_key, hi);
-                }
-                sbuf_putc(&b, '}');
-                cri_pod_extra_clear(&x);
-                r->n_info = 1;
-                r->info = xcalloc(1, sizeof(*r->info));
-                Runtime__V1__PodSandboxStatusResponse__InfoEntry *kv = xmalloc(sizeof(*kv));
-                runtime__v1__pod_sandbox_status_response__info_entry__init(kv);
-                kv->key = xstrdup("info");
-                kv->value = sbuf_steal(&b);
-                r->info[0] = kv;
+        if (!model_pod_with(d->model, id, put_status, &b) ||
+            (rq->verbose && model_pod_get(d->model, id, &p, e) < 0)) {
+                sbuf_free(&b);
+                return err_set(e, ERR_NOT_FOUND, "pod sandbox %s not found", rq->pod_sandbox_id);
         }
-        store_pod_clear(&p);
-        *resp = &r->base;
+        if (rq->verbose) {
+                Runtime__V1__PodSandboxStatusResponse__InfoEntry kv;
+                runtime__v1__pod_sandbox_status_response__info_entry__init(&kv);
+                kv.key = "info";
+                kv.value = verbose_info(d, &p);
+                struct cri_packed packed;
+                cri_packed_make(&kv.base, &packed);
+                cri_packed_put(&b, 2 /* info */, &packed);
+                free(packed.buf);
+                free(kv.value);
+                store_pod_clear(&p);
+        }
+        cri_ctr_statuses_put(d, id, 3 /* containers_statuses */, &b);
+        /* timestamp, field 4: a varint */
+        uint8_t v[11] = {4 << 3 | PROTOBUF_C_WIRE_TYPE_VARINT};
+        size_t k = 1;
+        for (uint64_t t = (uint64_t)time_now_ns();; t >>= 7) {
+                v[k++] = (uint8_t)((t & 0x7f) | (t >= 0x80 ? 0x80 : 0));
+                if (t < 0x80)
+                        break;
+        }
+        sbuf_append(&b, v, k);
+        cri_call_reply_bytes(call, &b);
         return 0;
 }
 
 struct collect {
         const Runtime__V1__PodSandboxFilter *f;
-        struct cri_packed *items;
+        struct sbuf *b;           /* a reply: items put as field 1 */
+        struct cri_packed *items; /* else copies */
         size_t n, cap;
 };
 
@@ -142,10 +108,14 @@ static bool collect_one(const struct store_pod *p, const void *view, void *arg)
                 return true;
         if (f && f->id && *f->id && !str_has_prefix(p->id, f->id))
                 return true;
-        if (f && f->state && pod_state(p->state) != f->state->state)
+        if (f && f->state && cri_pod_state(p->state) != f->state->state)
                 return true;
         if (f && !cri_map_match(&v->labels, f->n_label_selector, (void *const *)f->label_selector))
                 return true;
+        if (k->b) {
+                cri_packed_put(k->b, 1 /* items */, &v->item);
+                return true;
+        }
         if (k->n == k->cap) {
                 k->cap = k->cap ? k->cap * 2 : 64;
                 k->items = xrealloc(k->items, k->cap * sizeof(*k->items));
@@ -154,10 +124,10 @@ static bool collect_one(const struct store_pod *p, const void *view, void *arg)
         return true;
 }
 
-static void collect(struct cri_daemon *d, const Runtime__V1__PodSandboxFilter *f, struct cri_packed **out,
-                    size_t *n_out)
+static void collect(struct cri_daemon *d, const Runtime__V1__PodSandboxFilter *f, struct sbuf *b,
+                    struct cri_packed **out, size_t *n_out)
 {
-        struct collect k = {.f = f};
+        struct collect k = {.f = f, .b = b};
         model_pod_each(d->model, collect_one, &k);
         *out = k.items;
         *n_out = k.n;
@@ -166,17 +136,25 @@ static void collect(struct cri_daemon *d, const Runtime__V1__PodSandboxFilter *f
 static int list_pods(struct cri_daemon *d, struct cri_call *call, const ProtobufCMessage *req,
                      ProtobufCMessage **resp, struct err *e)
 {
-        (void)call;
+        (void)resp;
         (void)e;
         const Runtime__V1__ListPodSandboxRequest *rq = (const Runtime__V1__ListPodSandboxRequest *)req;
-        Runtime__V1__ListPodSandboxResponse *r = xmalloc(sizeof(*r));
-        runtime__v1__list_pod_sandbox_response__init(r);
+        const Runtime__V1__PodSandboxFilter *f = rq->filter;
+        bool all = f == NULL || ((f->id == NULL || !*f->id) && f->state == NULL && f->n_label_selector == 0);
+        uint64_t gen = 0;
+        struct cri_shared_reply *cached = all ? cri_list_cache_get(d->pod_list, d, &gen) : NULL;
+        if (cached) {
+                cri_call_reply_shared(call, cached);
+                return 0;
+        }
+        struct sbuf b = {0};
         struct cri_packed *items;
         size_t n;
-        collect(d, rq->filter, &items, &n);
-        cri_packed_attach(&r->base, 1 /* items */, items, n);
-        free(items);
-        *resp = &r->base;
+        collect(d, f, &b, &items, &n);
+        if (all)
+                cri_call_reply_shared(call, cri_list_cache_put(d->pod_list, gen, &b));
+        else
+                cri_call_reply_bytes(call, &b);
         return 0;
 }
 
@@ -190,7 +168,7 @@ static int stream_pods(struct cri_daemon *d, struct cri_call *call, const Protob
                 (const Runtime__V1__StreamPodSandboxesRequest *)req;
         struct cri_packed *items;
         size_t n;
-        collect(d, rq->filter, &items, &n);
+        collect(d, rq->filter, NULL, &items, &n);
         int ret = 0;
         for (size_t i = 0; i < n && ret == 0; i += STREAM_BATCH) {
                 Runtime__V1__StreamPodSandboxesResponse m = RUNTIME__V1__STREAM_POD_SANDBOXES_RESPONSE__INIT;
@@ -208,8 +186,9 @@ static int stream_pods(struct cri_daemon *d, struct cri_call *call, const Protob
 }
 
 const struct cri_handler cri_pod_status_handlers[] = {
-        {.name = "PodSandboxStatus", .unary = pod_status},
-        {.name = "ListPodSandbox", .unary = list_pods},
+        /* From memory under a read lock: inline, no hand-off to a worker. */
+        {.name = "PodSandboxStatus", .unary = pod_status, .flags = CRI_INLINE},
+        {.name = "ListPodSandbox", .unary = list_pods, .flags = CRI_INLINE},
         {.name = "StreamPodSandboxes", .stream = stream_pods},
         {0},
 };

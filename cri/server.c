@@ -61,6 +61,9 @@ struct cri_call {
         grpc_byte_buffer *in;
         bool sent_initial;
         grpc_byte_buffer *out;
+        struct sbuf reply; /* cri_call_reply_bytes */
+        bool has_reply;
+        struct cri_shared_reply *shared; /* cri_call_reply_shared */
         grpc_slice details_slice;
         bool has_details;
         int64_t start_ns;
@@ -176,8 +179,26 @@ static void finish(struct cri_call *c, const ProtobufCMessage *resp, const struc
                 c->sent_initial = true;
         }
         int code = cri_status_code(e);
-        if (resp && code == 0) {
+        if (c->shared && code == 0) {
+                size_t len;
+                const char *bytes = cri_shared_reply_bytes(c->shared, &len);
+                grpc_slice slice =
+                        grpc_slice_new_with_user_data((void *)bytes, len, cri_shared_reply_unref, c->shared);
+                c->shared = NULL;
+                c->out = grpc_raw_byte_buffer_create(&slice, 1);
+                grpc_slice_unref(slice);
+        } else if (c->has_reply && code == 0) {
+                size_t len = c->reply.len;
+                grpc_slice slice = grpc_slice_new(sbuf_steal(&c->reply), len, free);
+                c->out = grpc_raw_byte_buffer_create(&slice, 1);
+                grpc_slice_unref(slice);
+        } else if (resp && code == 0) {
                 c->out = pack(resp);
+        }
+        sbuf_free(&c->reply);
+        cri_shared_reply_unref(c->shared);
+        c->shared = NULL;
+        if (c->out) {
                 init_op(&ops[n], GRPC_OP_SEND_MESSAGE);
                 ops[n++].data.send_message.send_message = c->out;
         }
@@ -251,7 +272,7 @@ static void run(void *arg)
                 err_set(&e, ERR_INTERNAL, "%s failed without an error message", m->name);
         if (r >= 0) {
                 err_clear(&e);
-                if (!m->server_streaming && resp == NULL)
+                if (!m->server_streaming && resp == NULL && !c->has_reply && !c->shared)
                         err_set(&e, ERR_INTERNAL, "%s returned no response", m->name);
         }
 done:
@@ -260,6 +281,20 @@ done:
                 protobuf_c_message_free_unpacked(resp, NULL);
         if (req)
                 protobuf_c_message_free_unpacked(req, NULL);
+}
+
+void cri_call_reply_bytes(struct cri_call *call, struct sbuf *b)
+{
+        sbuf_free(&call->reply);
+        call->reply = *b;
+        call->has_reply = true;
+        *b = (struct sbuf){0};
+}
+
+void cri_call_reply_shared(struct cri_call *call, struct cri_shared_reply *r)
+{
+        cri_shared_reply_unref(call->shared);
+        call->shared = r;
 }
 
 static void on_arrive(struct tag *t, bool ok)

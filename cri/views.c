@@ -106,9 +106,8 @@ static Runtime__V1__ContainerUser *user_of(const struct ctr_extra *x, const stru
         return u;
 }
 
-Runtime__V1__ContainerStatus *ctr_status_build(struct cri_daemon *d, const struct store_container *c)
+Runtime__V1__ContainerStatus *ctr_status_build(const struct store_container *c)
 {
-        (void)d;
         Runtime__V1__ContainerStatus *s = xmalloc(sizeof(*s));
         runtime__v1__container_status__init(s);
         s->id = xstrdup(c->id);
@@ -192,6 +191,9 @@ static void *ctr_view_make(const struct store_container *c)
         Runtime__V1__Container *it = ctr_item_build(c);
         cri_packed_make(&it->base, &v->item);
         protobuf_c_message_free_unpacked(&it->base, NULL);
+        Runtime__V1__ContainerStatus *st = ctr_status_build(c);
+        cri_packed_make(&st->base, &v->status);
+        protobuf_c_message_free_unpacked(&st->base, NULL);
         return v;
 }
 
@@ -200,6 +202,7 @@ static void ctr_view_free(void *p)
         struct ctr_view *v = p;
         cri_map_clear(&v->labels);
         free(v->item.buf);
+        free(v->status.buf);
         free(v);
 }
 
@@ -209,8 +212,7 @@ static Runtime__V1__PodSandbox *build_item(const struct store_pod *p)
         runtime__v1__pod_sandbox__init(s);
         s->id = xstrdup(p->id);
         s->metadata = cri_pod_metadata(p->name, p->uid, p->namespace, p->attempt);
-        s->state = p->state == STORE_POD_READY ? RUNTIME__V1__POD_SANDBOX_STATE__SANDBOX_READY
-                                               : RUNTIME__V1__POD_SANDBOX_STATE__SANDBOX_NOTREADY;
+        s->state = cri_pod_state(p->state);
         s->created_at = p->created_ns;
         s->runtime_handler = xstrdup(p->runtime_handler ? p->runtime_handler : "");
         s->n_labels = cri_map_from_json(p->labels_json, &runtime__v1__pod_sandbox__labels_entry__descriptor,
@@ -221,6 +223,75 @@ static Runtime__V1__PodSandbox *build_item(const struct store_pod *p)
         return s;
 }
 
+static char **ips_of(const struct store_pod *p)
+{
+        if (p->ips_json == NULL)
+                return NULL;
+        yajl_val v = json_parse(p->ips_json, strlen(p->ips_json), "ips", NULL);
+        char **out = NULL;
+        if (v && YAJL_IS_ARRAY(v))
+                for (size_t i = 0; i < v->u.array.len; i++)
+                        if (YAJL_IS_STRING(v->u.array.values[i]))
+                                strv_push(&out, v->u.array.values[i]->u.string);
+        yajl_tree_free(v);
+        return out;
+}
+
+Runtime__V1__PodSandboxState cri_pod_state(int st)
+{
+        return st == STORE_POD_READY ? RUNTIME__V1__POD_SANDBOX_STATE__SANDBOX_READY
+                                     : RUNTIME__V1__POD_SANDBOX_STATE__SANDBOX_NOTREADY;
+}
+
+Runtime__V1__PodSandboxStatus *cri_pod_status_build(const struct store_pod *p)
+{
+        Runtime__V1__PodSandboxStatus *s = xmalloc(sizeof(*s));
+        runtime__v1__pod_sandbox_status__init(s);
+        s->id = xstrdup(p->id);
+        s->metadata = cri_pod_metadata(p->name, p->uid, p->namespace, p->attempt);
+        s->state = cri_pod_state(p->state);
+        s->created_at = p->created_ns;
+        s->runtime_handler = xstrdup(p->runtime_handler ? p->runtime_handler : "");
+        s->n_labels =
+                cri_map_from_json(p->labels_json, &runtime__v1__pod_sandbox_status__labels_entry__descriptor,
+                                  (void ***)&s->labels);
+        s->n_annotations = cri_map_from_json(p->annotations_json,
+                                             &runtime__v1__pod_sandbox_status__annotations_entry__descriptor,
+                                             (void ***)&s->annotations);
+        struct cri_pod_extra x = {0};
+        cleanup_err struct err e = ERR_INIT;
+        (void)cri_pod_extra_parse(p->extra_json, &x, &e);
+        s->network = xmalloc(sizeof(*s->network));
+        runtime__v1__pod_sandbox_network_status__init(s->network);
+        cleanup_strv char **ips = x.host_net || p->state != STORE_POD_READY ? NULL : ips_of(p);
+        s->network->ip = xstrdup(ips && ips[0] ? ips[0] : "");
+        size_t n_ips = strv_len(ips);
+        if (n_ips > 1) {
+                s->network->n_additional_ips = n_ips - 1;
+                s->network->additional_ips = xcalloc(n_ips - 1, sizeof(*s->network->additional_ips));
+                for (size_t i = 1; i < n_ips; i++) {
+                        Runtime__V1__PodIP *ip = xmalloc(sizeof(*ip));
+                        runtime__v1__pod_ip__init(ip);
+                        ip->ip = xstrdup(ips[i]);
+                        s->network->additional_ips[i - 1] = ip;
+                }
+        }
+        s->linux = xmalloc(sizeof(*s->linux));
+        runtime__v1__linux_pod_sandbox_status__init(s->linux);
+        s->linux->namespaces = xmalloc(sizeof(*s->linux->namespaces));
+        runtime__v1__namespace__init(s->linux->namespaces);
+        Runtime__V1__NamespaceOption *o = xmalloc(sizeof(*o));
+        runtime__v1__namespace_option__init(o);
+        o->network = x.host_net ? RUNTIME__V1__NAMESPACE_MODE__NODE : RUNTIME__V1__NAMESPACE_MODE__POD;
+        o->ipc = x.host_ipc ? RUNTIME__V1__NAMESPACE_MODE__NODE : RUNTIME__V1__NAMESPACE_MODE__POD;
+        o->pid = x.host_pid     ? RUNTIME__V1__NAMESPACE_MODE__NODE
+                 : x.shared_pid ? RUNTIME__V1__NAMESPACE_MODE__POD
+                                : RUNTIME__V1__NAMESPACE_MODE__CONTAINER;
+        s->linux->namespaces->options = o;
+        cri_pod_extra_clear(&x);
+        return s;
+}
+
 static void *pod_view_make(const struct store_pod *p)
 {
         struct cri_pod_view *v = xzalloc(sizeof(*v));
@@ -228,6 +299,9 @@ static void *pod_view_make(const struct store_pod *p)
         Runtime__V1__PodSandbox *it = build_item(p);
         cri_packed_make(&it->base, &v->item);
         protobuf_c_message_free_unpacked(&it->base, NULL);
+        Runtime__V1__PodSandboxStatus *st = cri_pod_status_build(p);
+        cri_packed_make(&st->base, &v->status);
+        protobuf_c_message_free_unpacked(&st->base, NULL);
         return v;
 }
 
@@ -236,6 +310,7 @@ static void pod_view_free(void *p)
         struct cri_pod_view *v = p;
         cri_map_clear(&v->labels);
         free(v->item.buf);
+        free(v->status.buf);
         free(v);
 }
 
@@ -252,10 +327,31 @@ size_t cri_containers_statuses(struct cri_daemon *d, const char *pod_id, Runtime
         Runtime__V1__ContainerStatus **arr = xcalloc(n, sizeof(*arr));
         size_t k = 0;
         for (size_t i = 0; i < n; i++)
-                arr[k++] = ctr_status_build(d, &v[i]);
+                arr[k++] = ctr_status_build(&v[i]);
         store_ctrs_free(v, n);
         *out = arr;
         return k;
+}
+
+struct statuses_put {
+        struct sbuf *b;
+        uint32_t tag;
+};
+
+static bool put_status(const struct store_container *c, const void *view, void *arg)
+{
+        (void)c;
+        const struct ctr_view *v = view;
+        struct statuses_put *k = arg;
+        if (v)
+                cri_packed_put(k->b, k->tag, &v->status);
+        return true;
+}
+
+void cri_ctr_statuses_put(struct cri_daemon *d, const char *pod_id, uint32_t tag, struct sbuf *b)
+{
+        struct statuses_put k = {.b = b, .tag = tag};
+        model_ctr_each(d->model, pod_id, put_status, &k);
 }
 
 const struct model_hooks cri_model_hooks = {

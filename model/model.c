@@ -4,6 +4,7 @@
  * list. A put of a known id swaps the record inside its entry, so order and
  * links stay. */
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <string.h>
 
@@ -40,6 +41,7 @@ struct model {
         struct store *store;
         struct model_hooks hooks;
         pthread_rwlock_t rw;
+        _Atomic uint64_t gen;
         pthread_mutex_t stripes[STRIPES]; /* recursive: model_lock + put on one thread */
         struct table pods, ctrs;
         struct pod_ent *pod_head, *pod_tail;
@@ -154,9 +156,16 @@ static void rd(struct model *m)
         pthread_rwlock_rdlock(&m->rw);
 }
 
+/* Only changes take the write lock: each one is a new generation. */
 static void wr(struct model *m)
 {
         pthread_rwlock_wrlock(&m->rw);
+        atomic_fetch_add(&m->gen, 1);
+}
+
+uint64_t model_gen(struct model *m)
+{
+        return atomic_load(&m->gen);
 }
 
 static void unlock(struct model *m)
@@ -521,6 +530,16 @@ void model_pod_each(struct model *m, model_pod_fn fn, void *arg)
         unlock(m);
 }
 
+bool model_pod_with(struct model *m, const char *id, model_pod_fn fn, void *arg)
+{
+        rd(m);
+        struct pod_ent *p = pod_find(m, id);
+        if (p)
+                fn(&p->rec, p->view, arg);
+        unlock(m);
+        return p != NULL;
+}
+
 /* ---------- containers ---------- */
 
 int model_ctr_put(struct model *m, const struct store_container *c, struct err *e)
@@ -632,4 +651,14 @@ void model_ctr_each(struct model *m, const char *pod_id, model_ctr_fn fn, void *
                 if (!fn(&c->rec, c->view, arg))
                         break;
         unlock(m);
+}
+
+bool model_ctr_with(struct model *m, const char *id, model_ctr_fn fn, void *arg)
+{
+        rd(m);
+        struct ctr_ent *c = ctr_find(m, id);
+        if (c)
+                fn(&c->rec, c->view, arg);
+        unlock(m);
+        return c != NULL;
 }

@@ -41,6 +41,9 @@ int model_open(struct store *s, const struct model_hooks *hooks, struct model **
 void model_free(struct model *m);
 size_t model_pod_count(struct model *m);
 size_t model_ctr_count(struct model *m);
+/* Grows with every change to any pod or container: what was read at one
+ * value still holds while the value is the same (a reply cache's key). */
+uint64_t model_gen(struct model *m);
 
 /* A read-modify-write of one record (pod or container id) holds this
  * across get ... put; other ids (but for the rare stripe they share) go on. */
@@ -66,6 +69,9 @@ int model_pod_resolve(struct model *m, const char *id, char out[ID_LEN + 1], str
  * hooks->pod_view made (NULL without one). */
 typedef bool (*model_pod_fn)(const struct store_pod *p, const void *view, void *arg);
 void model_pod_each(struct model *m, model_pod_fn fn, void *arg);
+/* fn on the pod of this full id under the read lock, as model_pod_each
+ * lends it; false (fn not called) when there is none. */
+bool model_pod_with(struct model *m, const char *id, model_pod_fn fn, void *arg);
 
 /* ---------- containers ---------- */
 
@@ -81,5 +87,7 @@ int model_ctr_resolve(struct model *m, const char *id, char out[ID_LEN + 1], str
  * index, not a scan). */
 typedef bool (*model_ctr_fn)(const struct store_container *c, const void *view, void *arg);
 void model_ctr_each(struct model *m, const char *pod_id, model_ctr_fn fn, void *arg);
+/* fn on the container of this full id, as model_pod_with. */
+bool model_ctr_with(struct model *m, const char *id, model_ctr_fn fn, void *arg);
 
 #endif

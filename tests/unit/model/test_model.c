@@ -30,6 +30,14 @@ static bool count_ctr(const struct store_container *c, const void *view, void *a
         return true;
 }
 
+static bool count_pod(const struct store_pod *p, const void *view, void *arg)
+{
+        (void)p;
+        CHECK(view == NULL);
+        (*(size_t *)arg)++;
+        return true;
+}
+
 struct worker {
         struct model *m;
         int n;
@@ -113,11 +121,29 @@ int main(void)
         model_ctr_each(m, p2.id, count_ctr, &k);
         CHECK(k == 1);
 
+        /* One record by id, lent with its view. */
+        k = 0;
+        CHECK(model_ctr_with(m, c2.id, count_ctr, &k) && k == 1);
+        CHECK(!model_ctr_with(m, bad.id, count_ctr, &k) && k == 1);
+        CHECK(model_pod_with(m, p1.id, count_pod, &k) && k == 2);
+
+        /* Reads leave the generation alone; a change moves it (the key of
+         * cri's list reply cache: a stale key would serve an old list). */
+        uint64_t gen = model_gen(m);
+        model_ctr_each(m, NULL, count_ctr, &k);
+        CHECK(model_ctr_get(m, c3.id, &got, &e) == 0);
+        store_ctr_clear(&got);
+        CHECK(model_gen(m) == gen);
+
         /* An update replaces in place (order kept) and renews the view. */
         c1.state = STORE_CTR_EXITED;
         free(c1.name);
         c1.name = xstrdup("renamed");
         CHECK(model_ctr_put(m, &c1, &e) == 0);
+        CHECK(model_gen(m) > gen);
+        gen = model_gen(m);
+        CHECK(model_pod_put(m, &p2, &e) == 0);
+        CHECK(model_gen(m) > gen);
         k = 0;
         model_ctr_each(m, NULL, count_ctr, &k);
         CHECK(k == 3);
@@ -130,7 +156,9 @@ int main(void)
         store_pod_clear(&fp);
 
         /* The pod's delete takes its containers, in the journal and here. */
+        gen = model_gen(m);
         CHECK(model_pod_delete(m, p1.id, &e) == 0);
+        CHECK(model_gen(m) > gen);
         CHECK(model_ctr_count(m) == 1);
         CHECK(views_alive == 1);
         CHECK(model_ctr_get(m, c3.id, &got, &e) < 0 && err_is(&e, ERR_NOT_FOUND));
