@@ -3,7 +3,8 @@
 # LIST_SIZES pods x containers (default 334x3, about 1,000 created
 # containers), LIST_CALLS calls of each of ListContainers, ListPodSandbox,
 # ContainerStatus, PodSandboxStatus; corral and, in the same run, Debian's
-# containerd. Called by bench/run.sh (CORRAL_BUILD, BENCH_TMP set).
+# containerd. LIST_ARGS=-L gives each container kubelet's labels and
+# annotations. Called by bench/run.sh (CORRAL_BUILD, BENCH_TMP set).
 set -uo pipefail
 b=$CORRAL_BUILD
 tmp=$BENCH_TMP/list
@@ -13,6 +14,7 @@ mkdir -p "$tmp"
 py=/usr/bin/python3
 sizes=${LIST_SIZES:-334x3}
 calls=${LIST_CALLS:-1000}
+extra=${LIST_ARGS:-}
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null; wait "$p" 2>/dev/null; done;
             "$py" "$src/tests/fixtures/registry.py" stop --dir "$tmp/reg" >/dev/null 2>&1; }
@@ -28,7 +30,7 @@ for size in $sizes; do
   d="$tmp/corral-$size"
   start_corrald "$d" "\"registries\": {\"$addr\": {\"insecure\": true}}" || exit 1
   cpid=$daemon_pid
-  "$b/bin/bench_list" -r "unix://$d/c.sock" -i "$image" -p "$n" -c "$m" -n "$calls" -l corral
+  "$b/bin/bench_list" -r "unix://$d/c.sock" -i "$image" -p "$n" -c "$m" -n "$calls" -P "$cpid" $extra -l corral
   echo "  corrald CPU $(cpu_s $cpid) s in all, RSS $(awk '/VmRSS/ {print $2}' /proc/$cpid/status) KiB"
   stop_daemon $cpid
 
@@ -36,7 +38,7 @@ for size in $sizes; do
     d="$tmp/ctrd-$size"
     start_containerd "$d" "$addr" || continue
     dpid=$daemon_pid
-    "$b/bin/bench_list" -r "unix://$d/c.sock" -i "$image" -p "$n" -c "$m" -n "$calls" -l containerd
+    "$b/bin/bench_list" -r "unix://$d/c.sock" -i "$image" -p "$n" -c "$m" -n "$calls" -P "$dpid" $extra -l containerd
     echo "  containerd CPU $(cpu_s $dpid) s in all"
     stop_daemon $dpid
   else
