@@ -2,7 +2,6 @@
  * system usage and garbage collection of blobs and snapshots. */
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <string.h>
 #include <sys/stat.h>
 

@@ -7,6 +7,8 @@
  * snapshotter's stat / mounts / walk) run no SQL statement; readers run
  * beside writers. */
 #include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -159,28 +161,31 @@ static bool count_each(const struct store_image *im, const char *user, void *arg
 
 /* ---------- readers beside writers ---------- */
 
-static volatile int stop_readers;
+static atomic_int stop_readers, readers_started;
 
+/* Counts its own misses: the CHECK counters are not shared between threads. */
 static void *reader(void *arg)
 {
-        (void)arg;
-        size_t rounds = 0;
-        while (!stop_readers) {
+        size_t bad = 0;
+        atomic_fetch_add(&readers_started, 1);
+        do {
                 cleanup_free char *id = found("docker.io/library/stay:1", NULL);
-                CHECK(id && strcmp(id, "sha256:" HEX_C) == 0);
+                bad += !id || strcmp(id, "sha256:" HEX_C) != 0;
                 size_t n = 0;
                 img_each(svc, count_each, &n);
-                CHECK(n >= 1);
-                rounds++;
-        }
-        return (void *)rounds;
+                bad += n < 1;
+        } while (!atomic_load(&stop_readers));
+        return bad == 0 ? arg : NULL;
 }
 
 static void churn(void)
 {
         pthread_t th[3];
+        static int ids[3];
         for (int i = 0; i < 3; i++)
-                pthread_create(&th[i], NULL, reader, NULL);
+                pthread_create(&th[i], NULL, reader, &ids[i]);
+        while (atomic_load(&readers_started) < 3)
+                sched_yield();
         for (int i = 0; i < 200; i++) {
                 char hex[65];
                 snprintf(hex, sizeof(hex), "%064x", i + 1000);
@@ -195,14 +200,12 @@ static void churn(void)
                         err_clear(&e);
                 }
         }
-        stop_readers = 1;
-        size_t rounds = 0;
+        atomic_store(&stop_readers, 1);
         for (int i = 0; i < 3; i++) {
-                void *r;
-                pthread_join(th[i], &r);
-                rounds += (size_t)r;
+                void *ok;
+                pthread_join(th[i], &ok);
+                CHECK(ok != NULL);
         }
-        CHECK(rounds > 0);
         check_journal("after churn");
 }
 
