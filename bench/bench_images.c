@@ -2,7 +2,9 @@
  * Python client's own decoding would dominate): pulls N images
  * <prefix><i>:latest (bench/run-images.sh pushes them), then C calls each
  * of ListImages, ImageStatus by tag, ImageStatus by id and ImageFsInfo,
- * p50 / p99 / max of each. Works against any CRI runtime. */
+ * p50 / p99 / max of each; with -C, first K created containers (one
+ * host-network pod) whose writable layers ImageFsInfo counts too. Works
+ * against any CRI runtime. */
 #include <getopt.h>
 #include <string.h>
 
@@ -13,6 +15,7 @@ static struct cri_client *C;
 static int failures;
 static char **refs, **ids;
 static int nimages = 50;
+static char *pod_id;
 
 static ProtobufCMessage *call(const char *rpc, const ProtobufCMessage *req,
                               const ProtobufCMessageDescriptor *d)
@@ -104,11 +107,82 @@ static const ProtobufCMessage *fsinfo_req(int i, void *buf)
         return &r->base;
 }
 
+/* One host-network pod with k created containers of the first image. */
+static void make_containers(int k)
+{
+        char name[64];
+        snprintf(name, sizeof(name), "images-%d", (int)getpid());
+        Runtime__V1__PodSandboxMetadata md = RUNTIME__V1__POD_SANDBOX_METADATA__INIT;
+        Runtime__V1__PodSandboxConfig pc = RUNTIME__V1__POD_SANDBOX_CONFIG__INIT;
+        Runtime__V1__LinuxPodSandboxConfig lx = RUNTIME__V1__LINUX_POD_SANDBOX_CONFIG__INIT;
+        Runtime__V1__LinuxSandboxSecurityContext sc;
+        runtime__v1__linux_sandbox_security_context__init(&sc);
+        Runtime__V1__NamespaceOption no = RUNTIME__V1__NAMESPACE_OPTION__INIT;
+        md.name = name;
+        md.uid = name;
+        md.namespace_ = "bench";
+        no.network = RUNTIME__V1__NAMESPACE_MODE__NODE;
+        sc.namespace_options = &no;
+        lx.security_context = &sc;
+        pc.metadata = &md;
+        pc.linux = &lx;
+        pc.log_directory = "/tmp/corral-bench-images";
+        Runtime__V1__RunPodSandboxRequest rr = RUNTIME__V1__RUN_POD_SANDBOX_REQUEST__INIT;
+        rr.config = &pc;
+        ProtobufCMessage *m =
+                call("RunPodSandbox", &rr.base, &runtime__v1__run_pod_sandbox_response__descriptor);
+        if (m == NULL)
+                return;
+        pod_id = xstrdup(((Runtime__V1__RunPodSandboxResponse *)m)->pod_sandbox_id);
+        protobuf_c_message_free_unpacked(m, NULL);
+        for (int j = 0; j < k; j++) {
+                char cname[16];
+                snprintf(cname, sizeof(cname), "c%d", j);
+                Runtime__V1__ContainerMetadata cm = RUNTIME__V1__CONTAINER_METADATA__INIT;
+                Runtime__V1__ImageSpec is = RUNTIME__V1__IMAGE_SPEC__INIT;
+                Runtime__V1__ContainerConfig cc = RUNTIME__V1__CONTAINER_CONFIG__INIT;
+                char *cmd[] = {"sleep", "3600"};
+                cm.name = cname;
+                is.image = ids[0];
+                cc.metadata = &cm;
+                cc.image = &is;
+                cc.command = cmd;
+                cc.n_command = 2;
+                cc.log_path = cname;
+                Runtime__V1__CreateContainerRequest cr = RUNTIME__V1__CREATE_CONTAINER_REQUEST__INIT;
+                cr.pod_sandbox_id = pod_id;
+                cr.config = &cc;
+                cr.sandbox_config = &pc;
+                m = call("CreateContainer", &cr.base, &runtime__v1__create_container_response__descriptor);
+                if (m == NULL)
+                        return;
+                protobuf_c_message_free_unpacked(m, NULL);
+        }
+}
+
+static void remove_pod(void)
+{
+        if (pod_id == NULL)
+                return;
+        Runtime__V1__StopPodSandboxRequest sp = RUNTIME__V1__STOP_POD_SANDBOX_REQUEST__INIT;
+        sp.pod_sandbox_id = pod_id;
+        ProtobufCMessage *m =
+                call("StopPodSandbox", &sp.base, &runtime__v1__stop_pod_sandbox_response__descriptor);
+        if (m)
+                protobuf_c_message_free_unpacked(m, NULL);
+        Runtime__V1__RemovePodSandboxRequest rp = RUNTIME__V1__REMOVE_POD_SANDBOX_REQUEST__INIT;
+        rp.pod_sandbox_id = pod_id;
+        m = call("RemovePodSandbox", &rp.base, &runtime__v1__remove_pod_sandbox_response__descriptor);
+        if (m)
+                protobuf_c_message_free_unpacked(m, NULL);
+        free(pod_id);
+}
+
 int main(int argc, char **argv)
 {
         const char *endpoint = "unix:///run/corral/corral.sock", *label = "runtime", *prefix = NULL;
-        int calls = 1000, c;
-        while ((c = getopt(argc, argv, "r:i:N:n:l:")) != -1) {
+        int calls = 1000, nctrs = 0, c;
+        while ((c = getopt(argc, argv, "r:i:N:n:l:C:")) != -1) {
                 switch (c) {
                 case 'r':
                         endpoint = optarg;
@@ -125,9 +199,12 @@ int main(int argc, char **argv)
                 case 'l':
                         label = optarg;
                         break;
+                case 'C':
+                        nctrs = atoi(optarg);
+                        break;
                 default:
                         fprintf(stderr, "usage: bench_images -i <registry>/many [-r endpoint] [-N images] "
-                                        "[-n calls] [-l label]\n");
+                                        "[-n calls] [-C created containers] [-l label]\n");
                         return 2;
                 }
         }
@@ -157,6 +234,12 @@ int main(int argc, char **argv)
                 protobuf_c_message_free_unpacked(m, NULL);
         }
         printf("%s: %d images pulled in %.1f s\n", label, nimages, (double)(time_mono_ns() - t0) / 1e9);
+        if (nctrs > 0) {
+                t0 = time_mono_ns();
+                make_containers(nctrs);
+                printf("%s: %d containers created in %.1f s\n", label, nctrs,
+                       (double)(time_mono_ns() - t0) / 1e9);
+        }
         measure(label, "ListImages", "ListImages", &runtime__v1__list_images_response__descriptor, list_req,
                 calls);
         measure(label, "ImageStatus (tag)", "ImageStatus", &runtime__v1__image_status_response__descriptor,
@@ -165,6 +248,7 @@ int main(int argc, char **argv)
                 status_id_req, calls);
         measure(label, "ImageFsInfo", "ImageFsInfo", &runtime__v1__image_fs_info_response__descriptor,
                 fsinfo_req, calls);
+        remove_pod();
         for (int i = 0; i < nimages; i++) {
                 free(refs[i]);
                 free(ids[i]);
