@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Benchmarks (not tests): print figures for corral and, in the same run, for
 # Debian's containerd when it is installed.
-#   bench/run.sh [build-dir] [version|all|kubesim|lifecycle|pull|streaming|vm]
+#   bench/run.sh [build-dir] [version|all|kubesim|lifecycle|pull|streaming|images|vm]
 set -uo pipefail
 src=$(cd "$(dirname "$0")/.." && pwd)
 b=${1:-$src/build/release}

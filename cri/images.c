@@ -55,7 +55,8 @@ static void image_user(const char *user, Runtime__V1__Image *img)
         }
 }
 
-static Runtime__V1__Image *build_image(const struct store_image *si)
+/* user: the image config's User, parsed once by image/ (may be NULL). */
+static Runtime__V1__Image *build_image(const struct store_image *si, const char *user)
 {
         Runtime__V1__Image *img = xmalloc(sizeof(*img));
         runtime__v1__image__init(img);
@@ -75,12 +76,7 @@ static Runtime__V1__Image *build_image(const struct store_image *si)
         runtime__v1__image_spec__init(img->spec);
         img->spec->image = xstrdup(si->id);
         img->username = xstrdup("");
-        struct img_config cfg = {0};
-        cleanup_err struct err e = ERR_INIT;
-        if (img_image_config(si, &cfg, &e) == 0) {
-                image_user(cfg.user, img);
-                img_config_clear(&cfg);
-        }
+        image_user(user, img);
         return img;
 }
 
@@ -224,36 +220,39 @@ static int pull_progress(struct cri_daemon *d, struct cri_call *call, const Prot
         return r;
 }
 
+struct built {
+        Runtime__V1__Image **v;
+        size_t n, cap;
+};
+
+/* Called under image/'s read lock: the record is read in place, not copied. */
+static bool add_image(const struct store_image *si, const char *user, void *arg)
+{
+        struct built *b = arg;
+        if (b->n == b->cap) {
+                b->cap = b->cap ? b->cap * 2 : 64;
+                b->v = xrealloc(b->v, b->cap * sizeof(*b->v));
+        }
+        b->v[b->n++] = build_image(si, user);
+        return true;
+}
+
 /* The images a filter selects: one by name or id, or all. */
 static int select_images(struct cri_daemon *d, const Runtime__V1__ImageFilter *f, Runtime__V1__Image ***out,
                          size_t *n_out, struct err *e)
 {
-        *out = NULL;
-        *n_out = 0;
+        struct built b = {0};
         if (f && f->image && f->image->image && *f->image->image) {
-                struct store_image si = {0};
-                if (img_status(d->images, f->image->image, &si, e) < 0) {
-                        if (err_is(e, ERR_NOT_FOUND)) {
-                                err_clear(e);
-                                return 0;
-                        }
-                        return -1;
+                if (img_status_with(d->images, f->image->image, add_image, &b, e) < 0) {
+                        if (!err_is(e, ERR_NOT_FOUND))
+                                return -1;
+                        err_clear(e);
                 }
-                *out = xcalloc(1, sizeof(**out));
-                (*out)[0] = build_image(&si);
-                *n_out = 1;
-                store_image_clear(&si);
-                return 0;
+        } else {
+                img_each(d->images, add_image, &b);
         }
-        struct store_image *all = NULL;
-        size_t n = 0;
-        if (img_list(d->images, &all, &n, e) < 0)
-                return -1;
-        *out = xcalloc(n ? n : 1, sizeof(**out));
-        for (size_t i = 0; i < n; i++)
-                (*out)[i] = build_image(&all[i]);
-        *n_out = n;
-        store_images_free(all, n);
+        *out = b.v ? b.v : xcalloc(1, sizeof(**out));
+        *n_out = b.n;
         return 0;
 }
 
@@ -294,6 +293,43 @@ static int stream(struct cri_daemon *d, struct cri_call *call, const ProtobufCMe
         return ret;
 }
 
+struct status_of {
+        Runtime__V1__ImageStatusResponse *r;
+        bool verbose;
+};
+
+/* Called under image/'s read lock: the record is read in place. */
+static bool status_image(const struct store_image *si, const char *user, void *arg)
+{
+        struct status_of *so = arg;
+        Runtime__V1__ImageStatusResponse *r = so->r;
+        r->image = build_image(si, user);
+        if (!so->verbose)
+                return true;
+        struct sbuf b = {0};
+        sbuf_puts(&b, "{\"id\":");
+        json_quote(&b, si->id);
+        sbuf_puts(&b, ",\"manifestDigest\":");
+        json_quote(&b, si->manifest_digest);
+        sbuf_puts(&b, ",\"chainIds\":[");
+        for (size_t i = 0; si->chain_ids && si->chain_ids[i]; i++) {
+                if (i)
+                        sbuf_putc(&b, ',');
+                json_quote(&b, si->chain_ids[i]);
+        }
+        sbuf_puts(&b, "],\"config\":");
+        sbuf_puts(&b, si->config_json && *si->config_json ? si->config_json : "null");
+        sbuf_putc(&b, '}');
+        r->n_info = 1;
+        r->info = xcalloc(1, sizeof(*r->info));
+        Runtime__V1__ImageStatusResponse__InfoEntry *kv = xmalloc(sizeof(*kv));
+        runtime__v1__image_status_response__info_entry__init(kv);
+        kv->key = xstrdup("info");
+        kv->value = sbuf_steal(&b);
+        r->info[0] = kv;
+        return true;
+}
+
 static int status(struct cri_daemon *d, struct cri_call *call, const ProtobufCMessage *req,
                   ProtobufCMessage **resp, struct err *e)
 {
@@ -303,42 +339,15 @@ static int status(struct cri_daemon *d, struct cri_call *call, const ProtobufCMe
                 return err_set(e, ERR_INVALID, "ImageStatus: image.image is required");
         Runtime__V1__ImageStatusResponse *r = xmalloc(sizeof(*r));
         runtime__v1__image_status_response__init(r);
-        struct store_image si = {0};
-        if (img_status(d->images, rq->image->image, &si, e) < 0) {
+        struct status_of so = {.r = r, .verbose = rq->verbose};
+        if (img_status_with(d->images, rq->image->image, status_image, &so, e) < 0) {
                 if (!err_is(e, ERR_NOT_FOUND)) {
                         free(r);
                         return -1;
                 }
                 /* An absent image is an empty answer, not an error (kubelet pulls then). */
                 err_clear(e);
-                *resp = &r->base;
-                return 0;
         }
-        r->image = build_image(&si);
-        if (rq->verbose) {
-                struct sbuf b = {0};
-                sbuf_puts(&b, "{\"id\":");
-                json_quote(&b, si.id);
-                sbuf_puts(&b, ",\"manifestDigest\":");
-                json_quote(&b, si.manifest_digest);
-                sbuf_puts(&b, ",\"chainIds\":[");
-                for (size_t i = 0; si.chain_ids && si.chain_ids[i]; i++) {
-                        if (i)
-                                sbuf_putc(&b, ',');
-                        json_quote(&b, si.chain_ids[i]);
-                }
-                sbuf_puts(&b, "],\"config\":");
-                sbuf_puts(&b, si.config_json && *si.config_json ? si.config_json : "null");
-                sbuf_putc(&b, '}');
-                r->n_info = 1;
-                r->info = xcalloc(1, sizeof(*r->info));
-                Runtime__V1__ImageStatusResponse__InfoEntry *kv = xmalloc(sizeof(*kv));
-                runtime__v1__image_status_response__info_entry__init(kv);
-                kv->key = xstrdup("info");
-                kv->value = sbuf_steal(&b);
-                r->info[0] = kv;
-        }
-        store_image_clear(&si);
         *resp = &r->base;
         return 0;
 }

@@ -330,7 +330,7 @@ int img_commit(struct img_service *svc, const struct img_commit_opts *o, char **
         if (!name)
                 return err_wrap(e, "image name \"%s\"", o->name);
         img_service_hold(svc);
-        if (store_image_get(svc->st, o->image_id, &parent, e) < 0) {
+        if (img_index_get(&svc->idx, o->image_id, &parent, e) < 0) {
                 err_wrap(e, "the container's image");
                 goto out;
         }
@@ -420,10 +420,11 @@ int img_commit(struct img_service *svc, const struct img_commit_opts *o, char **
                 .size = size,
                 .created_ns = time_now_ns(),
         };
-        if (store_image_put(svc->st, &img, e) < 0) {
+        if (img_index_put(&svc->idx, &img, 1, false, e) < 0) {
                 err_wrap(e, "save image record");
                 goto out;
         }
+        img_usage_kick(svc);
         log_info("image", "committed image=%s layer=%s bytes=%lld ms=%lld", config_digest, layer_digest,
                  (long long)layer_size, (long long)((time_mono_ns() - t0) / 1000000));
         *id = steal_ptr(&config_digest);

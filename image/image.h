@@ -241,12 +241,25 @@ int img_pull_platform(struct img_service *svc, const char *ref, const char *os, 
                       const char *variant, const struct img_auth *auth, img_progress_fn cb, void *cb_data,
                       struct store_image *out, struct err *e);
 
-/* All image records (store_images_free). */
+/* The image records are kept in memory (loaded from the store at
+ * img_service_new, every change written to the store first): the reads
+ * below run no SQL. */
+
+/* All image records, oldest first, as copies (store_images_free). */
 int img_list(struct img_service *svc, struct store_image **out, size_t *n, struct err *e);
+/* A record lent under the service's read lock, with the User of its config
+ * (parsed once when the record landed; NULL when unset). The callback must
+ * not call into the image service. Returns false to stop a walk. */
+typedef bool (*img_each_fn)(const struct store_image *img, const char *user, void *arg);
+/* Every image, oldest first, without copies. */
+void img_each(struct img_service *svc, img_each_fn fn, void *arg);
+size_t img_count(struct img_service *svc);
 /* Find by id ("sha256:<hex>" or bare hex), unique id prefix, name
  * ("busybox" normalises to docker.io/library/busybox:latest) or repo digest.
  * ERR_NOT_FOUND when there is none. */
 int img_status(struct img_service *svc, const char *what, struct store_image *out, struct err *e);
+/* The same lookup, the record lent to fn instead of copied. */
+int img_status_with(struct img_service *svc, const char *what, img_each_fn fn, void *arg, struct err *e);
 /* By a name (tag or repo digest): drop that name; the image is deleted when
  * it has no names left. By id: delete the image with all its names.
  * Unreferenced blobs and snapshots are then collected. ERR_NOT_FOUND when
@@ -255,6 +268,11 @@ int img_remove(struct img_service *svc, const char *what, struct err *e);
 /* The parsed config of an image record. */
 int img_image_config(const struct store_image *img, struct img_config *out, struct err *e);
 
+/* From figures a thread of the service keeps (usage.c): the content store
+ * and active snapshots are walked every 10 s, the content store again after
+ * each pull, import, commit or GC (a call waits for that walk); committed
+ * layers count with the size recorded at their commit. No SQL, no walk in
+ * the call. */
 struct img_fs_usage {
         const char *mountpoint; /* the service root; owned by the service */
         uint64_t content_bytes;

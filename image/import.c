@@ -414,11 +414,12 @@ static int store_cand(struct import *im, struct undo *u, struct cand *c, struct 
         return 0;
 }
 
-static int record(struct import *im, struct cand *c, struct err *e)
+/* The record of one image, owning its strings; an image already there
+ * keeps its names, blobs and creation time (img_index_put merges). */
+static void record(struct cand *c, struct store_image *out)
 {
-        struct store *st = im->svc->st;
-        cleanup_strv char **names = NULL;
-        cleanup_strv char **blobs = NULL;
+        char **names = xcalloc(1, sizeof(char *));
+        char **blobs = NULL;
         strv_push(&blobs, c->manifest_digest);
         push_unique(&blobs, c->m.config.digest);
         for (size_t i = 0; c->extra[i]; i++)
@@ -428,15 +429,6 @@ static int record(struct import *im, struct cand *c, struct err *e)
                 push_unique(&blobs, c->m.layers[i].digest);
                 size += (uint64_t)c->m.layers[i].size;
         }
-        struct store_image old = {0};
-        struct err ge = ERR_INIT;
-        if (store_image_get(st, c->m.config.digest, &old, &ge) == 0) {
-                for (size_t i = 0; old.names && old.names[i]; i++)
-                        push_unique(&names, old.names[i]);
-                for (size_t i = 0; old.blobs && old.blobs[i]; i++)
-                        push_unique(&blobs, old.blobs[i]);
-        }
-        err_clear(&ge);
         for (size_t i = 0; c->names[i]; i++) {
                 push_unique(&names, c->names[i]);
                 struct img_ref ref;
@@ -447,22 +439,16 @@ static int record(struct import *im, struct cand *c, struct err *e)
                         img_ref_clear(&ref);
                 }
         }
-        struct store_image img = {
-                .id = c->m.config.digest,
-                .names = names ? names : (char *[]){NULL},
-                .manifest_digest = c->manifest_digest,
-                .config_json = c->config_json,
-                .chain_ids = c->chain,
+        *out = (struct store_image){
+                .id = xstrdup(c->m.config.digest),
+                .names = names,
+                .manifest_digest = xstrdup(c->manifest_digest),
+                .config_json = xstrdup(c->config_json),
+                .chain_ids = strv_dup(c->chain ? c->chain : (char *[]){NULL}),
                 .blobs = blobs,
                 .size = size,
-                .created_ns = old.id ? old.created_ns : time_now_ns(),
-                .pinned = old.pinned,
+                .created_ns = time_now_ns(),
         };
-        int r = store_image_put(st, &img, e);
-        store_image_clear(&old);
-        if (r < 0)
-                return err_wrap(e, "save image record %s", c->m.config.digest);
-        return 0;
 }
 
 /* What this import added goes with the next collection, which runs as soon
@@ -518,13 +504,18 @@ static int import_staged(struct import *im, struct img_imported **out, size_t *n
         for (size_t i = 0; i < im->n && ret == 0; i++)
                 ret = store_cand(im, &u, &im->v[i], e);
         if (ret == 0) {
-                ret = store_tx_begin(im->svc->st, e);
-                for (size_t i = 0; i < im->n && ret == 0; i++)
-                        ret = record(im, &im->v[i], e);
-                if (ret == 0)
-                        ret = store_tx_commit(im->svc->st, e);
+                /* all records in one transaction */
+                struct store_image *recs = xcalloc(im->n, sizeof(*recs));
+                for (size_t i = 0; i < im->n; i++)
+                        record(&im->v[i], &recs[i]);
+                ret = img_index_put(&im->svc->idx, recs, im->n, true, e);
+                if (ret < 0)
+                        err_wrap(e, "save image records");
                 else
-                        store_tx_rollback(im->svc->st);
+                        img_usage_kick(im->svc);
+                for (size_t i = 0; i < im->n; i++)
+                        store_image_clear(&recs[i]);
+                free(recs);
         }
         if (ret < 0)
                 undo(im, &u);
@@ -537,7 +528,7 @@ static int import_staged(struct import *im, struct img_imported **out, size_t *n
         for (size_t i = 0; i < im->n; i++) {
                 struct store_image si = {0};
                 struct err ge = ERR_INIT;
-                if (store_image_get(im->svc->st, im->v[i].m.config.digest, &si, &ge) < 0) {
+                if (img_index_get(&im->svc->idx, im->v[i].m.config.digest, &si, &ge) < 0) {
                         err_clear(&ge);
                         continue;
                 }

@@ -411,15 +411,7 @@ int pull_one(struct img_service *svc, const struct img_ref *ref, const char *ref
         }
         name = img_ref_name(ref);
         repo_digest = xasprintf("%s@%s", name, top_digest);
-        struct store_image old = {0};
-        struct err ge = ERR_INIT;
-        if (store_image_get(svc->st, m->config.digest, &old, &ge) == 0) {
-                for (size_t i = 0; old.names && old.names[i]; i++)
-                        push_unique(&names, old.names[i]);
-                for (size_t i = 0; old.blobs && old.blobs[i]; i++)
-                        push_unique(&blobs, old.blobs[i]);
-        }
-        err_clear(&ge);
+        /* An image already there keeps its names, blobs and creation time (the merge). */
         if (!ref->digest) {
                 cleanup_free char *tagged = xasprintf("%s:%s", name, ref->tag);
                 push_unique(&names, tagged);
@@ -433,12 +425,9 @@ int pull_one(struct img_service *svc, const struct img_ref *ref, const char *ref
                 .chain_ids = p.chain,
                 .blobs = blobs,
                 .size = size,
-                .created_ns = old.id ? old.created_ns : time_now_ns(),
-                .pinned = old.pinned,
+                .created_ns = time_now_ns(),
         };
-        int r = store_image_put(svc->st, &img, e);
-        store_image_clear(&old);
-        if (r < 0) {
+        if (img_index_put(&svc->idx, &img, 1, true, e) < 0) {
                 err_wrap(e, "save image record");
                 goto out;
         }

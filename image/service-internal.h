@@ -6,6 +6,7 @@
 #include <stdatomic.h>
 
 #include "image/image.h"
+#include "image/index-internal.h"
 
 /* Active snapshots of a pull in progress; stale ones (a crash) go in GC. */
 #define IMG_EXTRACT_PREFIX "extract-"
@@ -36,7 +37,23 @@ struct img_service {
         bool gc_pending; /* a GC was asked for while pulls ran */
         bool gc_running; /* pulls wait for it (GC is short: local files only) */
         pthread_cond_t gc_cond;
+        struct img_index idx; /* the records, in memory */
+
+        /* ImageFsInfo's figures, kept by a thread of their own (usage.c). */
+        pthread_t usage_thread;
+        bool usage_started;
+        pthread_mutex_t usage_mu;
+        pthread_cond_t usage_cond;
+        bool usage_stop;
+        uint64_t usage_want, usage_done; /* content passes asked for / made */
+        uint64_t content_bytes, content_inodes;
 };
+
+/* The usage thread (usage.c): start, stop, and ask for a pass over the
+ * content store after it changed (a pull, import, commit or GC). */
+void img_usage_start(struct img_service *svc);
+void img_usage_stop(struct img_service *svc);
+void img_usage_kick(struct img_service *svc);
 
 /* The pull itself (pull.c); *image_id is the config digest. */
 int pull_one(struct img_service *svc, const struct img_ref *ref, const char *refstr, const char *os,

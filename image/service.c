@@ -2,7 +2,6 @@
  * system usage and garbage collection of blobs and snapshots. */
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <string.h>
 #include <sys/stat.h>
 
@@ -30,13 +29,14 @@ int img_service_new(const char *root, const struct img_registry_conf *regs, size
                 svc->regs[i].tls = regs[i].tls;
         }
         svc->n_regs = n_regs;
-        if (img_content_open(root, &svc->cs, e) < 0) {
+        if (img_content_open(root, &svc->cs, e) < 0 || img_index_open(&svc->idx, st, e) < 0) {
                 img_service_free(svc);
                 return -1;
         }
         /* staging directories of imports a crash interrupted */
         cleanup_free char *staging = path_join(root, "import");
         (void)rm_rf(staging, NULL);
+        img_usage_start(svc);
         *out = svc;
         return 0;
 }
@@ -45,6 +45,8 @@ void img_service_free(struct img_service *svc)
 {
         if (!svc)
                 return;
+        img_usage_stop(svc);
+        img_index_close(&svc->idx);
         for (size_t i = 0; i < svc->n_regs; i++) {
                 free((char *)svc->regs[i].host);
                 strv_free(svc->regs[i].mirrors);
@@ -119,6 +121,8 @@ int img_pull_platform(struct img_service *svc, const char *refs, const char *os,
                 svc->pulls--;
                 run_gc = svc->pulls == 0 && svc->gc_pending;
                 pthread_cond_broadcast(&f->cond);
+                if (r == 0)
+                        img_usage_kick(svc);
         } else {
                 pthread_mutex_lock(&svc->mu);
                 while (!f->done)
@@ -144,7 +148,7 @@ int img_pull_platform(struct img_service *svc, const char *refs, const char *os,
         }
         if (ret < 0)
                 return ret;
-        if (out && store_image_get(svc->st, id, out, e) < 0)
+        if (out && img_index_get(&svc->idx, id, out, e) < 0)
                 return err_wrap(e, "pull %s", refs);
         return 0;
 }
@@ -192,120 +196,56 @@ void img_service_gc_later(struct img_service *svc)
 
 int img_list(struct img_service *svc, struct store_image **out, size_t *n, struct err *e)
 {
-        return store_image_list(svc->st, out, n, e);
+        (void)e;
+        img_index_list(&svc->idx, out, n);
+        return 0;
 }
 
-static bool all_hex(const char *s, size_t min, size_t max)
+void img_each(struct img_service *svc, img_each_fn fn, void *arg)
 {
-        size_t n = strlen(s);
-        if (n < min || n > max)
-                return false;
-        for (; *s; s++)
-                if (!((*s >= '0' && *s <= '9') || (*s >= 'a' && *s <= 'f')))
-                        return false;
+        img_index_each(&svc->idx, fn, arg);
+}
+
+size_t img_count(struct img_service *svc)
+{
+        return img_index_count(&svc->idx);
+}
+
+static bool copy_out(const struct store_image *img, const char *user, void *arg)
+{
+        (void)user;
+        struct store_image *out = arg;
+        *out = *img;
+        out->id = xstrdup(img->id);
+        out->names = strv_dup(img->names ? img->names : (char *[]){NULL});
+        out->manifest_digest = xstrdup(img->manifest_digest);
+        out->config_json = xstrdup(img->config_json);
+        out->chain_ids = img->chain_ids ? strv_dup(img->chain_ids) : NULL;
+        out->blobs = img->blobs ? strv_dup(img->blobs) : NULL;
         return true;
-}
-
-/* *name is set (caller frees) when `what` matched a name rather than an id. */
-static int resolve(struct img_service *svc, const char *what, struct store_image *out, char **name,
-                   struct err *e)
-{
-        struct err le = ERR_INIT;
-        *name = NULL;
-        if (!what || !*what)
-                return err_set(e, ERR_INVALID, "empty image reference");
-        const char *hex = str_has_prefix(what, "sha256:") ? what + 7 : what;
-        if (all_hex(hex, 64, 64)) {
-                cleanup_free char *id = xasprintf("sha256:%s", hex);
-                if (store_image_get(svc->st, id, out, &le) == 0)
-                        return 0;
-                if (!err_is(&le, ERR_NOT_FOUND)) {
-                        err_move(e, &le);
-                        return -1;
-                }
-                err_clear(&le);
-        }
-        struct img_ref ref;
-        if (img_ref_parse(what, &ref, &le) == 0) {
-                cleanup_free char *n = NULL;
-                if (ref.digest) {
-                        cleanup_free char *base = img_ref_name(&ref);
-                        n = xasprintf("%s@%s", base, ref.digest);
-                } else {
-                        n = img_ref_string(&ref);
-                }
-                img_ref_clear(&ref);
-                if (store_image_find_name(svc->st, n, out, &le) == 0) {
-                        *name = steal_ptr(&n);
-                        return 0;
-                }
-                if (!err_is(&le, ERR_NOT_FOUND)) {
-                        err_move(e, &le);
-                        return -1;
-                }
-        }
-        err_clear(&le);
-        /* a bare digest: a repo digest of some image */
-        struct store_image *all = NULL;
-        size_t n_all = 0;
-        if (store_image_list(svc->st, &all, &n_all, e) < 0)
-                return -1;
-        int ret = 1;
-        if (img_digest_valid(what)) {
-                cleanup_free char *suffix = xasprintf("@%s", what);
-                for (size_t i = 0; i < n_all && ret == 1; i++)
-                        for (size_t k = 0; all[i].names && all[i].names[k]; k++)
-                                if (str_has_suffix(all[i].names[k], suffix)) {
-                                        *out = all[i];
-                                        memset(&all[i], 0, sizeof(all[i]));
-                                        ret = 0;
-                                        break;
-                                }
-        }
-        /* a unique prefix of an id */
-        if (ret == 1 && all_hex(hex, 1, 63)) {
-                char **ids = xcalloc(n_all + 1, sizeof(char *));
-                for (size_t i = 0; i < n_all; i++)
-                        ids[i] = all[i].id + (str_has_prefix(all[i].id, "sha256:") ? 7 : 0);
-                const char *hit = NULL;
-                if (id_resolve_prefix(hex, ids, n_all, &hit, &le) == 0) {
-                        for (size_t i = 0; i < n_all; i++)
-                                if (ids[i] == hit) {
-                                        *out = all[i];
-                                        memset(&all[i], 0, sizeof(all[i]));
-                                        ret = 0;
-                                }
-                } else if (err_is(&le, ERR_INVALID)) {
-                        err_move(e, &le);
-                        err_wrap(e, "image \"%s\"", what);
-                        ret = -1;
-                }
-                err_clear(&le);
-                free(ids);
-        }
-        store_images_free(all, n_all);
-        if (ret == 1)
-                return err_set(e, ERR_NOT_FOUND, "image \"%s\" not found", what);
-        return ret;
 }
 
 int img_status(struct img_service *svc, const char *what, struct store_image *out, struct err *e)
 {
-        cleanup_free char *name = NULL;
         memset(out, 0, sizeof(*out));
-        return resolve(svc, what, out, &name, e);
+        return img_index_resolve(&svc->idx, what, copy_out, out, NULL, e);
+}
+
+int img_status_with(struct img_service *svc, const char *what, img_each_fn fn, void *arg, struct err *e)
+{
+        return img_index_resolve(&svc->idx, what, fn, arg, NULL, e);
 }
 
 int img_remove(struct img_service *svc, const char *what, struct err *e)
 {
         cleanup_free char *name = NULL;
         struct store_image img = {0};
-        if (resolve(svc, what, &img, &name, e) < 0)
+        if (img_index_resolve(&svc->idx, what, copy_out, &img, &name, e) < 0)
                 return -1;
         int ret = 0;
         bool delete = !name;
         if (name) {
-                ret = store_image_remove_name(svc->st, name, e);
+                ret = img_index_remove_name(&svc->idx, name, e);
                 /* No tag left: the image goes, with its repo digests (as docker rmi). */
                 bool tag_left = false;
                 for (size_t i = 0; img.names && img.names[i]; i++)
@@ -314,7 +254,7 @@ int img_remove(struct img_service *svc, const char *what, struct err *e)
                 delete = ret == 0 && !tag_left;
         }
         if (delete)
-                ret = store_image_delete(svc->st, img.id, e);
+                ret = img_index_delete(&svc->idx, img.id, e);
         store_image_clear(&img);
         if (ret < 0)
                 return err_wrap(e, "remove image \"%s\"", what);
@@ -335,39 +275,6 @@ int img_image_config(const struct store_image *img, struct img_config *out, stru
         return img_config_parse(img->config_json, strlen(img->config_json), out, e);
 }
 
-/* ---------- usage ---------- */
-
-static __thread uint64_t walk_bytes, walk_inodes;
-
-static int walk_cb(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-        (void)path, (void)flag, (void)ftw;
-        walk_bytes += (uint64_t)st->st_blocks * 512;
-        walk_inodes++;
-        return 0;
-}
-
-static void du(const char *path, uint64_t *bytes, uint64_t *inodes)
-{
-        walk_bytes = walk_inodes = 0;
-        (void)nftw(path, walk_cb, 32, FTW_PHYS | FTW_MOUNT);
-        *bytes = walk_bytes;
-        *inodes = walk_inodes;
-}
-
-int img_fs_usage(struct img_service *svc, struct img_fs_usage *out, struct err *e)
-{
-        memset(out, 0, sizeof(*out));
-        out->mountpoint = svc->root;
-        cleanup_free char *blobs = path_join(svc->root, "blobs");
-        du(blobs, &out->content_bytes, &out->content_inodes);
-        if (snap_total_usage(svc->sn, &out->snapshot_bytes, &out->snapshot_inodes, e) < 0)
-                return err_wrap(e, "snapshot usage");
-        out->used_bytes = out->content_bytes + out->snapshot_bytes;
-        out->inodes_used = out->content_inodes + out->snapshot_inodes;
-        return 0;
-}
-
 /* ---------- garbage collection ---------- */
 
 static bool strv_has(char *const *v, const char *s)
@@ -386,12 +293,32 @@ static ssize_t snap_index(const struct store_snapshot *v, size_t n, const char *
         return -1;
 }
 
+struct snaps {
+        struct store_snapshot *v;
+        size_t n, cap;
+};
+
+static int collect_snap(const struct store_snapshot *s, void *arg)
+{
+        struct snaps *c = arg;
+        if (c->n == c->cap) {
+                c->cap = c->cap ? c->cap * 2 : 64;
+                c->v = xrealloc(c->v, c->cap * sizeof(*c->v));
+        }
+        c->v[c->n++] = (struct store_snapshot){
+                .key = xstrdup(s->key), .parent = xstrdup(s->parent), .kind = s->kind};
+        return 0;
+}
+
 static int gc_snapshots(struct img_service *svc, char *const *chains, struct img_gc_stats *st, struct err *e)
 {
-        struct store_snapshot *v = NULL;
-        size_t n = 0;
-        if (store_snap_list(svc->st, &v, &n, e) < 0)
+        struct snaps c = {0};
+        if (snap_walk(svc->sn, collect_snap, &c, e) < 0) {
+                store_snaps_free(c.v, c.n);
                 return -1;
+        }
+        struct store_snapshot *v = c.v;
+        size_t n = c.n;
         bool *keep = xcalloc(n + 1, sizeof(bool));
         int *depth = xcalloc(n + 1, sizeof(int));
         for (size_t i = 0; i < n; i++) {
@@ -460,6 +387,22 @@ static int gc_blobs(struct img_service *svc, char *const *blobs, struct img_gc_s
         return 0;
 }
 
+/* What the images reference: the GC keeps these. */
+struct refs {
+        char **chains, **blobs;
+};
+
+static bool collect_refs(const struct store_image *img, const char *user, void *arg)
+{
+        (void)user;
+        struct refs *r = arg;
+        for (size_t k = 0; img->chain_ids && img->chain_ids[k]; k++)
+                strv_push(&r->chains, img->chain_ids[k]);
+        for (size_t k = 0; img->blobs && img->blobs[k]; k++)
+                strv_push(&r->blobs, img->blobs[k]);
+        return true;
+}
+
 int img_gc(struct img_service *svc, struct img_gc_stats *st, struct err *e)
 {
         memset(st, 0, sizeof(*st));
@@ -474,23 +417,15 @@ int img_gc(struct img_service *svc, struct img_gc_stats *st, struct err *e)
         svc->gc_pending = false;
         pthread_mutex_unlock(&svc->mu);
 
-        struct store_image *imgs = NULL;
-        size_t n = 0;
-        cleanup_strv char **chains = NULL;
-        cleanup_strv char **blobs = NULL;
-        int ret = store_image_list(svc->st, &imgs, &n, e);
-        if (ret == 0) {
-                for (size_t i = 0; i < n; i++) {
-                        for (size_t k = 0; imgs[i].chain_ids && imgs[i].chain_ids[k]; k++)
-                                strv_push(&chains, imgs[i].chain_ids[k]);
-                        for (size_t k = 0; imgs[i].blobs && imgs[i].blobs[k]; k++)
-                                strv_push(&blobs, imgs[i].blobs[k]);
-                }
-                store_images_free(imgs, n);
-                ret = gc_snapshots(svc, chains, st, e);
-                if (ret == 0)
-                        ret = gc_blobs(svc, blobs, st, e);
-        }
+        struct refs r = {0};
+        img_index_each(&svc->idx, collect_refs, &r);
+        int ret = gc_snapshots(svc, r.chains, st, e);
+        if (ret == 0)
+                ret = gc_blobs(svc, r.blobs, st, e);
+        strv_free(r.chains);
+        strv_free(r.blobs);
+        if (st->blobs_removed || st->snapshots_removed)
+                img_usage_kick(svc);
         pthread_mutex_lock(&svc->mu);
         svc->gc_running = false;
         pthread_cond_broadcast(&svc->gc_cond);

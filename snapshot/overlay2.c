@@ -162,7 +162,7 @@ static int ovl_prepare(struct snap *sn, const char *key, const char *parent, enu
         const char *what = kind == SNAP_VIEW ? "view" : "prepare";
         struct store_snapshot p = {0};
         if (parent) {
-                if (store_snap_get(sn->store, parent, &p, e) < 0)
+                if (snap_idx_get(sn, parent, &p, e) < 0)
                         return err_wrap(e, "snapshot %s %s: parent %s", what, key, parent);
                 if (check_record(&p, e) < 0) {
                         store_snap_clear(&p);
@@ -176,7 +176,7 @@ static int ovl_prepare(struct snap *sn, const char *key, const char *parent, enu
         if (r < 0)
                 return err_wrap(e, "snapshot %s %s", what, key);
 
-        /* The checks that matter happen in the transaction that writes. */
+        /* The checks that matter happen under the lock that writes. */
         struct store_snapshot rec = {
                 .key = (char *)key,
                 .parent = (char *)parent,
@@ -184,35 +184,21 @@ static int ovl_prepare(struct snap *sn, const char *key, const char *parent, enu
                 .dir = dir,
                 .created_ns = time_now_ns(),
         };
-        struct store_snapshot cur = {0};
-        if (store_tx_begin(sn->store, e) < 0)
-                goto undo;
-        if (store_snap_get(sn->store, key, &cur, NULL) == 0) {
-                store_snap_clear(&cur);
-                err_set(e, ERR_EXISTS, "snapshot %s %s: already exists", what, key);
-                goto rollback;
-        }
-        if (parent) {
-                if (store_snap_get(sn->store, parent, &cur, e) < 0) {
-                        err_wrap(e, "snapshot %s %s: parent %s", what, key, parent);
-                        goto rollback;
-                }
-                int pk = cur.kind;
-                store_snap_clear(&cur);
-                if (pk != SNAP_COMMITTED) {
-                        err_set(e, ERR_PRECONDITION, "snapshot %s %s: parent %s is not committed", what, key,
-                                parent);
-                        goto rollback;
-                }
-        }
-        if (store_snap_put(sn->store, &rec, e) < 0 || store_tx_commit(sn->store, e) < 0) {
+        snap_idx_write_lock(sn);
+        const struct store_snapshot *cur = parent ? snap_idx_peek(sn, parent) : NULL;
+        if (snap_idx_peek(sn, key))
+                r = err_set(e, ERR_EXISTS, "snapshot %s %s: already exists", what, key);
+        else if (parent && !cur)
+                r = err_set(e, ERR_NOT_FOUND, "snapshot %s %s: parent %s: snapshot %s not found", what, key,
+                            parent, parent);
+        else if (parent && cur->kind != SNAP_COMMITTED)
+                r = err_set(e, ERR_PRECONDITION, "snapshot %s %s: parent %s is not committed", what, key,
+                            parent);
+        else if ((r = snap_idx_put(sn, &rec, e)) < 0)
                 err_wrap(e, "snapshot %s %s", what, key);
-                goto rollback;
-        }
-        return 0;
-rollback:
-        store_tx_rollback(sn->store);
-undo:;
+        snap_idx_write_unlock(sn);
+        if (r == 0)
+                return 0;
         struct err ignore = ERR_INIT;
         (void)destroy_dir(sn, dir, &ignore);
         err_clear(&ignore);
@@ -222,10 +208,10 @@ undo:;
 static int ovl_commit(struct snap *sn, const char *name, const char *key, struct err *e)
 {
         cleanup_free char *fs = NULL;
-        struct store_snapshot a = {0}, cur = {0};
+        struct store_snapshot a = {0};
         uint64_t bytes = 0, inodes = 0;
         int ret = -1;
-        if (store_snap_get(sn->store, key, &a, e) < 0 || check_record(&a, e) < 0) {
+        if (snap_idx_get(sn, key, &a, e) < 0 || check_record(&a, e) < 0) {
                 err_wrap(e, "snapshot commit %s as %s", key, name);
                 goto out;
         }
@@ -239,22 +225,19 @@ static int ovl_commit(struct snap *sn, const char *name, const char *key, struct
                 err_wrap(e, "snapshot commit %s as %s", key, name);
                 goto out;
         }
-        if (store_tx_begin(sn->store, e) < 0)
-                goto out;
-        if (store_snap_get(sn->store, name, &cur, NULL) == 0) {
-                store_snap_clear(&cur);
+        snap_idx_write_lock(sn);
+        const struct store_snapshot *cur = snap_idx_peek(sn, key);
+        if (snap_idx_peek(sn, name)) {
                 err_set(e, ERR_EXISTS, "snapshot commit %s as %s: %s already exists", key, name, name);
-                goto rollback;
+                goto unlock;
         }
-        if (store_snap_get(sn->store, key, &cur, e) < 0) {
-                err_wrap(e, "snapshot commit %s as %s", key, name);
-                goto rollback;
+        if (!cur) {
+                err_set(e, ERR_NOT_FOUND, "snapshot commit %s as %s: snapshot %s not found", key, name, key);
+                goto unlock;
         }
-        bool same = cur.kind == SNAP_ACTIVE && cur.dir && strcmp(cur.dir, a.dir) == 0;
-        store_snap_clear(&cur);
-        if (!same) {
+        if (cur->kind != SNAP_ACTIVE || !cur->dir || strcmp(cur->dir, a.dir) != 0) {
                 err_set(e, ERR_ABORTED, "snapshot commit %s as %s: %s changed meanwhile", key, name, key);
-                goto rollback;
+                goto unlock;
         }
         struct store_snapshot c = {
                 .key = (char *)name,
@@ -266,15 +249,13 @@ static int ovl_commit(struct snap *sn, const char *name, const char *key, struct
                 .inodes = inodes,
                 .labels_json = a.labels_json,
         };
-        if (store_snap_put(sn->store, &c, e) < 0 || store_snap_delete(sn->store, key, e) < 0 ||
-            store_tx_commit(sn->store, e) < 0) {
+        if (snap_idx_commit(sn, &c, key, e) < 0) {
                 err_wrap(e, "snapshot commit %s as %s", key, name);
-                goto rollback;
+                goto unlock;
         }
         ret = 0;
-        goto out;
-rollback:
-        store_tx_rollback(sn->store);
+unlock:
+        snap_idx_write_unlock(sn);
 out:
         store_snap_clear(&a);
         return ret;
@@ -282,49 +263,43 @@ out:
 
 static int ovl_remove(struct snap *sn, const char *key, struct err *e)
 {
-        struct store_snapshot s = {0};
-        size_t children = 0;
-        if (store_tx_begin(sn->store, e) < 0)
-                return err_wrap(e, "snapshot remove %s", key);
-        if (store_snap_get(sn->store, key, &s, e) < 0 ||
-            store_snap_children(sn->store, key, &children, e) < 0) {
-                err_wrap(e, "snapshot remove %s", key);
-                goto rollback;
+        cleanup_free char *dir = NULL;
+        snap_idx_write_lock(sn);
+        const struct store_snapshot *s = snap_idx_peek(sn, key);
+        size_t children = snap_idx_children(sn, key);
+        int r;
+        if (!s)
+                r = err_set(e, ERR_NOT_FOUND, "snapshot remove %s: snapshot %s not found", key, key);
+        else if (children > 0)
+                r = err_set(e, ERR_PRECONDITION,
+                            "snapshot remove %s: it is the parent of %zu other snapshot%s", key, children,
+                            children == 1 ? "" : "s");
+        else {
+                dir = xstrdup(s->dir); /* s goes with the record */
+                if ((r = snap_idx_delete(sn, key, e)) < 0)
+                        err_wrap(e, "snapshot remove %s", key);
         }
-        if (children > 0) {
-                err_set(e, ERR_PRECONDITION, "snapshot remove %s: it is the parent of %zu other snapshot%s",
-                        key, children, children == 1 ? "" : "s");
-                goto rollback;
-        }
-        if (store_snap_delete(sn->store, key, e) < 0 || store_tx_commit(sn->store, e) < 0) {
-                err_wrap(e, "snapshot remove %s", key);
-                goto rollback;
-        }
-        int r = 0;
-        if (s.dir && id_is_valid(s.dir) && destroy_dir(sn, s.dir, e) < 0)
+        snap_idx_write_unlock(sn);
+        if (r < 0)
+                return -1;
+        if (dir && id_is_valid(dir) && destroy_dir(sn, dir, e) < 0)
                 r = err_wrap(e, "snapshot remove %s: record removed, directory left for the next start", key);
-        store_snap_clear(&s);
         return r;
-rollback:
-        store_tx_rollback(sn->store);
-        store_snap_clear(&s);
-        return -1;
 }
 
 static int ovl_stat(struct snap *sn, const char *key, struct store_snapshot *out, struct err *e)
 {
-        if (store_snap_get(sn->store, key, out, e) < 0)
-                return err_wrap(e, "snapshot %s", key);
-        return 0;
+        return snap_idx_get(sn, key, out, e);
 }
 
 static int ovl_walk(struct snap *sn, int (*cb)(const struct store_snapshot *s, void *arg), void *arg,
                     struct err *e)
 {
+        (void)e;
         struct store_snapshot *v = NULL;
         size_t n = 0;
-        if (store_snap_list(sn->store, &v, &n, e) < 0)
-                return err_wrap(e, "snapshot walk");
+        /* Copies: the callback may call back into the snapshotter. */
+        snap_idx_list(sn, &v, &n);
         int r = 0;
         for (size_t i = 0; i < n && r >= 0; i++)
                 r = cb(&v[i], arg);
@@ -334,14 +309,14 @@ static int ovl_walk(struct snap *sn, int (*cb)(const struct store_snapshot *s, v
 
 static char *ovl_fs_path(struct snap *sn, const char *key, struct err *e)
 {
-        struct store_snapshot s = {0};
-        if (store_snap_get(sn->store, key, &s, e) < 0 || check_record(&s, e) < 0) {
-                store_snap_clear(&s);
-                err_wrap(e, "snapshot %s", key);
-                return NULL;
-        }
-        char *p = fs_dir(sn, s.dir);
-        store_snap_clear(&s);
+        snap_idx_read_lock(sn);
+        const struct store_snapshot *s = snap_idx_peek(sn, key);
+        char *p = NULL;
+        if (!s)
+                err_set(e, ERR_NOT_FOUND, "snapshot %s: snapshot %s not found", key, key);
+        else if (check_record(s, e) == 0)
+                p = fs_dir(sn, s->dir);
+        snap_idx_read_unlock(sn);
         return p;
 }
 
@@ -355,49 +330,50 @@ static int ovl_usage(struct snap *sn, const char *key, uint64_t *bytes, uint64_t
         return 0;
 }
 
-/* The short links of key's ancestors (the lowerdirs), top-most first. */
+/* The short links of key's ancestors (the lowerdirs), top-most first. The
+ * read lock is held. */
 static int parent_links(struct snap *sn, const char *parent, char ***links, char **first_fs, struct err *e)
 {
-        cleanup_free char *next = xstrdup(parent);
         size_t depth = 0;
-        while (next) {
-                struct store_snapshot p = {0};
-                if (store_snap_get(sn->store, next, &p, e) < 0 || check_record(&p, e) < 0) {
-                        store_snap_clear(&p);
+        for (const char *next = parent; next;) {
+                const struct store_snapshot *p = snap_idx_peek(sn, next);
+                if (!p)
+                        return err_set(e, ERR_NOT_FOUND, "parent %s: snapshot %s not found", next, next);
+                if (check_record(p, e) < 0)
                         return err_wrap(e, "parent %s", next);
-                }
-                if (++depth > MAX_CHAIN) {
-                        store_snap_clear(&p);
+                if (++depth > MAX_CHAIN)
                         return err_set(e, ERR_EXHAUSTED, "more than %d layers (overlayfs' limit)", MAX_CHAIN);
-                }
-                cleanup_free char *lp = link_path(sn, p.dir);
+                cleanup_free char *lp = link_path(sn, p->dir);
                 strv_push(links, lp);
                 if (depth == 1 && first_fs)
-                        *first_fs = fs_dir(sn, p.dir);
-                free(next);
-                next = steal_ptr(&p.parent);
-                store_snap_clear(&p);
+                        *first_fs = fs_dir(sn, p->dir);
+                next = p->parent;
         }
         return 0;
 }
 
 static int ovl_mounts(struct snap *sn, const char *key, struct snap_mount **out, struct err *e)
 {
-        struct ovl *o = sn->priv;
         struct store_snapshot s = {0};
         cleanup_strv char **lowers = NULL;
         cleanup_free char *parent_fs = NULL;
-        if (store_snap_get(sn->store, key, &s, e) < 0 || check_record(&s, e) < 0) {
+        /* The record and its chain, read together. */
+        snap_idx_read_lock(sn);
+        const struct store_snapshot *cur = snap_idx_peek(sn, key);
+        int r = cur ? check_record(cur, e) : err_set(e, ERR_NOT_FOUND, "snapshot %s not found", key);
+        if (r == 0) {
+                s = (struct store_snapshot){.kind = cur->kind, .dir = xstrdup(cur->dir)};
+                /* A committed snapshot is shown read-only, itself on top. */
+                const char *top = cur->kind == SNAP_COMMITTED ? key : cur->parent;
+                if (top)
+                        r = parent_links(sn, top, &lowers, &parent_fs, e);
+        }
+        snap_idx_read_unlock(sn);
+        if (r < 0) {
                 store_snap_clear(&s);
                 return err_wrap(e, "snapshot mounts %s", key);
         }
-        /* A committed snapshot is shown read-only, itself on top. */
-        const char *top = s.kind == SNAP_COMMITTED ? key : s.parent;
-        if (top && parent_links(sn, top, &lowers, &parent_fs, e) < 0) {
-                err_wrap(e, "snapshot mounts %s", key);
-                store_snap_clear(&s);
-                return -1;
-        }
+        struct ovl *o = sn->priv;
         struct snap_mount *m = xzalloc(sizeof(*m));
         m->linkroot = xstrdup(sn->root);
         size_t nl = strv_len(lowers);
@@ -477,8 +453,7 @@ static int ovl_repair(struct snap *sn, struct err *e)
 {
         struct store_snapshot *v = NULL;
         size_t n = 0;
-        if (store_snap_list(sn->store, &v, &n, e) < 0)
-                return err_wrap(e, "repair");
+        snap_idx_list(sn, &v, &n);
         bool *bad = xcalloc(n ? n : 1, sizeof(bool));
         char **keys = xcalloc(n + 1, sizeof(char *)), **dirs = xcalloc(n + 1, sizeof(char *));
         size_t nk = 0, nd = 0;
@@ -512,10 +487,13 @@ static int ovl_repair(struct snap *sn, struct err *e)
         for (bool progress = true; progress;) {
                 progress = false;
                 for (size_t i = 0; i < n; i++) {
-                        size_t children = 0;
                         if (!bad[i] || v[i].key == NULL)
                                 continue;
-                        if (store_snap_children(sn->store, v[i].key, &children, e) < 0) {
+                        snap_idx_write_lock(sn);
+                        size_t children = snap_idx_children(sn, v[i].key);
+                        int r = children > 0 ? 0 : snap_idx_delete(sn, v[i].key, e);
+                        snap_idx_write_unlock(sn);
+                        if (r < 0) {
                                 ret = -1;
                                 goto out;
                         }
@@ -523,10 +501,6 @@ static int ovl_repair(struct snap *sn, struct err *e)
                                 continue;
                         log_debug("snapshot", "repair removed record key=%s dir=%s", v[i].key,
                                   v[i].dir ? v[i].dir : "");
-                        if (store_snap_delete(sn->store, v[i].key, e) < 0) {
-                                ret = -1;
-                                goto out;
-                        }
                         free(v[i].key);
                         v[i].key = NULL;
                         progress = true;

@@ -35,8 +35,8 @@ int snap_open(const char *root, const char *driver, struct store *store, struct 
         sn->ops = ops;
         sn->store = store;
         sn->root = xasprintf("%s/snapshots/%s", root, driver);
-        if (mkdir_p(sn->root, 0700, e) < 0 || (ops->init && ops->init(sn, e) < 0) ||
-            (ops->repair && ops->repair(sn, e) < 0)) {
+        if (mkdir_p(sn->root, 0700, e) < 0 || snap_idx_open(sn, e) < 0 ||
+            (ops->init && ops->init(sn, e) < 0) || (ops->repair && ops->repair(sn, e) < 0)) {
                 err_wrap(e, "snapshotter %s", sn->root);
                 snap_close(sn);
                 return -1;
@@ -51,6 +51,7 @@ void snap_close(struct snap *sn)
                 return;
         if (sn->ops->close)
                 sn->ops->close(sn);
+        snap_idx_close(sn);
         free(sn->root);
         free(sn);
 }
@@ -153,40 +154,10 @@ char *snap_fs_path(struct snap *sn, const char *key, struct err *e)
         return sn->ops->fs_path(sn, key, e);
 }
 
-struct total {
-        struct snap *sn;
-        uint64_t bytes, inodes;
-        struct err *e;
-};
-
-static int add_usage(const struct store_snapshot *s, void *arg)
-{
-        struct total *t = arg;
-        if (s->kind == SNAP_COMMITTED) {
-                t->bytes += s->size;
-                t->inodes += s->inodes;
-                return 0;
-        }
-        uint64_t b = 0, i = 0;
-        struct err e = ERR_INIT;
-        /* an active snapshot removed meanwhile is not an error */
-        if (t->sn->ops->usage(t->sn, s->key, &b, &i, &e) < 0 && !err_is(&e, ERR_NOT_FOUND)) {
-                err_move(t->e, &e);
-                return -1;
-        }
-        err_clear(&e);
-        t->bytes += b;
-        t->inodes += i;
-        return 0;
-}
-
 int snap_total_usage(struct snap *sn, uint64_t *bytes, uint64_t *inodes, struct err *e)
 {
-        struct total t = {.sn = sn, .e = e};
-        *bytes = *inodes = 0;
-        if (sn->ops->walk(sn, add_usage, &t, e) < 0)
-                return -1;
-        *bytes = t.bytes;
-        *inodes = t.inodes;
+        (void)e;
+        snap_usage_refresh(sn);
+        snap_cached_usage(sn, bytes, inodes);
         return 0;
 }

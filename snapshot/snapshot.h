@@ -9,12 +9,14 @@
  *   <dir>/work   overlay's workdir
  *   l/<ID>       26-char short links to ../<dir>/fs, so that the lowerdir
  *                option of a deep image fits in one page
- * Metadata lives in the store (store_snap_*); directories are created under a
- * temporary name and renamed, and snap_open() repairs what a crash left.
+ * Metadata lives in memory, loaded at snap_open() from the store
+ * (store_snap_*), which every change is committed to first: reads run no
+ * SQL. Directories are created under a temporary name and renamed, and
+ * snap_open() repairs what a crash left.
  *
  * Keys are opaque strings (chain IDs, container IDs, "extract-..." keys):
- * they never become paths. Thread-safe: every mutation runs in one store
- * transaction.
+ * they never become paths. Thread-safe: mutations run one at a time, each
+ * in one store transaction; reads take a read lock.
  */
 #ifndef CORRAL_SNAPSHOT_H
 #define CORRAL_SNAPSHOT_H
@@ -108,8 +110,15 @@ int snap_mounts(struct snap *sn, const char *key, struct snap_mount **out, struc
  * active snapshot's fs path, then commit. Caller frees. */
 char *snap_fs_path(struct snap *sn, const char *key, struct err *e);
 /* Usage of the snapshotter's filesystem (ImageFsInfo): bytes and inodes of
- * all snapshots as recorded at commit, plus live usage of active ones. */
+ * all snapshots as recorded at commit, plus live usage of active ones
+ * (snap_usage_refresh, then snap_cached_usage). */
 int snap_total_usage(struct snap *sn, uint64_t *bytes, uint64_t *inodes, struct err *e);
+/* Walk every active snapshot's tree (snap_usage) and keep the figures in
+ * memory; no lock is held during the walks. */
+void snap_usage_refresh(struct snap *sn);
+/* From memory, no syscall: committed snapshots as recorded at commit,
+ * active ones as of the last snap_usage_refresh (0 before it). */
+void snap_cached_usage(struct snap *sn, uint64_t *bytes, uint64_t *inodes);
 /* The directory the snapshots live in (<root>/snapshots/<driver>). */
 const char *snap_root(const struct snap *sn);
 

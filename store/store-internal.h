@@ -4,6 +4,7 @@
 #define CORRAL_STORE_INTERNAL_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <sqlite3.h>
 
@@ -38,6 +39,8 @@ struct store {
 
         struct store_stmt_slot stmts[STORE_STMT_CACHE_MAX];
         size_t n_stmts;
+
+        atomic_uint_least64_t statements; /* run so far (store_statements) */
 };
 
 /* Take / release the owner lock (recursive for the owning thread). */

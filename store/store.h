@@ -24,6 +24,10 @@ int store_open(const char *path, struct store **out, struct err *e);
 void store_close(struct store *s);
 /* Schema version after migrations. */
 int store_schema_version(struct store *s);
+/* SQL statements run on the connection since it was opened (SQLite's trace
+ * hook counts them): tests and /metrics show with it that reads answered
+ * from memory run none. */
+uint64_t store_statements(struct store *s);
 
 /* BEGIN IMMEDIATE ... COMMIT. Nesting on the same thread is counted: only the
  * outermost commit writes. Rollback undoes the whole outermost transaction. */

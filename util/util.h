@@ -165,6 +165,20 @@ void strv_free(char **v);
 /* Append a copy of s; *v may be NULL. */
 void strv_push(char ***v, const char *s);
 
+/* A string-keyed hash map of borrowed values; the map keeps a copy of each
+ * key. Zero-initialise to start; not thread-safe (the caller locks). */
+struct strmap {
+        struct strmap_ent **buckets;
+        size_t n_buckets;
+        size_t count;
+};
+void *strmap_get(const struct strmap *m, const char *key);
+/* Insert or replace; returns the value it replaced (NULL when new). */
+void *strmap_put(struct strmap *m, const char *key, void *value);
+/* Returns the value removed (NULL when absent). */
+void *strmap_del(struct strmap *m, const char *key);
+void strmap_clear(struct strmap *m);
+
 /* ---------- JSON (yajl) ---------- */
 
 /* Parsing uses yajl's tree API; see <yajl/yajl_tree.h>. */
