@@ -116,18 +116,45 @@ bool cri_map_match(const struct cri_map *m, size_t n_sel, void *const *selector)
         return true;
 }
 
+static size_t varint(uint8_t out[10], uint64_t v)
+{
+        size_t k = 0;
+        for (;; v >>= 7) {
+                out[k++] = (uint8_t)((v & 0x7f) | (v >= 0x80 ? 0x80 : 0));
+                if (v < 0x80)
+                        return k;
+        }
+}
+
 void cri_packed_make(const ProtobufCMessage *m, struct cri_packed *out)
 {
         size_t len = protobuf_c_message_get_packed_size(m);
         out->buf = xmalloc(len + 10);
-        size_t k = 0;
-        for (size_t v = len;; v >>= 7) {
-                out->buf[k++] = (uint8_t)((v & 0x7f) | (v >= 0x80 ? 0x80 : 0));
-                if (v < 0x80)
-                        break;
-        }
+        size_t k = varint(out->buf, len);
         protobuf_c_message_pack(m, out->buf + k);
         out->len = k + len;
+}
+
+void cri_wire_varint(struct sbuf *b, uint32_t tag, uint64_t v)
+{
+        uint8_t buf[11] = {(uint8_t)(tag << 3 | PROTOBUF_C_WIRE_TYPE_VARINT)};
+        sbuf_append(b, buf, 1 + varint(buf + 1, v));
+}
+
+static void wire_string(struct sbuf *b, uint32_t tag, const char *s, size_t len)
+{
+        uint8_t buf[11] = {(uint8_t)(tag << 3 | PROTOBUF_C_WIRE_TYPE_LENGTH_PREFIXED)};
+        sbuf_append(b, buf, 1 + varint(buf + 1, len));
+        sbuf_append(b, s, len);
+}
+
+void cri_wire_map_entry(struct sbuf *b, uint32_t tag, const char *key, const char *value)
+{
+        struct sbuf entry = {0};
+        wire_string(&entry, 1, key, strlen(key));
+        wire_string(&entry, 2, value, strlen(value));
+        wire_string(b, tag, entry.buf, entry.len);
+        sbuf_free(&entry);
 }
 
 struct cri_packed cri_packed_copy(const struct cri_packed *p)

@@ -243,6 +243,9 @@ void cri_packed_make(const ProtobufCMessage *m, struct cri_packed *out);
 struct cri_packed cri_packed_copy(const struct cri_packed *p);
 /* Appends p to the wire bytes in b as an element of field `tag` (< 16). */
 void cri_packed_put(struct sbuf *b, uint32_t tag, const struct cri_packed *p);
+/* Appends a varint field, and an entry of a map<string, string> field. */
+void cri_wire_varint(struct sbuf *b, uint32_t tag, uint64_t v);
+void cri_wire_map_entry(struct sbuf *b, uint32_t tag, const char *key, const char *value);
 /* Moves the n buffers (heap, freed with the parent) into the parent as
  * elements of its field `tag` (the parent has none of its own yet). */
 void cri_packed_attach(ProtobufCMessage *parent, uint32_t tag, struct cri_packed *items, size_t n);

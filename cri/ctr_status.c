@@ -113,15 +113,8 @@ static int ctr_status(struct cri_daemon *d, struct cri_call *call, const Protobu
                 return err_set(e, ERR_NOT_FOUND, "container %s not found", rq->container_id);
         }
         if (rq->verbose) {
-                Runtime__V1__ContainerStatusResponse__InfoEntry kv;
-                runtime__v1__container_status_response__info_entry__init(&kv);
-                kv.key = "info";
-                kv.value = verbose_info(d, &c);
-                struct cri_packed p;
-                cri_packed_make(&kv.base, &p);
-                cri_packed_put(&b, 2 /* info */, &p);
-                free(p.buf);
-                free(kv.value);
+                cleanup_free char *info = verbose_info(d, &c);
+                cri_wire_map_entry(&b, 2 /* info */, "info", info);
                 store_ctr_clear(&c);
         }
         cri_call_reply_bytes(call, &b);

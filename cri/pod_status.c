@@ -67,27 +67,12 @@ static int pod_status(struct cri_daemon *d, struct cri_call *call, const Protobu
                 return err_set(e, ERR_NOT_FOUND, "pod sandbox %s not found", rq->pod_sandbox_id);
         }
         if (rq->verbose) {
-                Runtime__V1__PodSandboxStatusResponse__InfoEntry kv;
-                runtime__v1__pod_sandbox_status_response__info_entry__init(&kv);
-                kv.key = "info";
-                kv.value = verbose_info(d, &p);
-                struct cri_packed packed;
-                cri_packed_make(&kv.base, &packed);
-                cri_packed_put(&b, 2 /* info */, &packed);
-                free(packed.buf);
-                free(kv.value);
+                cleanup_free char *info = verbose_info(d, &p);
+                cri_wire_map_entry(&b, 2 /* info */, "info", info);
                 store_pod_clear(&p);
         }
         cri_ctr_statuses_put(d, id, 3 /* containers_statuses */, &b);
-        /* timestamp, field 4: a varint */
-        uint8_t v[11] = {4 << 3 | PROTOBUF_C_WIRE_TYPE_VARINT};
-        size_t k = 1;
-        for (uint64_t t = (uint64_t)time_now_ns();; t >>= 7) {
-                v[k++] = (uint8_t)((t & 0x7f) | (t >= 0x80 ? 0x80 : 0));
-                if (t < 0x80)
-                        break;
-        }
-        sbuf_append(&b, v, k);
+        cri_wire_varint(&b, 4 /* timestamp */, (uint64_t)time_now_ns());
         cri_call_reply_bytes(call, &b);
         return 0;
 }
