@@ -19,8 +19,8 @@ bool cri_stats_cgroup(const char *id, bool pod, const char *cgroup, struct cri_c
 /* The object no longer runs: its cgroup's files are closed. */
 void cri_stats_release(const char *id);
 /* The writable layer's usage of container `id` (snapshot `key`), walked
- * again once it is a minute or so old; not again once walked after
- * wall time final_after (> 0: the container exited then). */
+ * again once it is a minute or so old; final_after > 0 (the container
+ * exited then): walked once after that, and never again. */
 struct cri_fs_reading {
         uint64_t bytes, inodes;
         int64_t wall_ns; /* when it was walked */

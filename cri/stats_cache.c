@@ -14,7 +14,7 @@
  *  - the writable layer's usage (a walk of the upper directory) is walked
  *    again once it is FS_TTL_NS old, plus up to half that again per object
  *    so that the walks of containers started together spread over calls;
- *    never again once walked after the container exited. cAdvisor, which
+ *    once after the container exited, and never again. cAdvisor, which
  *    gave kubelet these figures before CRI stats, walks every minute too
  *    (containerd's CRI serves them from a cache its syncer refreshes every
  *    10 s by walking every snapshot).
@@ -232,8 +232,9 @@ int cri_stats_fs(struct cri_daemon *d, const char *id, const char *key, int64_t 
         int64_t ttl = FS_TTL_NS + (int64_t)(hash(id) % (uint64_t)(FS_TTL_NS / 2));
         pthread_mutex_lock(&mu);
         struct entry *x = get(id, false, now);
-        bool final = final_after > 0 && x->fs_wall > final_after;
-        bool fresh = x->have_fs && (final || now - x->fs_mono < ttl || x->fs_busy);
+        /* Exited: one walk after the exit says what the layer holds for good. */
+        bool fresh = x->have_fs &&
+                     (x->fs_busy || (final_after > 0 ? x->fs_wall > final_after : now - x->fs_mono < ttl));
         if (fresh) {
                 out->bytes = x->fs_bytes;
                 out->inodes = x->fs_inodes;
