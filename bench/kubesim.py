@@ -97,23 +97,35 @@ class Sim:
                 namespace_options=pb.NamespaceOption(network=pb.NODE))))
         pid = self.rt.RunPodSandbox(pb.RunPodSandboxRequest(config=cfg), timeout=120).pod_sandbox_id
         ids = []
-        for i in range(self.a.ctrs):
-            cmd = ["sleep", "3600"]
-            if exiting and i == 0:
-                cmd = ["sh", "-c", f"sleep {random.randint(5, 50)}; exit 3"]
-            cc = pb.ContainerConfig(metadata=pb.ContainerMetadata(name=f"c{i}"),
-                                    image=pb.ImageSpec(image=self.a.image), command=cmd,
-                                    labels={"app": "kubesim", "ctr": f"c{i}"})
-            cid = self.rt.CreateContainer(pb.CreateContainerRequest(pod_sandbox_id=pid, config=cc,
-                                                                    sandbox_config=cfg), timeout=120).container_id
-            with self.mu:
-                self.ours.add(cid)
-            self.expect(cid, EV.CONTAINER_CREATED_EVENT)
-            if self.a.start:
-                self.rt.StartContainer(pb.StartContainerRequest(container_id=cid), timeout=120)
-                self.expect(cid, EV.CONTAINER_STARTED_EVENT)
-                self.expect(cid, EV.CONTAINER_STOPPED_EVENT)  # by itself or at the pod's stop
-            ids.append(cid)
+        cid = None
+        try:
+            for i in range(self.a.ctrs):
+                cmd = ["sleep", "3600"]
+                if exiting and i == 0:
+                    cmd = ["sh", "-c", f"sleep {random.randint(5, 50)}; exit 3"]
+                cc = pb.ContainerConfig(metadata=pb.ContainerMetadata(name=f"c{i}"),
+                                        image=pb.ImageSpec(image=self.a.image), command=cmd,
+                                        labels={"app": "kubesim", "ctr": f"c{i}"})
+                cid = self.rt.CreateContainer(pb.CreateContainerRequest(pod_sandbox_id=pid, config=cc,
+                                                                        sandbox_config=cfg), timeout=120).container_id
+                with self.mu:
+                    self.ours.add(cid)
+                self.expect(cid, EV.CONTAINER_CREATED_EVENT)
+                if self.a.start:
+                    self.rt.StartContainer(pb.StartContainerRequest(container_id=cid), timeout=120)
+                    self.expect(cid, EV.CONTAINER_STARTED_EVENT)
+                    self.expect(cid, EV.CONTAINER_STOPPED_EVENT)  # by itself or at the pod's stop
+                ids.append(cid)
+        except grpc.RpcError:
+            if cid:
+                try:
+                    st = self.rt.ContainerStatus(pb.ContainerStatusRequest(container_id=cid), timeout=30).status
+                    print(f"{self.a.label}: container {cid} state {pb.ContainerState.Name(st.state)} "
+                          f"exit {st.exit_code} reason {st.reason!r} message {st.message!r}", file=sys.stderr)
+                except grpc.RpcError:
+                    pass
+            self.remove_pod([pid, ids])
+            raise
         return [pid, ids]
 
     def remove_pod(self, pod):
@@ -122,6 +134,14 @@ class Sim:
         self.rt.RemovePodSandbox(pb.RemovePodSandboxRequest(pod_sandbox_id=pid), timeout=120)
         for cid in ids:
             self.expect(cid, EV.CONTAINER_DELETED_EVENT)
+
+    def teardown(self):
+        for pod in self.pods:
+            try:
+                self.remove_pod(pod)
+            except grpc.RpcError as e:
+                print(f"{self.a.label}: remove pod {pod[0]}: {e.code()} {e.details()}", file=sys.stderr)
+        self.pods = []
 
     def relister(self):
         seen = {}
@@ -158,8 +178,13 @@ class Sim:
         threading.Thread(target=self.events, daemon=True).start()
         time.sleep(0.5)
         t0 = time.monotonic()
-        for i in range(a.pods):
-            self.pods.append(self.run_pod(random.random() < a.exit_share))
+        try:
+            for i in range(a.pods):
+                self.pods.append(self.run_pod(random.random() < a.exit_share))
+        except grpc.RpcError:
+            # Nothing left behind for the next run: the pods made so far go.
+            self.teardown()
+            raise
         setup = time.monotonic() - t0
         threads = [threading.Thread(target=f, daemon=True) for f in (self.relister, self.stats)]
         for t in threads:
@@ -183,8 +208,7 @@ class Sim:
         for t in threads:
             t.join(timeout=15)
         rss = rss_kib(a.pid)
-        for pod in self.pods:
-            self.remove_pod(pod)
+        self.teardown()
         time.sleep(2)
         with self.mu:
             self.delivered = {k: v for k, v in self.delivered.items() if k[0] in self.ours}

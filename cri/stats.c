@@ -4,6 +4,7 @@
 
 #include "cri/ctr-internal.h"
 #include "cri/handler-internal.h"
+#include "cri/stats-internal.h"
 #include "net/net.h"
 #include "runtime/runtime.h"
 #include "snapshot/snapshot.h"
@@ -16,9 +17,12 @@ static Runtime__V1__UInt64Value *u64(uint64_t v)
         return x;
 }
 
-static void fill_cgroup(const char *id, const char *cgroup_path, int64_t now, Runtime__V1__CpuUsage **cpu,
+/* Figures of a running object's cgroup, as of their reading (stats_cache.c);
+ * none when cgroup_path is NULL (the object does not run). */
+static void fill_cgroup(const char *id, bool pod, const char *cgroup_path, Runtime__V1__CpuUsage **cpu,
                         Runtime__V1__MemoryUsage **mem, uint64_t *pids)
 {
+        int64_t now = time_now_ns();
         *cpu = xmalloc(sizeof(**cpu));
         runtime__v1__cpu_usage__init(*cpu);
         (*cpu)->timestamp = now;
@@ -27,24 +31,25 @@ static void fill_cgroup(const char *id, const char *cgroup_path, int64_t now, Ru
         (*mem)->timestamp = now;
         if (pids)
                 *pids = 0;
-        if (cgroup_path == NULL)
+        if (cgroup_path == NULL) {
+                cri_stats_release(id);
                 return;
-        cleanup_free char *cg = NULL;
+        }
         cleanup_err struct err e = ERR_INIT;
-        struct rt_cgroup_stats st;
-        if (rt_cgroup_resolve(cgroup_path, &cg, &e) < 0 || rt_cgroup_stats(cg, &st, &e) < 0) {
+        struct cri_cgroup_reading r;
+        if (!cri_stats_cgroup(id, pod, cgroup_path, &r, &e)) {
                 log_debug("cri", "stats cgroup=%s error=\"%s\"", cgroup_path, e.msg);
                 return;
         }
-        (*cpu)->usage_core_nano_seconds = u64(st.cpu_usage_ns);
-        uint64_t cores;
-        if (cri_cpu_nano_cores(id, st.cpu_usage_ns, &cores))
-                (*cpu)->usage_nano_cores = u64(cores);
-        (*mem)->working_set_bytes = u64(st.memory_working_set);
-        (*mem)->usage_bytes = u64(st.memory_usage);
-        (*mem)->rss_bytes = u64(st.memory_rss);
+        (*cpu)->timestamp = (*mem)->timestamp = r.wall_ns;
+        (*cpu)->usage_core_nano_seconds = u64(r.st.cpu_usage_ns);
+        if (r.have_cores)
+                (*cpu)->usage_nano_cores = u64(r.cores);
+        (*mem)->working_set_bytes = u64(r.st.memory_working_set);
+        (*mem)->usage_bytes = u64(r.st.memory_usage);
+        (*mem)->rss_bytes = u64(r.st.memory_rss);
         if (pids)
-                *pids = st.pids_current;
+                *pids = r.st.pids_current;
 }
 
 /* The usage of a container whose cgroup is not on the host, from its handler. */
@@ -85,7 +90,7 @@ static Runtime__V1__ContainerStats *ctr_stats(struct cri_daemon *d, const struct
         s->attributes = a;
         struct ctr_extra x;
         (void)ctr_extra_parse(c->extra_json, &x);
-        fill_cgroup(c->id, c->state == STORE_CTR_RUNNING ? x.cgroup : NULL, now, &s->cpu, &s->memory, NULL);
+        fill_cgroup(c->id, false, c->state == STORE_CTR_RUNNING ? x.cgroup : NULL, &s->cpu, &s->memory, NULL);
         uint64_t vcpu, vmem;
         if (c->state == STORE_CTR_RUNNING && !x.cgroup && guest_usage(d, c, &vcpu, &vmem)) {
                 /* A container in a VM pod: its cgroup lives in the guest. */
@@ -103,12 +108,16 @@ static Runtime__V1__ContainerStats *ctr_stats(struct cri_daemon *d, const struct
                 s->writable_layer->fs_id = xmalloc(sizeof(*s->writable_layer->fs_id));
                 runtime__v1__filesystem_identifier__init(s->writable_layer->fs_id);
                 s->writable_layer->fs_id->mountpoint = xstrdup(snap_root(d->snaps));
-                uint64_t bytes = 0, inodes = 0;
+                struct cri_fs_reading fs;
                 cleanup_err struct err e = ERR_INIT;
-                if (snap_usage(d->snaps, c->snapshot_key ? c->snapshot_key : c->id, &bytes, &inodes, &e) < 0)
+                const char *key = c->snapshot_key ? c->snapshot_key : c->id;
+                int64_t final_after = c->state == STORE_CTR_EXITED ? c->finished_ns : 0;
+                if (cri_stats_fs(d, c->id, key, final_after, &fs, &e) < 0)
                         log_debug("cri", "stats container=%s usage error=\"%s\"", c->id, e.msg);
-                s->writable_layer->used_bytes = u64(bytes);
-                s->writable_layer->inodes_used = u64(inodes);
+                else
+                        s->writable_layer->timestamp = fs.wall_ns;
+                s->writable_layer->used_bytes = u64(fs.bytes);
+                s->writable_layer->inodes_used = u64(fs.inodes);
         }
         return s;
 }
@@ -144,6 +153,7 @@ static int collect_ctr(struct cri_daemon *d, const struct ctr_filter *f, Runtime
                 if (r < 0)
                         return 0;
         }
+        int64_t t0 = time_mono_ns();
         struct store_container *v = NULL;
         size_t n = 0;
         if (model_ctr_list(d->model, *pod_id ? pod_id : NULL, &v, &n, e) < 0)
@@ -159,6 +169,8 @@ static int collect_ctr(struct cri_daemon *d, const struct ctr_filter *f, Runtime
                 arr[k++] = ctr_stats(d, &v[i]);
         }
         store_ctrs_free(v, n);
+        if (!*id && !*pod_id && f->n_sel == 0)
+                cri_stats_listed(false, t0);
         *out = arr;
         *nout = k;
         return 0;
@@ -271,8 +283,9 @@ static Runtime__V1__PodSandboxStats *pod_stats(struct cri_daemon *d, const struc
         cleanup_err struct err e = ERR_INIT;
         bool have_x = cri_pod_extra_parse(p->extra_json, &x, &e) == 0;
         uint64_t pids = 0;
-        fill_cgroup(p->id, have_x && p->state == STORE_POD_READY && x.cgroup && *x.cgroup ? x.cgroup : NULL,
-                    now, &l->cpu, &l->memory, &pids);
+        fill_cgroup(p->id, true,
+                    have_x && p->state == STORE_POD_READY && x.cgroup && *x.cgroup ? x.cgroup : NULL, &l->cpu,
+                    &l->memory, &pids);
         l->process = xmalloc(sizeof(*l->process));
         runtime__v1__process_usage__init(l->process);
         l->process->timestamp = now;
@@ -314,6 +327,7 @@ static int collect_pods(struct cri_daemon *d, const char *id, size_t n_sel, void
                 if (r < 0)
                         return 0;
         }
+        int64_t t0 = time_mono_ns();
         struct store_pod *v = NULL;
         size_t n = 0;
         if (model_pod_list(d->model, &v, &n, e) < 0)
@@ -330,6 +344,8 @@ static int collect_pods(struct cri_daemon *d, const char *id, size_t n_sel, void
                 arr[k++] = pod_stats(d, &v[i]);
         }
         store_pods_free(v, n);
+        if (!*want && n_sel == 0)
+                cri_stats_listed(true, t0);
         *out = arr;
         *nout = k;
         return 0;

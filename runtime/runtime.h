@@ -487,6 +487,17 @@ struct rt_cgroup_stats {
         uint64_t oom_kills; /* see rt_cgroup_oom_kills */
 };
 int rt_cgroup_stats(const char *path, struct rt_cgroup_stats *out, struct err *e);
+/* The same figures (but oom_kills) from the cgroup's files held open
+ * (cgroup_reader.c): one pread per file, for a caller that reads the same
+ * cgroups again and again. RT_CGR_PIDS: pids.current too. A read fails
+ * once the cgroup is removed; free the reader then. */
+struct rt_cgroup_reader;
+enum { RT_CGR_PIDS = 1 };
+int rt_cgroup_reader_open(const char *path, unsigned flags, struct rt_cgroup_reader **out, struct err *e);
+int rt_cgroup_reader_read(struct rt_cgroup_reader *r, struct rt_cgroup_stats *out, struct err *e);
+/* How many descriptors it holds. */
+int rt_cgroup_reader_fds(const struct rt_cgroup_reader *r);
+void rt_cgroup_reader_free(struct rt_cgroup_reader *r);
 
 /* Everything the CRI metrics report of one cgroup (cgroup_metrics.c), each
  * file read once. `have` says which groups could be read; a missing file
