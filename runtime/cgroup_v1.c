@@ -77,7 +77,12 @@ char *cg_v1_dir(const char *controller, const char *path)
 }
 
 /* Copy cpuset.cpus/mems from the parent when empty: v1 refuses tasks in a
- * cpuset with no cpus. Walks down from the first level. */
+ * cpuset with no cpus. Walks down from the first level. Each write of
+ * cpuset.cpus rebuilds the scheduler domains (under the global cpuset
+ * lock, in time that grows with the number of cpusets), so where we had
+ * to copy, cgroup.clone_children is set on the child and (below the root)
+ * its parent: the kernel then fills the next pod's and container's cpuset
+ * at mkdir, and the walk only reads. */
 static int cpuset_init(const char *mount, const char *path, struct err *e)
 {
         cleanup_free char *rel = xstrdup(path);
@@ -85,6 +90,7 @@ static int cpuset_init(const char *mount, const char *path, struct err *e)
         for (char *save = NULL, *c = strtok_r(rel, "/", &save); c; c = strtok_r(NULL, "/", &save)) {
                 cleanup_free char *dir = path_join(parent, c);
                 static const char *const files[] = {"cpuset.cpus", "cpuset.mems"};
+                bool copied = false;
                 for (size_t i = 0; i < 2; i++) {
                         cleanup_free char *cur = NULL, *pv = NULL, *pp = path_join(dir, files[i]),
                                           *ppar = path_join(parent, files[i]);
@@ -97,6 +103,13 @@ static int cpuset_init(const char *mount, const char *path, struct err *e)
                                 return -1;
                         if (cg_write(dir, files[i], pv, e) < 0)
                                 return -1;
+                        copied = true;
+                }
+                if (copied) {
+                        /* Not on the hierarchy's root: the host's other cpusets are not ours. */
+                        if (strcmp(parent, mount) != 0)
+                                (void)cg_write(parent, "cgroup.clone_children", "1", NULL);
+                        (void)cg_write(dir, "cgroup.clone_children", "1", NULL);
                 }
                 free(parent);
                 parent = steal_ptr(&dir);
