@@ -18,8 +18,30 @@ static pthread_once_t hier_once = PTHREAD_ONCE_INIT;
 static struct hier hiers[32];
 static size_t n_hiers;
 
+static char *preset;
+
+/* rt_cgroup_v1_layout's text back into the table. */
+static void scan_preset(void)
+{
+        cleanup_free char *text = steal_ptr(&preset);
+        for (char *save = NULL, *l = strtok_r(text, "\n", &save); l && n_hiers < ARRAY_SIZE(hiers);
+             l = strtok_r(NULL, "\n", &save)) {
+                char *sp = strchr(l, ' ');
+                if (sp == NULL)
+                        continue;
+                *sp = '\0';
+                hiers[n_hiers].mount = xstrdup(l);
+                hiers[n_hiers].controllers = xstrdup(sp + 1);
+                n_hiers++;
+        }
+}
+
 static void scan(void)
 {
+        if (preset) {
+                scan_preset();
+                return;
+        }
         FILE *f = fopen("/proc/self/mountinfo", "re");
         char *line = NULL;
         size_t cap = 0;
@@ -58,6 +80,23 @@ static size_t hierarchies(void)
 {
         pthread_once(&hier_once, scan);
         return n_hiers;
+}
+
+void rt_cgroup_v1_preset(const char *layout)
+{
+        free(preset);
+        preset = layout ? xstrdup(layout) : NULL;
+}
+
+char *rt_cgroup_v1_layout(void)
+{
+        struct sbuf b = {0};
+        sbuf_printf(&b, "%s", "");
+        if (rt_cgroup_mode() == RT_CGROUP_V2_UNIFIED)
+                return sbuf_steal(&b);
+        for (size_t i = 0; i < hierarchies(); i++)
+                sbuf_printf(&b, "%s %s\n", hiers[i].mount, hiers[i].controllers);
+        return sbuf_steal(&b);
 }
 
 /* The directory for `path` in the hierarchy holding controller `c`, or NULL. */

@@ -24,6 +24,7 @@
 #include <sys/syscall.h>
 #include <sys/wait.h>
 
+#include "runtime/runtime.h"
 #include "shim/proto-internal.h"
 #include "shim/shim.h"
 
@@ -56,6 +57,12 @@ static char **build_argv(const struct shim_opts *o)
                 strv_push(&v, o->runtime_path);
                 strv_push(&v, "--runtime-root");
                 strv_push(&v, o->runtime_root);
+        }
+        /* Our cgroup v1 table: the shim need not read mountinfo again. */
+        cleanup_free char *cg = rt_cgroup_v1_layout();
+        if (*cg) {
+                strv_push(&v, "--cgroup-v1");
+                strv_push(&v, cg);
         }
         strv_push(&v, "--report-fd");
         strv_push(&v, "3");

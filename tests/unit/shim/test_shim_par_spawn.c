@@ -15,6 +15,7 @@
 #include <sys/wait.h>
 
 #include "../check.h"
+#include "runtime/runtime.h"
 #include "shim/shim.h"
 
 enum { BUF = 32 << 20, PAGE = 4096, THREADS = 8 };
@@ -89,6 +90,36 @@ static void test_threads(void)
         CHECK(waitpid(-1, NULL, WNOHANG) < 0 && errno == ECHILD);
 }
 
+/* The shim gets our cgroup v1 table on its command line (it would read
+ * /proc/self/mountinfo for it otherwise): a stand-in shim records it. */
+static void test_cgroup_layout(void)
+{
+        cleanup_free char *layout = rt_cgroup_v1_layout();
+        cleanup_free char *script = path_join(tmp, "fake-shim");
+        cleanup_free char *out = path_join(tmp, "fake-shim.args");
+        cleanup_free char *text =
+                xasprintf("#!/bin/sh\nfor a in \"$@\"; do printf '%%s\\0' \"$a\"; done > %s\n", out);
+        CHECK(file_write_atomic(script, text, strlen(text), 0755, NULL) == 0);
+        cleanup_free char *bundle = path_join(tmp, "fake/bundle");
+        cleanup_free char *state = path_join(tmp, "fake/state");
+        CHECK(mkdir_p(bundle, 0700, NULL) == 0);
+        struct shim_opts o = {.id = "fake", .bundle = bundle, .state_dir = state, .shim_path = script};
+        struct shim_info info;
+        cleanup_err struct err e = ERR_INIT;
+        CHECK(shim_spawn(&o, &info, &e) < 0); /* it reports nothing */
+        cleanup_free char *args = NULL;
+        size_t n = 0;
+        CHECK(file_read_all(out, &args, &n, 1 << 20, NULL) == 0);
+        bool found = false;
+        for (size_t i = 0; args && i < n; i += strlen(args + i) + 1)
+                if (strcmp(args + i, "--cgroup-v1") == 0 && i + strlen(args + i) + 1 < n)
+                        found = strcmp(args + i + strlen(args + i) + 1, layout) == 0;
+        if (rt_cgroup_mode() == RT_CGROUP_V2_UNIFIED)
+                CHECK(!found);
+        else
+                CHECK(found && *layout);
+}
+
 int main(void)
 {
         char tmpl[] = "/tmp/corral-shim-spawn.XXXXXX";
@@ -99,6 +130,7 @@ int main(void)
         }
         test_no_cow();
         test_threads();
+        test_cgroup_layout();
         if (check_failures == 0)
                 (void)rm_rf(tmp, NULL);
         return check_report("test_shim_par_spawn");
