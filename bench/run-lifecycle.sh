@@ -29,7 +29,9 @@ cni() { # dir bridge subnet
  {"type": "loopback"}]}
 J
 }
-rss_kib() { awk '/VmRSS/ {print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
+# 0 for a process gone or a zombie (no VmRSS line): sum_rss's arithmetic
+# failed on an empty answer while shims of removed pods exited.
+rss_kib() { awk '/VmRSS/ {print $2; f = 1} END {if (!f) print 0}' "/proc/$1/status" 2>/dev/null || echo 0; }
 # Processes by their command line (comm is cut at 15 characters:
 # "containerd-shim-runc-v2" would never match pgrep -x).
 sum_rss() { local s=0; for p in $(pgrep -f "$1"); do s=$((s + $(rss_kib "$p"))); done; echo $s; }

@@ -18,8 +18,30 @@ static pthread_once_t hier_once = PTHREAD_ONCE_INIT;
 static struct hier hiers[32];
 static size_t n_hiers;
 
+static char *preset;
+
+/* rt_cgroup_v1_layout's text back into the table. */
+static void scan_preset(void)
+{
+        cleanup_free char *text = steal_ptr(&preset);
+        for (char *save = NULL, *l = strtok_r(text, "\n", &save); l && n_hiers < ARRAY_SIZE(hiers);
+             l = strtok_r(NULL, "\n", &save)) {
+                char *sp = strchr(l, ' ');
+                if (sp == NULL)
+                        continue;
+                *sp = '\0';
+                hiers[n_hiers].mount = xstrdup(l);
+                hiers[n_hiers].controllers = xstrdup(sp + 1);
+                n_hiers++;
+        }
+}
+
 static void scan(void)
 {
+        if (preset) {
+                scan_preset();
+                return;
+        }
         FILE *f = fopen("/proc/self/mountinfo", "re");
         char *line = NULL;
         size_t cap = 0;
@@ -60,6 +82,23 @@ static size_t hierarchies(void)
         return n_hiers;
 }
 
+void rt_cgroup_v1_preset(const char *layout)
+{
+        free(preset);
+        preset = layout ? xstrdup(layout) : NULL;
+}
+
+char *rt_cgroup_v1_layout(void)
+{
+        struct sbuf b = {0};
+        sbuf_printf(&b, "%s", "");
+        if (rt_cgroup_mode() == RT_CGROUP_V2_UNIFIED)
+                return sbuf_steal(&b);
+        for (size_t i = 0; i < hierarchies(); i++)
+                sbuf_printf(&b, "%s %s\n", hiers[i].mount, hiers[i].controllers);
+        return sbuf_steal(&b);
+}
+
 /* The directory for `path` in the hierarchy holding controller `c`, or NULL. */
 static char *dir_for(const char *c, const char *path)
 {
@@ -77,7 +116,12 @@ char *cg_v1_dir(const char *controller, const char *path)
 }
 
 /* Copy cpuset.cpus/mems from the parent when empty: v1 refuses tasks in a
- * cpuset with no cpus. Walks down from the first level. */
+ * cpuset with no cpus. Walks down from the first level. Each write of
+ * cpuset.cpus rebuilds the scheduler domains (under the global cpuset
+ * lock, in time that grows with the number of cpusets), so where we had
+ * to copy, cgroup.clone_children is set on the child and (below the root)
+ * its parent: the kernel then fills the next pod's and container's cpuset
+ * at mkdir, and the walk only reads. */
 static int cpuset_init(const char *mount, const char *path, struct err *e)
 {
         cleanup_free char *rel = xstrdup(path);
@@ -85,6 +129,7 @@ static int cpuset_init(const char *mount, const char *path, struct err *e)
         for (char *save = NULL, *c = strtok_r(rel, "/", &save); c; c = strtok_r(NULL, "/", &save)) {
                 cleanup_free char *dir = path_join(parent, c);
                 static const char *const files[] = {"cpuset.cpus", "cpuset.mems"};
+                bool copied = false;
                 for (size_t i = 0; i < 2; i++) {
                         cleanup_free char *cur = NULL, *pv = NULL, *pp = path_join(dir, files[i]),
                                           *ppar = path_join(parent, files[i]);
@@ -97,6 +142,13 @@ static int cpuset_init(const char *mount, const char *path, struct err *e)
                                 return -1;
                         if (cg_write(dir, files[i], pv, e) < 0)
                                 return -1;
+                        copied = true;
+                }
+                if (copied) {
+                        /* Not on the hierarchy's root: the host's other cpusets are not ours. */
+                        if (strcmp(parent, mount) != 0)
+                                (void)cg_write(parent, "cgroup.clone_children", "1", NULL);
+                        (void)cg_write(dir, "cgroup.clone_children", "1", NULL);
                 }
                 free(parent);
                 parent = steal_ptr(&dir);

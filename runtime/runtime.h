@@ -459,6 +459,15 @@ const char *rt_cgroup_driver_name(void);
 int rt_cgroup_systemd_enable(struct err *e);
 bool rt_cgroup_systemd_enabled(void);
 
+/* The cgroup v1 hierarchies this process found in /proc/self/mountinfo,
+ * as text ("<mount> <controllers>" lines; "" on a v2 host), for a process
+ * it starts in the same mount namespace: that one passes it to
+ * rt_cgroup_v1_preset() before any other rt_cgroup_ call and reads no
+ * mountinfo (which grows with every pod's mounts, and is read under the
+ * kernel's global mount lock). */
+char *rt_cgroup_v1_layout(void);
+void rt_cgroup_v1_preset(const char *layout);
+
 /* Map a cgroup path to the path under the controller roots. Plain paths
  * are made absolute. systemd syntax "parent.slice:prefix:name" becomes
  * "/parent-chain.slice/.../prefix-name.scope" (e.g.

@@ -91,22 +91,42 @@ int file_replace(const char *path, const void *data, size_t len, mode_t mode, st
         return 0;
 }
 
+/* p's parent, then p; either may exist already. */
+static int mkdir_with_parent(char *p, mode_t mode, struct err *e)
+{
+        char *slash = strrchr(p, '/');
+        if (slash && slash != p) {
+                *slash = '\0';
+                int r = 0;
+                if (mkdir(p, mode) < 0 && errno != EEXIST)
+                        r = errno == ENOENT ? mkdir_with_parent(p, mode, e)
+                                            : err_make(e, errno, "mkdir %s", p);
+                *slash = '/';
+                if (r < 0)
+                        return r;
+        }
+        if (mkdir(p, mode) < 0 && errno != EEXIST)
+                return err_make(e, errno, "mkdir %s", p);
+        return 0;
+}
+
+/* The whole path first, its parents only when it says ENOENT: the usual
+ * call (a pod's or container's directory under existing ones, in each of
+ * nine cgroup hierarchies) is one mkdir, not one per component. */
 int mkdir_p(const char *path, mode_t mode, struct err *e)
 {
         cleanup_free char *p = xstrdup(path);
         size_t n = strlen(p);
         while (n > 1 && p[n - 1] == '/')
                 p[--n] = '\0';
-        for (char *s = p + 1;; s++) {
-                if (*s != '/' && *s != '\0')
-                        continue;
-                char saved = *s;
-                *s = '\0';
-                if (mkdir(p, mode) < 0 && errno != EEXIST)
-                        return err_make(e, errno, "mkdir %s", p);
-                *s = saved;
-                if (saved == '\0')
-                        break;
+        int err = mkdir(p, mode) == 0 ? 0 : errno;
+        if (err == 0)
+                return 0;
+        if (err == ENOENT) {
+                if (mkdir_with_parent(p, mode, e) < 0)
+                        return -1;
+        } else if (err != EEXIST) {
+                return err_make(e, err, "mkdir %s", p);
         }
         struct stat st;
         if (stat(path, &st) < 0)

@@ -10,6 +10,7 @@
 #include <stdbool.h>
 #include <string.h>
 
+#include "runtime/runtime.h"
 #include "shim/shim.h"
 #include "util/util.h"
 
@@ -19,6 +20,7 @@ static void usage(FILE *f)
                 "usage: corral-shim --id ID --bundle DIR --state DIR [--log PATH] [--stdin] [--stdin-once]\n"
                 "                   [--tty] [--runtime PATH --runtime-root DIR] [--report-fd N] [--debug-log "
                 "PATH] [--log-level LEVEL]\n"
+                "                   [--cgroup-v1 LAYOUT]\n"
                 "       corral-shim vm --id POD --bundle DIR --state DIR [--report-fd N] [--debug-log PATH]\n"
                 "       corral-shim exec --bundle DIR --pid PID [--tty] [--resize-fd N] [--report-fd N]\n"
                 "                   [--cwd DIR] [--env K=V]... -- CMD [ARG]...\n");
@@ -96,6 +98,7 @@ int main(int argc, char **argv)
                 {"report-fd", required_argument, NULL, 'r'},
                 {"debug-log", required_argument, NULL, 'd'},
                 {"log-level", required_argument, NULL, 'L'},
+                {"cgroup-v1", required_argument, NULL, 'C'},
                 {"version", no_argument, NULL, 'V'},
                 {"help", no_argument, NULL, 'h'},
                 {NULL, 0, NULL, 0},
@@ -156,6 +159,9 @@ int main(int argc, char **argv)
                         log_set_level(lvl);
                         break;
                 }
+                case 'C':
+                        rt_cgroup_v1_preset(optarg);
+                        break;
                 case 'V':
                         printf("corral-shim %s\n", CORRAL_VERSION);
                         return 0;
