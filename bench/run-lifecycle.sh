@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Pod/container lifecycle (critest-style, 30 samples), 10 pods started one at
-# a time and in parallel, and memory per pod with 50 running pods, for corral
+# a time and in parallel (LIFECYCLE_ROUNDS=5 rounds of each, in turn, medians),
+# and memory per pod with 50 running pods, for corral
 # (its native bridge path, and the same with cni.native off: the plugins
 # run) and, in the same run, Debian's containerd; one CNI config shape
 # (bridge + host-local with ipMasq, loopback) for all.
@@ -40,7 +41,7 @@ load() { echo "($1: load average $(cut -d' ' -f1-3 /proc/loadavg), $(nproc) CPUs
 
 measure() { # label endpoint daemon-pid shim-name [nomem]
   load "$1"
-  "$b/bin/bench_lifecycle" -r "$2" -i "$image" -n 30 -P 10 -l "$1" -L "$tmp/logs-$1"
+  "$b/bin/bench_lifecycle" -r "$2" -i "$image" -n 30 -P 10 -R "${LIFECYCLE_ROUNDS:-5}" -l "$1" -L "$tmp/logs-$1"
   [ "${5:-}" = nomem ] && return
   coproc BL { "$b/bin/bench_lifecycle" -r "$2" -i "$image" -n 0 -p 50 -l "$1" -L "$tmp/logs-$1"; }
   read -r line <&"${BL[0]}"; echo "$line"
