@@ -200,12 +200,14 @@ struct par {
         char name[64];
         struct pod p;
         int r;
+        int64_t times[NSTEPS];
 };
 
 static void *par_up(void *arg)
 {
         struct par *q = arg;
-        q->r = up(q->name, &q->p, NULL);
+        memset(q->times, 0, sizeof(q->times));
+        q->r = up(q->name, &q->p, q->times);
         return NULL;
 }
 
@@ -232,6 +234,11 @@ static void parallel(const char *label, int n, int rounds)
         pthread_t *th = xcalloc((size_t)n, sizeof(*th));
         double *rate[2] = {xcalloc((size_t)rounds, sizeof(double)), xcalloc((size_t)rounds, sizeof(double))};
         double *ratio = xcalloc((size_t)rounds, sizeof(double));
+        /* Each step's time per pod, both ways: which step waits when ten run at once. */
+        int64_t *steps[2][3];
+        for (int m = 0; m < 2; m++)
+                for (int k = 0; k < 3; k++)
+                        steps[m][k] = xcalloc((size_t)(rounds * n), sizeof(int64_t));
         double client[2] = {0, 0};
         for (int r = 0; r < rounds; r++) {
                 for (int mode = 0; mode < 2; mode++) {
@@ -251,6 +258,9 @@ static void parallel(const char *label, int n, int rounds)
                                         pthread_join(th[i], NULL);
                         double sec = (double)(time_mono_ns() - t0) / 1e9;
                         rate[mode][r] = n / sec;
+                        for (int i = 0; i < n; i++)
+                                for (int k = 0; k < 3; k++)
+                                        steps[mode][k][r * n + i] = q[i].times[RUN + k];
                         client[mode] += (double)(cpu_self_ns() - c0) / 1e9 / sec / rounds;
                         for (int i = 0; i < n; i++)
                                 down(&q[i].p, NULL);
@@ -268,6 +278,16 @@ static void parallel(const char *label, int n, int rounds)
                "the rounds' ratios %.2fx)\n",
                n, rate[0][rounds / 2], n, rate[1][rounds / 2], rate[1][rounds / 2] / rate[0][rounds / 2],
                ratio[rounds / 2]);
+        printf("  each step's median, one at a time -> %d in parallel (ms):", n);
+        for (int k = 0; k < 3; k++) {
+                qsort(steps[0][k], (size_t)(rounds * n), sizeof(int64_t), cmp64);
+                qsort(steps[1][k], (size_t)(rounds * n), sizeof(int64_t), cmp64);
+                printf(" %s %.1f -> %.1f", step_names[RUN + k], (double)steps[0][k][rounds * n / 2] / 1e6,
+                       (double)steps[1][k][rounds * n / 2] / 1e6);
+                free(steps[0][k]);
+                free(steps[1][k]);
+        }
+        printf("\n");
         /* The client must not be what limits the parallel case. */
         printf("  this client's own CPU meanwhile: %.0f%% of one core one at a time, %.0f%% in parallel\n",
                100 * client[0], 100 * client[1]);
