@@ -8,33 +8,11 @@
 #include <getopt.h>
 #include <string.h>
 
-#include "cri/cri.h"
-#include "runtime/v1/api.pb-c.h"
+#include "bench/bench.h"
 
-static struct cri_client *C;
-static int failures;
 static char **refs, **ids;
 static int nimages = 50;
 static char *pod_id;
-
-static ProtobufCMessage *call(const char *rpc, const ProtobufCMessage *req,
-                              const ProtobufCMessageDescriptor *d)
-{
-        ProtobufCMessage *resp = NULL;
-        cleanup_err struct err e = ERR_INIT;
-        if (cri_client_call(C, cri_method_path(rpc), req, d, 120000, &resp, &e) < 0) {
-                fprintf(stderr, "%s: %s\n", rpc, e.msg);
-                failures++;
-                return NULL;
-        }
-        return resp;
-}
-
-static int cmp64(const void *a, const void *b)
-{
-        int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
-        return x < y ? -1 : x > y;
-}
 
 typedef const ProtobufCMessage *(*req_fn)(int i, void *buf);
 
@@ -257,6 +235,6 @@ int main(int argc, char **argv)
         free(ids);
         cri_client_free(C);
         if (failures)
-                fprintf(stderr, "%s: %d calls failed\n", label, failures);
+                fprintf(stderr, "%s: %d calls failed\n", label, (int)failures);
         return failures ? 1 : 0;
 }

@@ -14,8 +14,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "cri/cri.h"
-#include "runtime/v1/api.pb-c.h"
+#include "bench/bench.h"
 
 enum { RUN, CREATE, START, FIRSTLOG, STOP, REMOVE, STOPP, REMOVEP, PODSTART, NSTEPS };
 static const char *const step_names[NSTEPS] = {
@@ -23,12 +22,10 @@ static const char *const step_names[NSTEPS] = {
         "first log line", "StopContainer",    "RemoveContainer",
         "StopPodSandbox", "RemovePodSandbox", "pod start (Run+Create+Start)"};
 
-static struct cri_client *C;
 static const char *image = "busybox";
 static const char *logdir = "/tmp/corral-bench-logs";
 static const char *handler = "";
 static bool first_line; /* -F */
-static int failures;
 
 #define READY_LINE "corral-bench-ready"
 
@@ -43,25 +40,6 @@ static bool wait_log_line(const char *path)
                 nanosleep(&(struct timespec){0, 1000000}, NULL);
         }
         return false;
-}
-
-static ProtobufCMessage *call(const char *rpc, const ProtobufCMessage *req,
-                              const ProtobufCMessageDescriptor *d)
-{
-        ProtobufCMessage *resp = NULL;
-        cleanup_err struct err e = ERR_INIT;
-        if (cri_client_call(C, cri_method_path(rpc), req, d, 120000, &resp, &e) < 0) {
-                fprintf(stderr, "%s: %s\n", rpc, e.msg);
-                failures++;
-                return NULL;
-        }
-        return resp;
-}
-
-static int cmp64(const void *a, const void *b)
-{
-        int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
-        return x < y ? -1 : x > y;
 }
 
 struct pod {
@@ -409,6 +387,6 @@ int main(int argc, char **argv)
         }
         cri_client_free(C);
         if (failures)
-                fprintf(stderr, "%s: %d calls failed\n", label, failures);
+                fprintf(stderr, "%s: %d calls failed\n", label, (int)failures);
         return failures ? 1 : 0;
 }

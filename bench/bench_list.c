@@ -13,34 +13,13 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
-#include "cri/cri.h"
-#include "runtime/v1/api.pb-c.h"
+#include "bench/bench.h"
 
-static struct cri_client *C;
 static const char *image = "busybox";
 static int npods = 334, nctrs = 3;
 static bool kubelet_meta; /* -L: the labels and annotations kubelet puts on each container */
-static atomic_int next_pod, failures;
+static atomic_int next_pod;
 static char **pod_ids, **ctr_ids;
-
-static ProtobufCMessage *call(const char *rpc, const ProtobufCMessage *req,
-                              const ProtobufCMessageDescriptor *d)
-{
-        ProtobufCMessage *resp = NULL;
-        cleanup_err struct err e = ERR_INIT;
-        if (cri_client_call(C, cri_method_path(rpc), req, d, 120000, &resp, &e) < 0) {
-                fprintf(stderr, "%s: %s\n", rpc, e.msg);
-                failures++;
-                return NULL;
-        }
-        return resp;
-}
-
-static int cmp64(const void *a, const void *b)
-{
-        int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
-        return x < y ? -1 : x > y;
-}
 
 /* One pod on the host network with nctrs created containers. */
 static void make_pod(int i)
