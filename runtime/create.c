@@ -311,8 +311,11 @@ int rt_container_create(const struct rt_spec *spec, const struct rt_stdio *stdio
                         sync_error_to_err(buf, len, e);
                 else if (t == 0)
                         err_set(e, ERR_INTERNAL, "container process exited during set-up");
-                else
+                else if (t < 0)
                         err_make(e, errno, "sync with child");
+                else
+                        err_set(e, ERR_INTERNAL, "sync with child: unexpected message %d of %zu bytes", t,
+                                len);
                 goto fail;
         }
         /* Device rules only now: the child has made its /dev nodes, which a
@@ -351,6 +354,7 @@ int rt_container_start(struct rt_container *c, struct err *e)
         size_t len = 0;
         /* The socket is close-on-exec: EOF means execve succeeded. */
         int t = sync_recv(c->sock, buf, sizeof(buf), &len);
+        int recv_errno = errno;
         close(c->sock);
         c->sock = -1;
         c->started = true;
@@ -358,8 +362,11 @@ int rt_container_start(struct rt_container *c, struct err *e)
                 return 0;
         if (t == SYNC_ERROR)
                 sync_error_to_err(buf, len, e);
-        else
-                err_make(e, errno, "start: sync with child");
+        else if (t < 0)
+                err_make(e, recv_errno, "start: sync with child");
+        else /* errno says nothing here: name what came instead of EOF */
+                err_set(e, ERR_INTERNAL, "start: sync with child: message %d of %zu bytes instead of exec", t,
+                        len);
         reap(c->pid);
         return err_wrap(e, "start");
 }
