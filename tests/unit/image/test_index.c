@@ -345,7 +345,7 @@ int main(void)
                 img_each(svc, count_each, &n);
                 CHECK(n == 2);
                 CHECK(img_count(svc) == 2);
-                const char *whats[] = {"busybox@" MD_A, HEX_A, "aaaa", MD_A, "stay:1", "nothere:1"};
+                const char *whats[] = {("busybox@" MD_A), HEX_A, "aaaa", MD_A, "stay:1", "nothere:1"};
                 for (size_t k = 0; k < ARRAY_SIZE(whats); k++) {
                         free(found(whats[k], NULL));
                         CHECK(img_status_with(svc, whats[k], count_each, &n, NULL) == (k == 5 ? -1 : 0));
