@@ -90,29 +90,12 @@ static void make_containers(int k)
 {
         char name[64];
         snprintf(name, sizeof(name), "images-%d", (int)getpid());
-        Runtime__V1__PodSandboxMetadata md = RUNTIME__V1__POD_SANDBOX_METADATA__INIT;
-        Runtime__V1__PodSandboxConfig pc = RUNTIME__V1__POD_SANDBOX_CONFIG__INIT;
-        Runtime__V1__LinuxPodSandboxConfig lx = RUNTIME__V1__LINUX_POD_SANDBOX_CONFIG__INIT;
-        Runtime__V1__LinuxSandboxSecurityContext sc;
-        runtime__v1__linux_sandbox_security_context__init(&sc);
-        Runtime__V1__NamespaceOption no = RUNTIME__V1__NAMESPACE_OPTION__INIT;
-        md.name = name;
-        md.uid = name;
-        md.namespace_ = "bench";
-        no.network = RUNTIME__V1__NAMESPACE_MODE__NODE;
-        sc.namespace_options = &no;
-        lx.security_context = &sc;
-        pc.metadata = &md;
-        pc.linux = &lx;
-        pc.log_directory = "/tmp/corral-bench-images";
-        Runtime__V1__RunPodSandboxRequest rr = RUNTIME__V1__RUN_POD_SANDBOX_REQUEST__INIT;
-        rr.config = &pc;
-        ProtobufCMessage *m =
-                call("RunPodSandbox", &rr.base, &runtime__v1__run_pod_sandbox_response__descriptor);
-        if (m == NULL)
+        struct bench_host_pod hp;
+        pod_id = bench_run_host_pod(&hp, name, "/tmp/corral-bench-images");
+        if (pod_id == NULL)
                 return;
-        pod_id = xstrdup(((Runtime__V1__RunPodSandboxResponse *)m)->pod_sandbox_id);
-        protobuf_c_message_free_unpacked(m, NULL);
+        Runtime__V1__PodSandboxConfig *pc = &hp.pc;
+        ProtobufCMessage *m;
         for (int j = 0; j < k; j++) {
                 char cname[16];
                 snprintf(cname, sizeof(cname), "c%d", j);
@@ -130,7 +113,7 @@ static void make_containers(int k)
                 Runtime__V1__CreateContainerRequest cr = RUNTIME__V1__CREATE_CONTAINER_REQUEST__INIT;
                 cr.pod_sandbox_id = pod_id;
                 cr.config = &cc;
-                cr.sandbox_config = &pc;
+                cr.sandbox_config = pc;
                 m = call("CreateContainer", &cr.base, &runtime__v1__create_container_response__descriptor);
                 if (m == NULL)
                         return;
