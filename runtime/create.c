@@ -292,19 +292,29 @@ int rt_container_create(const struct rt_spec *spec, const struct rt_stdio *stdio
                 err_make(e, errno, "%s: sync with child", id);
                 goto fail;
         }
-        for (;;) {
+        /* After a pid namespace join two processes write here, the
+         * intermediate (the real pid) and its child (ready), in either
+         * order: on a busy node the child can be set up before its parent
+         * ran again. Stopping at "ready" would leave the pid in the socket,
+         * read by start in place of the exec's EOF. */
+        bool want_pid = spec->namespaces[RT_NS_PID].mode == RT_NS_JOIN;
+        bool ready = false;
+        while (!ready || want_pid) {
                 char buf[4096];
                 size_t len = 0;
                 int t = sync_recv(c->sock, buf, sizeof(buf), &len);
-                if (t == SYNC_READY)
-                        break;
-                if (t == SYNC_PID && len == sizeof(pid_t)) {
+                if (t == SYNC_READY && !ready) {
+                        ready = true;
+                        continue;
+                }
+                if (t == SYNC_PID && len == sizeof(pid_t) && want_pid) {
                         /* The intermediate of a pid namespace join: reap it. */
                         reap(c->pid);
                         memcpy(&c->pid, buf, sizeof(pid_t));
                         if (c->pidfd >= 0)
                                 close(c->pidfd);
                         c->pidfd = (int)syscall(SYS_pidfd_open, c->pid, 0);
+                        want_pid = false;
                         continue;
                 }
                 if (t == SYNC_ERROR)
