@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <sched.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 
 #include "rt_helpers.h"
@@ -273,9 +274,11 @@ static void test_join_order_under_load(pid_t init)
         pid_t hogs[3];
         for (int i = 0; i < 3; i++) {
                 hogs[i] = fork();
-                if (hogs[i] == 0)
+                if (hogs[i] == 0) {
+                        (void)prctl(PR_SET_PDEATHSIG, SIGKILL); /* a test killed midway leaves no spinner */
                         for (;;)
                                 ;
+                }
         }
         int ok = 0, bad_pid = 0, bad_start = 0;
         const int rounds = 60;
