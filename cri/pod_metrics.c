@@ -297,14 +297,17 @@ static void put_fs(struct mlist *l, const struct pass *ps, const struct store_co
 {
         if (ps->d->snaps == NULL)
                 return;
-        uint64_t bytes = 0, inodes = 0;
+        /* The walk the stats RPCs and ImageFsInfo share, as old as theirs
+         * (only running containers have metrics: no walk after an exit). */
+        struct snap_live fs;
         cleanup_err struct err e = ERR_INIT;
-        if (snap_usage(ps->d->snaps, c->snapshot_key ? c->snapshot_key : c->id, &bytes, &inodes, &e) < 0) {
+        const char *key = c->snapshot_key ? c->snapshot_key : c->id;
+        if (snap_live_usage(ps->d->snaps, key, SNAP_LIVE_MAX_AGE_NS, 0, &fs, &e) < 0) {
                 log_debug("cri", "metrics container=%s usage error=\"%s\"", c->id, e.msg);
                 return;
         }
-        put(l, M_FS_USAGE, ps->fs_device, bytes);
-        put(l, M_FS_INODES, ps->fs_device, inodes);
+        put(l, M_FS_USAGE, ps->fs_device, fs.bytes);
+        put(l, M_FS_INODES, ps->fs_device, fs.inodes);
 }
 
 static Runtime__V1__ContainerMetrics *ctr_metrics(const struct pass *ps, const struct store_pod *p,

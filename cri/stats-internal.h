@@ -18,15 +18,6 @@ bool cri_stats_cgroup(const char *id, bool pod, const char *cgroup, struct cri_c
                       struct err *e);
 /* The object no longer runs: its cgroup's files are closed. */
 void cri_stats_release(const char *id);
-/* The writable layer's usage of container `id` (snapshot `key`), walked
- * again once it is a minute or so old; final_after > 0 (the container
- * exited then): walked once after that, and never again. */
-struct cri_fs_reading {
-        uint64_t bytes, inodes;
-        int64_t wall_ns; /* when it was walked */
-};
-int cri_stats_fs(struct cri_daemon *d, const char *id, const char *key, int64_t final_after,
-                 struct cri_fs_reading *out, struct err *e);
 /* A listing of every container (pods: every pod) began at mono `since`:
  * what it did not see is gone. */
 void cri_stats_listed(bool pods, int64_t since);

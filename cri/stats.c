@@ -108,14 +108,17 @@ static Runtime__V1__ContainerStats *ctr_stats(struct cri_daemon *d, const struct
                 s->writable_layer->fs_id = xmalloc(sizeof(*s->writable_layer->fs_id));
                 runtime__v1__filesystem_identifier__init(s->writable_layer->fs_id);
                 s->writable_layer->fs_id->mountpoint = xstrdup(snap_root(d->snaps));
-                struct cri_fs_reading fs;
+                /* The last walk, if a minute old at most (exited: the one
+                 * walk made after the exit); the walks themselves mostly run
+                 * in the image service's usage thread, not in this call. */
+                struct snap_live fs;
                 cleanup_err struct err e = ERR_INIT;
                 const char *key = c->snapshot_key ? c->snapshot_key : c->id;
                 int64_t final_after = c->state == STORE_CTR_EXITED ? c->finished_ns : 0;
-                if (cri_stats_fs(d, c->id, key, final_after, &fs, &e) < 0)
+                if (snap_live_usage(d->snaps, key, SNAP_LIVE_MAX_AGE_NS, final_after, &fs, &e) < 0)
                         log_debug("cri", "stats container=%s usage error=\"%s\"", c->id, e.msg);
                 else
-                        s->writable_layer->timestamp = fs.wall_ns;
+                        s->writable_layer->timestamp = fs.wall;
                 s->writable_layer->used_bytes = u64(fs.bytes);
                 s->writable_layer->inodes_used = u64(fs.inodes);
         }

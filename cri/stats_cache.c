@@ -1,6 +1,6 @@
 /* What the Stats RPCs keep between calls, per container and pod: the
- * cgroup's stats files held open (rt_cgroup_reader), the last figures read
- * from them, and the writable layer's disk usage.
+ * cgroup's stats files held open (rt_cgroup_reader) and the last figures
+ * read from them.
  *
  * kubelet asks ListContainerStats and ListPodSandboxStats for everything
  * every 10 s. Opening each cgroup file by path and walking each writable
@@ -11,13 +11,8 @@
  *    repeats every container ListContainerStats has just read, and two
  *    clients asking at once share one reading. The timestamps sent are those
  *    of the reading, and usage_nano_cores spans >= 1 s anyway (cpu_rate.c).
- *  - the writable layer's usage (a walk of the upper directory) is walked
- *    again once it is FS_TTL_NS old, plus up to half that again per object
- *    so that the walks of containers started together spread over calls;
- *    once after the container exited, and never again. cAdvisor, which
- *    gave kubelet these figures before CRI stats, walks every minute too
- *    (containerd's CRI serves them from a cache its syncer refreshes every
- *    10 s by walking every snapshot).
+ *  - the writable layer's usage is not here: the snapshotter keeps each
+ *    tree's last walk, shared with ImageFsInfo (snap_live_usage).
  * Descriptors stay bounded: a reader is closed when its container stops
  * (cri_stats_release), when an object was not seen by a full listing or
  * for ENTRY_KEEP_NS, and never more than a quarter of RLIMIT_NOFILE is held.
@@ -27,10 +22,8 @@
 #include <sys/resource.h>
 
 #include "cri/stats-internal.h"
-#include "snapshot/snapshot.h"
 
 #define CGROUP_FRESH_NS INT64_C(1000000000)
-#define FS_TTL_NS       (INT64_C(60) * 1000000000)
 #define ENTRY_KEEP_NS   (INT64_C(120) * 1000000000)
 
 struct entry {
@@ -46,9 +39,6 @@ struct entry {
         struct rt_cgroup_stats st;
         bool have_cores;
         uint64_t cores;
-        bool have_fs, fs_busy;
-        int64_t fs_mono, fs_wall;
-        uint64_t fs_bytes, fs_inodes;
 };
 
 static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
@@ -222,46 +212,6 @@ void cri_stats_release(const char *id)
                         drop_cgroup(*pp);
         }
         pthread_mutex_unlock(&mu);
-}
-
-int cri_stats_fs(struct cri_daemon *d, const char *id, const char *key, int64_t final_after,
-                 struct cri_fs_reading *out, struct err *e)
-{
-        memset(out, 0, sizeof(*out));
-        int64_t now = time_mono_ns();
-        int64_t ttl = FS_TTL_NS + (int64_t)(hash(id) % (uint64_t)(FS_TTL_NS / 2));
-        pthread_mutex_lock(&mu);
-        struct entry *x = get(id, false, now);
-        /* Exited: one walk after the exit says what the layer holds for good. */
-        bool fresh = x->have_fs &&
-                     (x->fs_busy || (final_after > 0 ? x->fs_wall > final_after : now - x->fs_mono < ttl));
-        if (fresh) {
-                out->bytes = x->fs_bytes;
-                out->inodes = x->fs_inodes;
-                out->wall_ns = x->fs_wall;
-        } else {
-                x->fs_busy = true;
-        }
-        pthread_mutex_unlock(&mu);
-        if (fresh)
-                return 0;
-        /* The walk without the lock: other objects' readings go on. */
-        int r = snap_usage(d->snaps, key, &out->bytes, &out->inodes, e);
-        out->wall_ns = time_now_ns();
-        pthread_mutex_lock(&mu);
-        struct entry **pp = slot(id);
-        if (*pp) {
-                (*pp)->fs_busy = false;
-                if (r == 0) {
-                        (*pp)->have_fs = true;
-                        (*pp)->fs_mono = now;
-                        (*pp)->fs_wall = out->wall_ns;
-                        (*pp)->fs_bytes = out->bytes;
-                        (*pp)->fs_inodes = out->inodes;
-                }
-        }
-        pthread_mutex_unlock(&mu);
-        return r;
 }
 
 void cri_stats_listed(bool pods, int64_t since)

@@ -4,10 +4,11 @@
  * managers). Walking the content store and every container's writable
  * layer for each call grows with the node; containerd instead keeps
  * snapshot usage from a syncer that runs every stats_collect_period (10 s)
- * and answers from that. So do we: a thread walks the content store and
- * the active snapshots every IMG_USAGE_PERIOD_S; committed layers are
- * counted from the sizes recorded at commit, in memory, at the time of the
- * call. After a pull, import, commit or GC the content store is walked
+ * and answers from that. So do we: a thread walks the content store every
+ * IMG_USAGE_PERIOD_S, and each active snapshot whose last walk (by it or by
+ * the stats RPCs, which share the figures) is SNAP_LIVE_MAX_AGE_NS old;
+ * committed layers are counted from the sizes recorded at commit, in
+ * memory, at the time of the call. After a pull, import, commit or GC the content store is walked
  * again at once, and a call that comes meanwhile waits for that walk, so
  * an answer never predates a change this daemon finished. */
 #include <ftw.h>
@@ -42,26 +43,22 @@ static void *usage_main(void *arg)
         struct img_service *svc = arg;
         cleanup_free char *blobs = path_join(svc->root, "blobs");
         const int64_t period = IMG_USAGE_PERIOD_S * 1000000000LL;
-        int64_t last_full = 0;
         pthread_mutex_lock(&svc->usage_mu);
         while (!svc->usage_stop) {
                 uint64_t want = svc->usage_want;
                 pthread_mutex_unlock(&svc->usage_mu);
                 int64_t now = time_mono_ns();
-                /* Active snapshots once a period; the content store on every pass. */
-                bool full = last_full == 0 || now - last_full >= period;
                 uint64_t bytes = 0, inodes = 0;
                 du(blobs, &bytes, &inodes);
-                if (full) {
-                        snap_usage_refresh(svc->sn);
-                        last_full = now;
-                }
+                /* Only the writable layers whose last walk (here or by the
+                 * stats RPCs) is a minute old: each tree once a minute. */
+                snap_usage_refresh(svc->sn, SNAP_LIVE_MAX_AGE_NS);
                 pthread_mutex_lock(&svc->usage_mu);
                 svc->content_bytes = bytes;
                 svc->content_inodes = inodes;
                 svc->usage_done = want;
                 pthread_cond_broadcast(&svc->usage_cond);
-                int64_t next = last_full + period;
+                int64_t next = now + period;
                 struct timespec until = {.tv_sec = next / 1000000000LL, .tv_nsec = next % 1000000000LL};
                 int r = 0;
                 while (!svc->usage_stop && svc->usage_want == svc->usage_done && r == 0)

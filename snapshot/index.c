@@ -15,8 +15,11 @@
 struct snap_ent {
         struct store_snapshot rec;
         size_t children;
-        uint64_t live_bytes, live_inodes; /* active / view: du at the last refresh */
-        struct snap_ent *prev, *next;     /* oldest first, as the store lists */
+        /* Active / view: the last walk of its tree (live_mu). */
+        uint64_t live_bytes, live_inodes;
+        int64_t live_mono, live_wall; /* when walked; 0: never */
+        bool live_busy;               /* a walk is under way */
+        struct snap_ent *prev, *next; /* oldest first, as the store lists */
 };
 
 static struct snap_ent *find(struct snap *sn, const char *key)
@@ -83,6 +86,7 @@ int snap_idx_open(struct snap *sn, struct err *e)
 {
         pthread_rwlock_init(&sn->idx.rw, NULL);
         pthread_mutex_init(&sn->idx.wmu, NULL);
+        pthread_mutex_init(&sn->idx.live_mu, NULL);
         sn->idx.ready = true;
         struct store_snapshot *v = NULL;
         size_t n = 0;
@@ -106,6 +110,7 @@ void snap_idx_close(struct snap *sn)
         strmap_clear(&sn->idx.by_key);
         pthread_rwlock_destroy(&sn->idx.rw);
         pthread_mutex_destroy(&sn->idx.wmu);
+        pthread_mutex_destroy(&sn->idx.live_mu);
         memset(&sn->idx, 0, sizeof(sn->idx));
 }
 
@@ -217,55 +222,112 @@ int snap_idx_commit(struct snap *sn, const struct store_snapshot *committed, con
 
 /* ---------- usage ---------- */
 
-struct live {
-        char *key;
-        uint64_t bytes, inodes;
-        bool ok;
-};
-
-void snap_usage_refresh(struct snap *sn)
+/* Whether x's last walk will do; if not, x is marked busy and the caller
+ * walks. live_mu held. */
+static bool live_fresh(const struct snap_ent *x, int64_t now, int64_t max_age_ns, int64_t not_before_wall)
 {
-        struct live *v = NULL;
-        size_t n = 0, cap = 0;
+        if (x->live_mono == 0)
+                return false;
+        if (not_before_wall > 0)
+                return x->live_wall > not_before_wall;
+        return now - x->live_mono < max_age_ns;
+}
+
+/* Records a walk of `key` made at (mono, wall); rw not held. */
+static void live_store(struct snap *sn, const char *key, bool ok, const struct snap_live *l)
+{
         snap_idx_read_lock(sn);
+        struct snap_ent *x = find(sn, key);
+        if (x) {
+                pthread_mutex_lock(&sn->idx.live_mu);
+                x->live_busy = false;
+                if (ok) {
+                        x->live_bytes = l->bytes;
+                        x->live_inodes = l->inodes;
+                        x->live_mono = l->mono;
+                        x->live_wall = l->wall;
+                }
+                pthread_mutex_unlock(&sn->idx.live_mu);
+        }
+        snap_idx_read_unlock(sn);
+}
+
+static int walk_live(struct snap *sn, const char *key, struct snap_live *out, struct err *e)
+{
+        out->mono = time_mono_ns();
+        out->wall = time_now_ns();
+        int r = sn->ops->usage(sn, key, &out->bytes, &out->inodes, e);
+        live_store(sn, key, r == 0, out);
+        return r;
+}
+
+int snap_live_usage(struct snap *sn, const char *key, int64_t max_age_ns, int64_t not_before_wall,
+                    struct snap_live *out, struct err *e)
+{
+        memset(out, 0, sizeof(*out));
+        int64_t now = time_mono_ns();
+        snap_idx_read_lock(sn);
+        struct snap_ent *x = find(sn, key);
+        if (x == NULL) {
+                snap_idx_read_unlock(sn);
+                return err_set(e, ERR_NOT_FOUND, "snapshot %s not found", key);
+        }
+        pthread_mutex_lock(&sn->idx.live_mu);
+        /* A walk under way: its figures come soon, the last ones will do meanwhile. */
+        bool fresh = live_fresh(x, now, max_age_ns, not_before_wall) || (x->live_busy && x->live_mono);
+        if (fresh)
+                *out = (struct snap_live){x->live_bytes, x->live_inodes, x->live_mono, x->live_wall};
+        else
+                x->live_busy = true;
+        pthread_mutex_unlock(&sn->idx.live_mu);
+        snap_idx_read_unlock(sn);
+        if (fresh)
+                return 0;
+        if (walk_live(sn, key, out, e) < 0)
+                return err_wrap(e, "snapshot %s", key);
+        return 0;
+}
+
+void snap_usage_refresh(struct snap *sn, int64_t max_age_ns)
+{
+        char **keys = NULL;
+        size_t n = 0, cap = 0;
+        int64_t now = time_mono_ns();
+        snap_idx_read_lock(sn);
+        pthread_mutex_lock(&sn->idx.live_mu);
         for (struct snap_ent *x = sn->idx.head; x; x = x->next) {
-                if (x->rec.kind == SNAP_COMMITTED)
+                if (x->rec.kind == SNAP_COMMITTED || x->live_busy || live_fresh(x, now, max_age_ns, 0))
                         continue;
                 if (n == cap) {
                         cap = cap ? cap * 2 : 16;
-                        v = xrealloc(v, cap * sizeof(*v));
+                        keys = xrealloc(keys, cap * sizeof(*keys));
                 }
-                v[n++] = (struct live){.key = xstrdup(x->rec.key)};
+                x->live_busy = true;
+                keys[n++] = xstrdup(x->rec.key);
         }
+        pthread_mutex_unlock(&sn->idx.live_mu);
         snap_idx_read_unlock(sn);
         /* The walks run with no lock held: they take as long as the trees are big. */
         for (size_t i = 0; i < n; i++) {
+                struct snap_live l;
                 struct err de = ERR_INIT;
                 /* a snapshot removed meanwhile is not an error: it is left out */
-                v[i].ok = sn->ops->usage(sn, v[i].key, &v[i].bytes, &v[i].inodes, &de) == 0;
+                (void)walk_live(sn, keys[i], &l, &de);
                 err_clear(&de);
+                free(keys[i]);
         }
-        pthread_rwlock_wrlock(&sn->idx.rw);
-        for (size_t i = 0; i < n; i++) {
-                struct snap_ent *x = find(sn, v[i].key);
-                if (x && v[i].ok) {
-                        x->live_bytes = v[i].bytes;
-                        x->live_inodes = v[i].inodes;
-                }
-        }
-        pthread_rwlock_unlock(&sn->idx.rw);
-        for (size_t i = 0; i < n; i++)
-                free(v[i].key);
-        free(v);
+        free(keys);
 }
 
 void snap_cached_usage(struct snap *sn, uint64_t *bytes, uint64_t *inodes)
 {
         *bytes = *inodes = 0;
         snap_idx_read_lock(sn);
+        pthread_mutex_lock(&sn->idx.live_mu);
         for (struct snap_ent *x = sn->idx.head; x; x = x->next) {
                 *bytes += x->rec.kind == SNAP_COMMITTED ? x->rec.size : x->live_bytes;
                 *inodes += x->rec.kind == SNAP_COMMITTED ? x->rec.inodes : x->live_inodes;
         }
+        pthread_mutex_unlock(&sn->idx.live_mu);
         snap_idx_read_unlock(sn);
 }

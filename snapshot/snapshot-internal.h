@@ -10,8 +10,9 @@ struct snap_ent;
 
 /* Every record in memory (index.c); the store is its journal. */
 struct snap_index {
-        pthread_rwlock_t rw; /* readers; writers take it only while pointers move */
-        pthread_mutex_t wmu; /* one mutation at a time: its checks, journal write and memory update */
+        pthread_rwlock_t rw;     /* readers; writers take it only while pointers move */
+        pthread_mutex_t wmu;     /* one mutation at a time: its checks, journal write and memory update */
+        pthread_mutex_t live_mu; /* the entries' live usage (with rw held for reading) */
         struct strmap by_key;
         struct snap_ent *head, *tail; /* oldest first */
         bool ready;

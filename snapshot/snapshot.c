@@ -157,7 +157,7 @@ char *snap_fs_path(struct snap *sn, const char *key, struct err *e)
 int snap_total_usage(struct snap *sn, uint64_t *bytes, uint64_t *inodes, struct err *e)
 {
         (void)e;
-        snap_usage_refresh(sn);
+        snap_usage_refresh(sn, 0);
         snap_cached_usage(sn, bytes, inodes);
         return 0;
 }

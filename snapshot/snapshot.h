@@ -113,11 +113,28 @@ char *snap_fs_path(struct snap *sn, const char *key, struct err *e);
  * all snapshots as recorded at commit, plus live usage of active ones
  * (snap_usage_refresh, then snap_cached_usage). */
 int snap_total_usage(struct snap *sn, uint64_t *bytes, uint64_t *inodes, struct err *e);
-/* Walk every active snapshot's tree (snap_usage) and keep the figures in
- * memory; no lock is held during the walks. */
-void snap_usage_refresh(struct snap *sn);
+/* Walk the tree (snap_usage) of every active snapshot whose last walk is
+ * max_age_ns old or older (0: all of them) and keep the figures in memory;
+ * no lock is held during the walks. */
+void snap_usage_refresh(struct snap *sn, int64_t max_age_ns);
+/* How old a writable layer's walk may be when the stats RPCs or
+ * ImageFsInfo report it: cAdvisor, which gave kubelet these figures
+ * before CRI stats, walked every minute too. */
+#define SNAP_LIVE_MAX_AGE_NS (INT64_C(60) * 1000000000)
+/* An active snapshot's usage as last walked, and when (mono and wall ns). */
+struct snap_live {
+        uint64_t bytes, inodes;
+        int64_t mono, wall;
+};
+/* `key`'s usage from its last walk (by this call, snap_usage_refresh or
+ * another caller) if that walk is younger than max_age_ns, or, with
+ * not_before_wall > 0, if it was made after that wall time; else walked
+ * now. While another caller walks it, the previous figures are returned.
+ * One walk per tree serves the stats RPCs and ImageFsInfo alike. */
+int snap_live_usage(struct snap *sn, const char *key, int64_t max_age_ns, int64_t not_before_wall,
+                    struct snap_live *out, struct err *e);
 /* From memory, no syscall: committed snapshots as recorded at commit,
- * active ones as of the last snap_usage_refresh (0 before it). */
+ * active ones as of their last walk (0 before it). */
 void snap_cached_usage(struct snap *sn, uint64_t *bytes, uint64_t *inodes);
 /* The directory the snapshots live in (<root>/snapshots/<driver>). */
 const char *snap_root(const struct snap *sn);

@@ -159,6 +159,30 @@ int main(void)
         CHECK(cb == tb && ci == ti);
         store_snap_clear(&l1);
 
+        /* live usage: one walk serves every caller while it is young enough */
+        struct snap_live a, b;
+        CHECK(snap_live_usage(sn, "c1", INT64_C(60) * 1000000000, 0, &a, &e0) == 0 && a.bytes >= 128 * 1024 &&
+              a.mono > 0);
+        put_file("c1", "h", 256 * 1024);
+        CHECK(snap_live_usage(sn, "c1", INT64_C(60) * 1000000000, 0, &b, &e0) == 0 && b.bytes == a.bytes &&
+              b.mono == a.mono); /* not walked again */
+        snap_usage_refresh(sn, INT64_C(60) * 1000000000);
+        CHECK(snap_live_usage(sn, "c1", INT64_C(60) * 1000000000, 0, &b, &e0) == 0 && b.mono == a.mono);
+        /* older than asked: walked again, and the refresh's figures are the new ones */
+        CHECK(snap_live_usage(sn, "c1", 1, 0, &b, &e0) == 0 && b.bytes >= a.bytes + 256 * 1024 &&
+              b.mono > a.mono);
+        /* after a wall time (an exit): one walk made after it, then kept */
+        int64_t exit_wall = time_now_ns();
+        put_file("c1", "i", 64 * 1024);
+        CHECK(snap_live_usage(sn, "c1", INT64_C(60) * 1000000000, exit_wall, &a, &e0) == 0 &&
+              a.bytes >= b.bytes + 64 * 1024 && a.wall > exit_wall);
+        struct snap_live c;
+        CHECK(snap_live_usage(sn, "c1", 1, exit_wall, &c, &e0) == 0 && c.mono == a.mono);
+        snap_usage_refresh(sn, 0); /* 0: every active snapshot */
+        snap_cached_usage(sn, &cb, &ci);
+        CHECK(snap_live_usage(sn, "c1", INT64_C(60) * 1000000000, 0, &c, &e0) == 0 && c.mono > a.mono);
+        FAILS(snap_live_usage(sn, "nope", 1, 0, &c, e), ERR_NOT_FOUND);
+
         /* a reopen reads back what memory held */
         char **before = memory();
         snap_close(sn);
