@@ -241,6 +241,9 @@ static int cmp_double(const void *a, const void *b)
 /* N pods one at a time, then N at once, `rounds` times in turn (one burst
  * of 10 pods lasts a fraction of a second, so one round is mostly noise):
  * the median pods per second of each. */
+/* -m 0 or 1: only that way (to profile one of them); -1: both, in turn. */
+static int only_mode = -1;
+
 static void parallel(const char *label, int n, int rounds)
 {
         struct par *q = xcalloc((size_t)n, sizeof(*q));
@@ -257,6 +260,10 @@ static void parallel(const char *label, int n, int rounds)
         settle();
         for (int r = 0; r < rounds; r++) {
                 for (int mode = 0; mode < 2; mode++) {
+                        if (only_mode >= 0 && mode != only_mode) {
+                                rate[mode][r] = 1; /* not measured */
+                                continue;
+                        }
                         for (int i = 0; i < n; i++)
                                 snprintf(q[i].name, sizeof(q[i].name), "par-%d-%d-%d-%d", (int)getpid(), r,
                                          mode, i);
@@ -327,7 +334,7 @@ int main(int argc, char **argv)
 {
         const char *endpoint = "unix:///run/corral/corral.sock", *label = "runtime";
         int samples = 30, pods = 0, npar = 0, rounds = 5, c;
-        while ((c = getopt(argc, argv, "r:i:n:p:P:R:l:L:H:F")) != -1) {
+        while ((c = getopt(argc, argv, "r:i:n:p:P:R:l:L:H:Fm:")) != -1) {
                 switch (c) {
                 case 'r':
                         endpoint = optarg;
@@ -359,10 +366,13 @@ int main(int argc, char **argv)
                 case 'F':
                         first_line = true;
                         break;
+                case 'm':
+                        only_mode = atoi(optarg);
+                        break;
                 default:
                         fprintf(stderr, "usage: bench_lifecycle [-r endpoint] [-i image] [-n samples] [-p "
                                         "pods] [-P parallel] [-R rounds] "
-                                        "[-l label] [-L logdir] [-H handler] [-F]\n");
+                                        "[-l label] [-L logdir] [-H handler] [-F] [-m 0|1]\n");
                         return 2;
                 }
         }

@@ -192,17 +192,23 @@ class Sim:
         start, cpu0 = time.monotonic(), cpu_seconds(a.pid)
         quiet_cpu = quiet_time = 0.0
         end = start + a.duration
-        while time.monotonic() < end:
-            q0, c0 = time.monotonic(), cpu_seconds(a.pid)
-            self.stop.wait(min(a.churn_every, max(0.0, end - time.monotonic())))
-            quiet_cpu += cpu_seconds(a.pid) - c0
-            quiet_time += time.monotonic() - q0
-            if time.monotonic() >= end:
-                break
-            k = max(1, int(len(self.pods) * a.churn))
-            for _ in range(k):
-                self.remove_pod(self.pods.pop(random.randrange(len(self.pods))))
-                self.pods.append(self.run_pod(random.random() < a.exit_share))
+        try:
+            while time.monotonic() < end:
+                q0, c0 = time.monotonic(), cpu_seconds(a.pid)
+                self.stop.wait(min(a.churn_every, max(0.0, end - time.monotonic())))
+                quiet_cpu += cpu_seconds(a.pid) - c0
+                quiet_time += time.monotonic() - q0
+                if time.monotonic() >= end:
+                    break
+                k = max(1, int(len(self.pods) * a.churn))
+                for _ in range(k):
+                    self.remove_pod(self.pods.pop(random.randrange(len(self.pods))))
+                    self.pods.append(self.run_pod(random.random() < a.exit_share))
+        except grpc.RpcError:
+            # A churn round that fails leaves nothing behind either.
+            self.stop.set()
+            self.teardown()
+            raise
         elapsed, cpu = time.monotonic() - start, cpu_seconds(a.pid) - cpu0
         self.stop.set()
         for t in threads:

@@ -618,7 +618,11 @@ struct rt_spec *rt_spec_from_json(const char *buf, size_t len, struct err *e)
 int rt_spec_write_file(const struct rt_spec *s, const char *path, struct err *e)
 {
         cleanup_free char *j = rt_spec_to_json(s);
-        if (file_write_atomic(path, j, strlen(j), 0600, e) < 0)
+        /* Atomic (a crash leaves the old file or the new one), not synced:
+         * two device flushes were half of CreateContainer, and a power loss
+         * that could lose the file ends the container anyway (the store's
+         * WAL, synchronous=NORMAL, gives the same guarantee). */
+        if (file_replace(path, j, strlen(j), 0600, e) < 0)
                 return err_wrap(e, "write spec");
         return 0;
 }
