@@ -202,8 +202,8 @@ static void host_jiffies(int64_t *busy, int64_t *total)
 {
         long long v[10] = {0};
         FILE *f = fopen("/proc/stat", "r");
-        if (f == NULL || fscanf(f, "cpu %lld %lld %lld %lld %lld %lld %lld %lld %lld %lld", &v[0], &v[1], &v[2],
-                                &v[3], &v[4], &v[5], &v[6], &v[7], &v[8], &v[9]) < 5) {
+        if (f == NULL || fscanf(f, "cpu %lld %lld %lld %lld %lld %lld %lld %lld %lld %lld", &v[0], &v[1],
+                                &v[2], &v[3], &v[4], &v[5], &v[6], &v[7], &v[8], &v[9]) < 5) {
                 if (f)
                         fclose(f);
                 *busy = *total = 0;
@@ -319,7 +319,8 @@ static void parallel(const char *label, int n, int rounds)
         printf("  this client's own CPU meanwhile: %.0f%% of one core one at a time, %.0f%% in parallel\n",
                100 * client[0], 100 * client[1]);
         /* Whether the parallel case is short of CPU or waits on something. */
-        printf("  host CPU busy meanwhile (all processes, %ld CPUs): %.0f%% one at a time, %.0f%% in parallel\n",
+        printf("  host CPU busy meanwhile (all processes, %ld CPUs): %.0f%% one at a time, %.0f%% in "
+               "parallel\n",
                sysconf(_SC_NPROCESSORS_ONLN), htotal[0] ? 100.0 * (double)hbusy[0] / (double)htotal[0] : 0,
                htotal[1] ? 100.0 * (double)hbusy[1] / (double)htotal[1] : 0);
         (void)label;
