@@ -8,9 +8,10 @@
  * IMG_USAGE_PERIOD_S, and each active snapshot whose last walk (by it or by
  * the stats RPCs, which share the figures) is SNAP_LIVE_MAX_AGE_NS old;
  * committed layers are counted from the sizes recorded at commit, in
- * memory, at the time of the call. After a pull, import, commit or GC the content store is walked
- * again at once, and a call that comes meanwhile waits for that walk, so
- * an answer never predates a change this daemon finished. */
+ * memory, at the time of the call. After a pull, import, commit or GC the
+ * content store is walked again at once, and a call that comes meanwhile
+ * waits for that walk, so an answer never predates a change this daemon
+ * finished. */
 #include <ftw.h>
 #include <string.h>
 #include <sys/stat.h>

@@ -222,8 +222,8 @@ int snap_idx_commit(struct snap *sn, const struct store_snapshot *committed, con
 
 /* ---------- usage ---------- */
 
-/* Whether x's last walk will do; if not, x is marked busy and the caller
- * walks. live_mu held. */
+/* Whether x's last walk answers a caller asking for one younger than
+ * max_age_ns, or made after not_before_wall when that is set. live_mu held. */
 static bool live_fresh(const struct snap_ent *x, int64_t now, int64_t max_age_ns, int64_t not_before_wall)
 {
         if (x->live_mono == 0)
