@@ -259,7 +259,7 @@ static double cpu_job_ratio(int n)
                                 volatile uint64_t x = 0;
                                 for (uint64_t k = 0; k < 40000000; k++)
                                         x += k * k;
-                                _exit(0);
+                                _exit(x == 1 ? 1 : 0); /* read: clang warns of a sum never used */
                         }
                         if (mode == 0 && p > 0)
                                 waitpid(p, NULL, 0);
