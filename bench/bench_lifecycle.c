@@ -240,9 +240,6 @@ static int cmp_double(const void *a, const void *b)
         return x < y ? -1 : x > y;
 }
 
-/* N pods one at a time, then N at once, `rounds` times in turn (one burst
- * of 10 pods lasts a fraction of a second, so one round is mostly noise):
- * the median pods per second of each. */
 /* What this machine gives a CPU-bound job: n processes of ~15 ms of ALU
  * work each, one at a time and then all at once; the ratio of the two
  * times. Measured in the same rounds as the pods: two virtual CPUs are not
@@ -275,6 +272,9 @@ static double cpu_job_ratio(int n)
 /* -m 0 or 1: only that way (to profile one of them); -1: both, in turn. */
 static int only_mode = -1;
 
+/* N pods one at a time, then N at once, `rounds` times in turn (one burst
+ * of 10 pods lasts a fraction of a second, so one round is mostly noise):
+ * the median pods per second of each. */
 static void parallel(const char *label, int n, int rounds)
 {
         struct par *q = xcalloc((size_t)n, sizeof(*q));
